@@ -1,0 +1,260 @@
+// Package azdo delivers signed payloads to Azure DevOps incoming webhooks and turns
+// Azure's answers, silent or not, into errors that name their cause.
+package azdo
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/signature"
+)
+
+// DefaultBaseURL is Azure DevOps Services.
+const DefaultBaseURL = "https://dev.azure.com"
+
+// APIVersion is the only version the incoming-webhook resource has: it is preview-only.
+const APIVersion = "6.0-preview"
+
+// Errors returned by Deliver, each with the *Error that carries Azure's status.
+var (
+	ErrBadName          = errors.New("webhook name must match [-_A-Za-z0-9]+")
+	ErrWebhookNotFound  = errors.New("Azure DevOps cannot find the webhook")
+	ErrSignatureRefused = errors.New("Azure DevOps refused the signature")
+	ErrThrottled        = errors.New("Azure DevOps is throttling requests")
+	ErrUnavailable      = errors.New("Azure DevOps is unavailable")
+	ErrRefused          = errors.New("Azure DevOps refused the request")
+	ErrTLS              = errors.New("Azure DevOps's TLS certificate is not trusted")
+	ErrNoAnswer         = errors.New("Azure DevOps did not answer in time")
+	ErrConnection       = errors.New("the connection to Azure DevOps failed after the request was sent")
+)
+
+// Error is a failed delivery: the sentinel it wraps says why, Status what Azure
+// answered (0 for none). It never holds Azure's body, which repeats the payload.
+type Error struct {
+	Status   int
+	Attempts int
+	Err      error
+}
+
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%v (HTTP %d)", e.Err, e.Status)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Result is an accepted delivery. Azure's 200 means a run was queued, not started.
+type Result struct {
+	Status   int
+	Attempts int
+}
+
+var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
+
+// ValidName reports whether name is a webhook name Azure DevOps allows.
+func ValidName(name string) bool { return len(name) <= 256 && validName.MatchString(name) }
+
+// Client posts to Azure DevOps. Retries happen only where no run can have started:
+// 429 and 503 answers and refused connections, within the context's deadline.
+type Client struct {
+	BaseURL     string // DefaultBaseURL when empty
+	Org         string
+	Header      string // the service connection's header; signature.AzureDefaultHeader when empty
+	HTTP        *http.Client
+	MaxAttempts int           // 3 when zero
+	Backoff     time.Duration // first wait when Azure gives no Retry-After; 250ms when zero
+}
+
+// NewHTTPClient returns the client Deliver should use: bounded connection set-up,
+// connections kept across warm invocations, and no overall timeout of its own, as
+// each delivery's context carries the Lambda deadline.
+func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 3 * time.Second
+	t.IdleConnTimeout = 90 * time.Second
+	t.MaxIdleConnsPerHost = 8
+	t.TLSClientConfig = tlsConfig
+	return &http.Client{Transport: t, CheckRedirect: noRedirects}
+}
+
+// A redirect would move a signed payload elsewhere: Azure's webhook endpoint never
+// redirects, so one means misconfiguration.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// URL returns the endpoint for a webhook.
+func (c *Client) URL(webhook string) string {
+	base := c.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	return strings.TrimRight(base, "/") + "/" + url.PathEscape(c.Org) +
+		"/_apis/public/distributedtask/webhooks/" + url.PathEscape(webhook) + "?api-version=" + APIVersion
+}
+
+// Deliver posts body to the webhook, signed with secret over exactly those bytes.
+func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byte) (Result, error) {
+	if !ValidName(webhook) {
+		return Result{}, &Error{Err: ErrBadName}
+	}
+	if len(secret) == 0 {
+		return Result{}, &Error{Err: signature.ErrNoSecret}
+	}
+	header := c.Header
+	if header == "" {
+		header = signature.AzureDefaultHeader
+	}
+	sig := signature.SignAzure(secret, body)
+	target := c.URL(webhook)
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	attempts := c.MaxAttempts
+	if attempts <= 0 {
+		attempts = 3
+	}
+	backoff := c.Backoff
+	if backoff <= 0 {
+		backoff = 250 * time.Millisecond
+	}
+
+	for n := 1; ; n++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return Result{}, &Error{Err: fmt.Errorf("%w: bad URL", ErrRefused), Attempts: n}
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(header, sig)
+		resp, err := hc.Do(req)
+		var status int
+		var retryAfter time.Duration
+		if err == nil {
+			status = resp.StatusCode
+			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			text := readSome(resp.Body)
+			if status >= 200 && status < 300 {
+				return Result{Status: status, Attempts: n}, nil
+			}
+			err = classify(status, text)
+		} else {
+			err = transportError(ctx, err)
+		}
+		if !retryable(err) || n >= attempts {
+			return Result{}, &Error{Status: status, Attempts: n, Err: err}
+		}
+		wait := retryAfter
+		if wait <= 0 {
+			wait = backoff << (n - 1)
+		}
+		if !sleep(ctx, wait) {
+			return Result{}, &Error{Status: status, Attempts: n, Err: err}
+		}
+	}
+}
+
+// retryable holds only for answers that prove no run was queued.
+func retryable(err error) bool {
+	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable)
+}
+
+// sleep waits d unless the context would expire first: then it returns false at
+// once, so that the caller answers with the error it has rather than time out.
+func sleep(ctx context.Context, d time.Duration) bool {
+	const minAttempt = 500 * time.Millisecond // time one more try needs to be worth making
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+minAttempt {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func classify(status int, body string) error {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return ErrThrottled
+	case status == http.StatusServiceUnavailable:
+		return ErrUnavailable
+	case strings.Contains(body, "Cannot find webhook"):
+		return ErrWebhookNotFound
+	case strings.Contains(body, "RequiredHeaderSignatureNotFound"),
+		strings.Contains(body, "hash does not match"),
+		strings.Contains(body, "HashMismatch"):
+		return ErrSignatureRefused
+	case status == http.StatusBadRequest && strings.Contains(strings.ToLower(body), "signature"):
+		return ErrSignatureRefused
+	default:
+		return ErrRefused
+	}
+}
+
+func transportError(ctx context.Context, err error) error {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		// Nothing was sent: safe to try again.
+		return fmt.Errorf("%w: connection refused", ErrUnavailable)
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalid):
+		return ErrTLS
+	case ctx.Err() != nil, isTimeout(err):
+		return ErrNoAnswer
+	default:
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			return fmt.Errorf("%w: host not found", ErrUnavailable)
+		}
+		return ErrConnection
+	}
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// readSome reads enough of Azure's answer to classify it and drains the rest of a
+// small body so that the connection can be reused.
+func readSome(body io.ReadCloser) string {
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 8<<10))
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+	return string(b)
+}
+
+// parseRetryAfter reads seconds or an HTTP date; it caps the wait at a minute.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), time.Minute)
+}

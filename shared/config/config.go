@@ -1,0 +1,151 @@
+// Package config reads the functions' settings from their environment and refuses
+// a missing or invalid one by name, at start-up.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/secret"
+	"github.com/port-azure-relay/relay/shared/signature"
+)
+
+// DefaultPortAPIURL is Port's EU API; US organisations use https://api.us.port.io.
+const DefaultPortAPIURL = "https://api.port.io"
+
+// Relay is the relay function's configuration.
+type Relay struct {
+	SecretID   string
+	Org        string
+	Webhook    string   // the default webhook
+	Webhooks   []string // those a request may select by path, the default among them
+	AzureURL   string
+	Header     string
+	Tolerance  time.Duration
+	SecretTTL  time.Duration
+	PortAPIURL string
+}
+
+// Verifier is the verifier function's configuration.
+type Verifier struct {
+	SecretID  string
+	Header    string
+	Tolerance time.Duration
+	SecretTTL time.Duration
+}
+
+// Error names the variable that is missing or invalid.
+type Error struct {
+	Var    string
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Var + " " + e.Reason }
+
+var (
+	orgName    = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9.]{0,49}$`)
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+// LoadRelay reads the relay's configuration through getenv (os.Getenv in main).
+func LoadRelay(getenv func(string) string) (Relay, error) {
+	shared, err := loadShared(getenv)
+	if err != nil {
+		return Relay{}, err
+	}
+	c := Relay{SecretID: shared.SecretID, Header: shared.Header, Tolerance: shared.Tolerance, SecretTTL: shared.SecretTTL}
+	if c.Org, err = required(getenv, "AZURE_DEVOPS_ORG"); err != nil {
+		return Relay{}, err
+	}
+	if !orgName.MatchString(c.Org) {
+		return Relay{}, &Error{"AZURE_DEVOPS_ORG", "must be an Azure DevOps organization name (letters, digits, hyphens)"}
+	}
+	if c.Webhook, err = required(getenv, "AZURE_DEVOPS_WEBHOOK"); err != nil {
+		return Relay{}, err
+	}
+	if !azdo.ValidName(c.Webhook) {
+		return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOK", "must match [-_A-Za-z0-9]+"}
+	}
+	c.Webhooks = []string{c.Webhook}
+	for _, name := range strings.Split(getenv("AZURE_DEVOPS_WEBHOOKS"), ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "" || name == c.Webhook:
+		case !azdo.ValidName(name):
+			return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOKS", fmt.Sprintf("has %q, which does not match [-_A-Za-z0-9]+", name)}
+		default:
+			c.Webhooks = append(c.Webhooks, name)
+		}
+	}
+	if c.AzureURL, err = baseURL(getenv, "AZURE_DEVOPS_URL", azdo.DefaultBaseURL); err != nil {
+		return Relay{}, err
+	}
+	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
+		return Relay{}, err
+	}
+	return c, nil
+}
+
+// LoadVerifier reads the verifier's configuration through getenv.
+func LoadVerifier(getenv func(string) string) (Verifier, error) {
+	return loadShared(getenv)
+}
+
+func loadShared(getenv func(string) string) (Verifier, error) {
+	var c Verifier
+	var err error
+	if c.SecretID, err = required(getenv, "PORT_SECRET_ID"); err != nil {
+		return Verifier{}, err
+	}
+	c.Header = strings.TrimSpace(getenv("AZURE_SIGNATURE_HEADER"))
+	if c.Header == "" {
+		c.Header = signature.AzureDefaultHeader
+	}
+	if !headerName.MatchString(c.Header) {
+		return Verifier{}, &Error{"AZURE_SIGNATURE_HEADER", "must be an HTTP header name"}
+	}
+	c.Header = strings.ToLower(c.Header)
+	if c.Tolerance, err = duration(getenv, "PORT_SIGNATURE_TOLERANCE", signature.DefaultTolerance, time.Second, 24*time.Hour); err != nil {
+		return Verifier{}, err
+	}
+	if c.SecretTTL, err = duration(getenv, "SECRET_CACHE_TTL", secret.DefaultTTL, time.Second, 24*time.Hour); err != nil {
+		return Verifier{}, err
+	}
+	return c, nil
+}
+
+func required(getenv func(string) string, name string) (string, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return "", &Error{name, "is required"}
+	}
+	return v, nil
+}
+
+func duration(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		return 0, &Error{name, fmt.Sprintf("must be a Go duration from %s to %s, such as 5m", lo, hi)}
+	}
+	return d, nil
+}
+
+func baseURL(getenv func(string) string, name, def string) (string, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", &Error{name, "must be an http(s) base URL without query, such as " + def}
+	}
+	return strings.TrimRight(v, "/"), nil
+}

@@ -1,0 +1,209 @@
+// Package event turns the Lambda events the relay accepts into one request shape.
+//
+// It reads API Gateway REST (payload 1.0), HTTP API (2.0) and Function URL events,
+// EventBridge scheduled events and direct invocations from their raw JSON, without
+// aws-lambda-go, so the same core serves Lambda, a local runner and tests.
+package event
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Kind says where an invocation came from.
+type Kind string
+
+// The kinds of invocation. HTTP ones carry Port's signature; the others are
+// authorised by IAM and carry none.
+const (
+	REST        Kind = "rest"     // API Gateway REST API, payload 1.0 (also HTTP API with payload 1.0)
+	HTTPAPI     Kind = "httpapi"  // API Gateway HTTP API, payload 2.0
+	FunctionURL Kind = "url"      // Lambda Function URL
+	Scheduled   Kind = "schedule" // EventBridge scheduled event
+	Direct      Kind = "direct"   // direct invoke or EventBridge Scheduler input
+)
+
+// IsHTTP reports whether the invocation came through API Gateway or a Function URL.
+func (k Kind) IsHTTP() bool { return k == REST || k == HTTPAPI || k == FunctionURL }
+
+// Errors returned by Parse.
+var (
+	ErrNotJSON   = errors.New("event is not a JSON object")
+	ErrMalformed = errors.New("malformed HTTP event")
+)
+
+// Request is one invocation, whatever its event shape.
+type Request struct {
+	Kind   Kind
+	Method string            // upper case; empty for AWS events
+	Path   string            // the request path; empty for AWS events
+	Header map[string]string // names in lower case
+	Body   []byte            // decoded from base64 where the event says so; the whole event for AWS events
+}
+
+// Get returns the value of the header name in any case.
+func (r Request) Get(name string) string {
+	if v, ok := r.Header[name]; ok {
+		return v
+	}
+	return r.Header[strings.ToLower(name)]
+}
+
+// envelope holds every field Parse looks at, so that one decode serves all shapes.
+type envelope struct {
+	Version        string              `json:"version"`
+	HTTPMethod     string              `json:"httpMethod"`
+	Path           string              `json:"path"`
+	RouteKey       *string             `json:"routeKey"`
+	RawPath        string              `json:"rawPath"`
+	RequestContext *requestContext     `json:"requestContext"`
+	Headers        map[string]string   `json:"headers"`
+	MultiHeaders   map[string][]string `json:"multiValueHeaders"`
+	Body           *string             `json:"body"`
+	IsBase64       bool                `json:"isBase64Encoded"`
+	Source         string              `json:"source"`
+	DetailType     string              `json:"detail-type"`
+}
+
+type requestContext struct {
+	DomainName string `json:"domainName"`
+	HTTP       *struct {
+		Method string `json:"method"`
+		Path   string `json:"path"`
+	} `json:"http"`
+}
+
+// httpMarkers are the keys that only HTTP events have at the top level.
+var httpMarkers = []string{"httpMethod", "requestContext", "routeKey"}
+
+// Parse reads a raw Lambda event.
+func Parse(raw []byte) (Request, error) {
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Request{}, ErrNotJSON
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) {
+			return Request{}, ErrNotJSON
+		}
+		// A field we read has another type: an HTTP event is broken, any other
+		// object is a direct invocation whose keys happen to share our names.
+		if looksHTTP(raw) {
+			return Request{}, fmt.Errorf("%w: field %q has the wrong type", ErrMalformed, typeErr.Field)
+		}
+		return Request{Kind: Direct, Body: raw}, nil
+	}
+	switch {
+	case env.HTTPMethod != "" || env.RequestContext != nil || env.RouteKey != nil:
+		return parseHTTP(&env)
+	case env.Source == "aws.events" && env.DetailType == "Scheduled Event":
+		return Request{Kind: Scheduled, Body: raw}, nil
+	default:
+		return Request{Kind: Direct, Body: raw}, nil
+	}
+}
+
+func looksHTTP(raw []byte) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil {
+		return false
+	}
+	for _, k := range httpMarkers {
+		if _, ok := keys[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func parseHTTP(env *envelope) (Request, error) {
+	req := Request{Kind: REST, Method: env.HTTPMethod, Path: env.Path}
+	if env.RequestContext != nil && env.RequestContext.HTTP != nil {
+		req.Kind = HTTPAPI
+		if strings.Contains(env.RequestContext.DomainName, ".lambda-url.") {
+			req.Kind = FunctionURL
+		}
+		req.Method = env.RequestContext.HTTP.Method
+		req.Path = env.RawPath
+		if req.Path == "" {
+			req.Path = env.RequestContext.HTTP.Path
+		}
+	}
+	if req.Method == "" {
+		return Request{}, fmt.Errorf("%w: no HTTP method", ErrMalformed)
+	}
+	req.Method = strings.ToUpper(req.Method)
+
+	header, err := lowerHeaders(env.Headers, env.MultiHeaders)
+	if err != nil {
+		return Request{}, err
+	}
+	req.Header = header
+
+	if env.Body != nil {
+		body := []byte(*env.Body)
+		if env.IsBase64 {
+			decoded := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
+			n, err := base64.StdEncoding.Decode(decoded, body)
+			if err != nil {
+				return Request{}, fmt.Errorf("%w: body is marked base64 but is not valid base64", ErrMalformed)
+			}
+			body = decoded[:n]
+		}
+		req.Body = body
+	}
+	return req, nil
+}
+
+// lowerHeaders folds header names to lower case. REST events keep the client's case,
+// so one name can arrive twice; differing values are refused rather than guessed at.
+func lowerHeaders(single map[string]string, multi map[string][]string) (map[string]string, error) {
+	out := make(map[string]string, len(single))
+	add := func(name, value string) error {
+		key := strings.ToLower(name)
+		if prev, ok := out[key]; ok && prev != value {
+			return fmt.Errorf("%w: header %s given twice with different values", ErrMalformed, key)
+		}
+		out[key] = value
+		return nil
+	}
+	for name, value := range single {
+		if err := add(name, value); err != nil {
+			return nil, err
+		}
+	}
+	// multiValueHeaders repeats headers; only names missing from headers matter.
+	names := make([]string, 0, len(multi))
+	for name := range multi {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		values := multi[name]
+		if _, ok := single[name]; ok || len(values) == 0 {
+			continue
+		}
+		if err := add(name, values[len(values)-1]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Response is what an invocation answers: for HTTP invocations an API Gateway
+// response with Body, for AWS events a result or, when Status is 300 or more, a
+// function error with Error as its message, so that Lambda's retries and failure
+// destination keep the event.
+type Response struct {
+	HTTP   bool
+	Status int
+	Body   []byte // JSON
+	Error  string // the error sentence, when Status >= 300
+}

@@ -1,0 +1,62 @@
+// Package handler adapts the functions' cores to aws-lambda-go: the raw event in,
+// an API Gateway response, a JSON result or a function error out. It is the only
+// package that imports aws-lambda-go.
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/port-azure-relay/relay/shared/event"
+)
+
+// Core is what a function does with one raw event; *relay.Relay and
+// *receiver.Receiver are cores.
+type Core interface {
+	Handle(ctx context.Context, requestID string, raw []byte) event.Response
+}
+
+// Failure is the function error of an AWS-event invocation that failed, so that
+// Lambda retries it and its failure destination keeps the event. Lambda reports
+// it with errorType "Failure" and the sentence as errorMessage.
+type Failure struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+func (f *Failure) Error() string { return f.Message }
+
+// Invoke returns the function aws-lambda-go calls for each event.
+func Invoke(core Core) func(ctx context.Context, raw json.RawMessage) (any, error) {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var requestID string
+		if lc, ok := lambdacontext.FromContext(ctx); ok {
+			requestID = lc.AwsRequestID
+		}
+		resp := core.Handle(ctx, requestID, raw)
+		switch {
+		case resp.HTTP:
+			// One shape serves REST (1.0), HTTP API (2.0) and Function URLs.
+			return events.APIGatewayV2HTTPResponse{
+				StatusCode: resp.Status,
+				Headers:    map[string]string{"Content-Type": "application/json"},
+				Body:       string(resp.Body),
+			}, nil
+		case resp.Status >= 300:
+			return nil, &Failure{Status: resp.Status, Message: resp.Error}
+		default:
+			return json.RawMessage(resp.Body), nil
+		}
+	}
+}
+
+// Logger returns the JSON-lines logger both functions use: Lambda's JSON log format
+// reads "level" for filtering, and "time" and "msg" as they are.
+func Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

@@ -1,0 +1,240 @@
+// Package payload checks a webhook body for the shapes Azure DevOps accepts with a 200
+// and then drops without a word, and finds the Port run id in it.
+package payload
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+)
+
+// Limits of what the relay forwards.
+const (
+	// MaxSize is the largest body the relay forwards. Azure truncates bodies over
+	// 5 MiB silently; Port's payloads are far smaller.
+	MaxSize = 1 << 20
+	// MaxDepth bounds nesting: deeper documents are refused by common JSON parsers
+	// (Json.NET's default is 64), so Azure would not read them.
+	MaxDepth = 64
+)
+
+// Errors returned by Check.
+var (
+	ErrEmpty       = errors.New("body is empty")
+	ErrTooLarge    = fmt.Errorf("body is larger than %d bytes", MaxSize)
+	ErrNotUTF8     = errors.New("body is not valid UTF-8")
+	ErrNotJSON     = errors.New("body is not valid JSON")
+	ErrNotObject   = errors.New("body is not a JSON object")
+	ErrTooDeep     = fmt.Errorf("body nests deeper than %d levels", MaxDepth)
+	ErrReservedKey = errors.New("top-level key reserved by Azure DevOps")
+)
+
+// reserved lists the top-level keys Azure DevOps reads itself, and the JSON type
+// each must have for the run not to be dropped ("absent" means it must not exist).
+var reserved = map[string]string{
+	"eventType":    "string",
+	"projectId":    "guid",
+	"run":          "object",
+	"pipeline":     "object",
+	"tags":         "string array",
+	"stages":       "array",
+	"eventPayload": "absent",
+}
+
+var guid = regexp.MustCompile(`^\{?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\}?$`)
+
+// Check returns the Port run id of body (from port_context.runId or context.runId,
+// empty when there is none) and an error when Azure DevOps would not run it. The run
+// id is returned with ErrReservedKey too, so that the failure can be reported to Port.
+func Check(body []byte) (runID string, err error) {
+	switch {
+	case len(body) == 0:
+		return "", ErrEmpty
+	case len(body) > MaxSize:
+		return "", ErrTooLarge
+	case bytes.HasPrefix(body, []byte("\xef\xbb\xbf")):
+		return "", fmt.Errorf("%w: it starts with a byte-order mark", ErrNotJSON)
+	case !utf8.Valid(body):
+		return "", ErrNotUTF8
+	case !json.Valid(body):
+		return "", ErrNotJSON
+	}
+	s := scanner{buf: body}
+	s.space()
+	if s.peek() != '{' {
+		return "", ErrNotObject
+	}
+	var bad error
+	err = s.members(func(key string, value []byte) {
+		switch key {
+		case "port_context", "context":
+			if id := runIDOf(value); id != "" && (runID == "" || key == "port_context") {
+				runID = id
+			}
+		}
+		if want, ok := reserved[key]; ok && bad == nil && !hasType(value, want) {
+			if want == "absent" {
+				bad = fmt.Errorf("%w: %q must not be present", ErrReservedKey, key)
+			} else {
+				bad = fmt.Errorf("%w: %q must be a %s", ErrReservedKey, key, want)
+			}
+		}
+	})
+	if err != nil {
+		return runID, err
+	}
+	return runID, bad
+}
+
+func runIDOf(value []byte) string {
+	var ctx struct {
+		RunID json.RawMessage `json:"runId"`
+	}
+	if value[0] != '{' || json.Unmarshal(value, &ctx) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(ctx.RunID, &id) != nil {
+		return ""
+	}
+	return id
+}
+
+// hasType reports whether the JSON value has the type Azure expects. null passes:
+// Azure reads it as the key being absent.
+func hasType(value []byte, want string) bool {
+	if string(value) == "null" {
+		return want != "absent"
+	}
+	switch want {
+	case "string":
+		return value[0] == '"'
+	case "guid":
+		var s string
+		return json.Unmarshal(value, &s) == nil && guid.MatchString(s)
+	case "object":
+		return value[0] == '{'
+	case "array":
+		return value[0] == '['
+	case "string array":
+		var tags []string
+		return value[0] == '[' && json.Unmarshal(value, &tags) == nil
+	}
+	return false
+}
+
+// scanner walks a document that json.Valid has accepted, so it only needs to find
+// boundaries, not to report syntax errors.
+type scanner struct {
+	buf   []byte
+	pos   int
+	depth int
+}
+
+func (s *scanner) peek() byte {
+	if s.pos < len(s.buf) {
+		return s.buf[s.pos]
+	}
+	return 0
+}
+
+func (s *scanner) space() {
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case ' ', '\t', '\r', '\n':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// members calls fn with each top-level key (unescaped) and its raw value.
+func (s *scanner) members(fn func(key string, value []byte)) error {
+	s.pos++ // '{'
+	s.depth = 1
+	for {
+		s.space()
+		if s.peek() == '}' {
+			return nil
+		}
+		start := s.pos
+		s.skipString()
+		key := string(s.buf[start+1 : s.pos-1])
+		if bytes.IndexByte(s.buf[start:s.pos], '\\') >= 0 {
+			_ = json.Unmarshal(s.buf[start:s.pos], &key) // escaped names count as what they spell
+		}
+		s.space()
+		s.pos++ // ':'
+		s.space()
+		vstart := s.pos
+		if err := s.skipValue(); err != nil {
+			return err
+		}
+		fn(key, s.buf[vstart:s.pos])
+		s.space()
+		if s.peek() == ',' {
+			s.pos++
+		}
+	}
+}
+
+func (s *scanner) skipString() {
+	s.pos++ // opening quote
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case '\\':
+			s.pos += 2
+		case '"':
+			s.pos++
+			return
+		default:
+			s.pos++
+		}
+	}
+}
+
+func (s *scanner) skipValue() error {
+	switch s.peek() {
+	case '"':
+		s.skipString()
+		return nil
+	case '{', '[':
+		return s.skipContainer()
+	}
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return nil
+		}
+		s.pos++
+	}
+	return nil
+}
+
+func (s *scanner) skipContainer() error {
+	depth := s.depth
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case '"':
+			s.skipString()
+			continue
+		case '{', '[':
+			s.depth++
+			if s.depth > MaxDepth {
+				return ErrTooDeep
+			}
+		case '}', ']':
+			s.depth--
+			if s.depth == depth {
+				s.pos++
+				return nil
+			}
+		}
+		s.pos++
+	}
+	return nil
+}

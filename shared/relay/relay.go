@@ -1,0 +1,257 @@
+// Package relay authenticates Port's invocations and delivers them, signed, to
+// Azure DevOps; it answers every invocation and logs it in one line.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/payload"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/secret"
+	"github.com/port-azure-relay/relay/shared/signature"
+)
+
+// Budgets within the Lambda deadline.
+const (
+	// Margin is kept after the work to answer and log.
+	Margin = 300 * time.Millisecond
+	// ReportBudget is kept for telling Port how delivery ended.
+	ReportBudget = 2 * time.Second
+	// MaxWork bounds an invocation that has no deadline of its own.
+	MaxWork = 25 * time.Second
+)
+
+// Secrets gives the current credentials; *secret.Source is one.
+type Secrets interface {
+	Get(ctx context.Context) (secret.Credentials, error)
+	Invalidate()
+	ID() string
+}
+
+// Deliverer posts a signed body to a webhook; *azdo.Client is one.
+type Deliverer interface {
+	Deliver(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
+}
+
+// Reporter tells Port how a run's delivery went; *portapi.Client is one.
+type Reporter interface {
+	Log(ctx context.Context, creds portapi.Credentials, runID, message string) error
+	Fail(ctx context.Context, creds portapi.Credentials, runID, statusLabel, summary string) error
+}
+
+// Relay is the relay's core. Its fields are set once at start-up; it is then safe
+// for concurrent use.
+type Relay struct {
+	Secrets Secrets
+	Azure   Deliverer
+	Port    signature.Port // Port's signature check: tolerance and clock
+	Webhook string         // the default webhook
+	Allowed []string       // webhooks a request may select by path
+	Report  Reporter       // nil: nothing is reported to Port
+	Log     *slog.Logger
+}
+
+// outcome collects what one invocation did, for its answer and its log line.
+type outcome struct {
+	kind        event.Kind
+	webhook     string
+	runID       string
+	azureStatus int
+	attempts    int
+	err         error
+}
+
+// Handle answers one raw Lambda event.
+func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.Response {
+	start := time.Now()
+	ctx, cancel := workContext(ctx, r.Report != nil)
+	defer cancel()
+
+	var o outcome
+	req, err := event.Parse(raw)
+	switch {
+	case err != nil:
+		o.err = err
+		if errors.Is(err, event.ErrMalformed) {
+			o.kind = event.REST // an HTTP event, if a broken one: answer as API Gateway
+		}
+	case req.Kind.IsHTTP():
+		o.kind = req.Kind
+		r.http(ctx, req, &o)
+	default:
+		o.kind = req.Kind
+		r.aws(ctx, req, &o)
+	}
+	resp := o.response()
+	r.logOutcome(requestID, &o, resp.Status, time.Since(start))
+	return resp
+}
+
+// workContext leaves Margin (and ReportBudget when reporting) before the deadline.
+func workContext(ctx context.Context, reporting bool) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, MaxWork)
+	}
+	keep := Margin
+	if reporting {
+		keep += ReportBudget
+	}
+	return context.WithDeadline(ctx, deadline.Add(-keep))
+}
+
+func (r *Relay) http(ctx context.Context, req event.Request, o *outcome) {
+	if req.Method != http.MethodPost {
+		o.err = ErrMethod
+		return
+	}
+	if len(req.Body) > payload.MaxSize {
+		o.err = payload.ErrTooLarge
+		return
+	}
+	creds, err := r.Secrets.Get(ctx)
+	if err != nil {
+		o.err = err
+		return
+	}
+	key := []byte(creds.ClientSecret)
+	if err := r.Port.Verify(key, req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body); err != nil {
+		o.err = err
+		return
+	}
+	// From here on the body is Port's: failures are reported to the run.
+	o.webhook, o.err = r.route(req.Path)
+	if o.err == nil {
+		o.runID, o.err = payload.Check(req.Body)
+		if o.err == nil {
+			r.deliver(ctx, req.Body, key, o)
+		}
+	}
+	r.report(ctx, creds, o)
+}
+
+func (r *Relay) aws(ctx context.Context, req event.Request, o *outcome) {
+	o.webhook = r.Webhook
+	if _, o.err = payload.Check(req.Body); o.err != nil {
+		return
+	}
+	creds, err := r.Secrets.Get(ctx)
+	if err != nil {
+		o.err = err
+		return
+	}
+	r.deliver(ctx, req.Body, []byte(creds.ClientSecret), o)
+}
+
+func (r *Relay) deliver(ctx context.Context, body, key []byte, o *outcome) {
+	res, err := r.Azure.Deliver(ctx, o.webhook, body, key)
+	o.azureStatus, o.attempts = res.Status, res.Attempts
+	var azErr *azdo.Error
+	if errors.As(err, &azErr) {
+		o.azureStatus, o.attempts = azErr.Status, azErr.Attempts
+	}
+	if errors.Is(err, azdo.ErrSignatureRefused) {
+		r.Secrets.Invalidate() // the secret may have been rotated: read it again next time
+	}
+	o.err = err
+}
+
+// route picks the webhook: a path ending in /webhooks/{name} selects name from the
+// allow list; any other path the default.
+func (r *Relay) route(path string) (string, error) {
+	i := strings.LastIndex(path, "/webhooks/")
+	if i < 0 {
+		return r.Webhook, nil
+	}
+	name := strings.TrimSuffix(path[i+len("/webhooks/"):], "/")
+	if !azdo.ValidName(name) {
+		return "", fmt.Errorf("%w: the name after /webhooks/ must match [-_A-Za-z0-9]+", ErrRoute)
+	}
+	for _, allowed := range r.Allowed {
+		if name == allowed {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q", ErrRoute, name)
+}
+
+// report tells Port how delivery of a run went, within its own budget; it never
+// changes the answer. Success adds a log line and leaves the run to the pipeline;
+// failure ends the run.
+func (r *Relay) report(ctx context.Context, creds secret.Credentials, o *outcome) {
+	if r.Report == nil || o.runID == "" || creds.ClientID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReportBudget)
+	defer cancel()
+	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
+	var err error
+	if o.err == nil {
+		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps accepted webhook %s (pipeline queued).", o.webhook))
+	} else {
+		rule, say := classify(o.err)
+		err = r.Report.Fail(ctx, pc, o.runID, rule.label, say)
+	}
+	if err != nil {
+		r.Log.Warn("report to Port failed", "runId", o.runID, "webhook", o.webhook, "error", err.Error())
+	}
+}
+
+func (o *outcome) response() event.Response {
+	resp := event.Response{HTTP: o.kind.IsHTTP(), Status: http.StatusOK}
+	if o.err != nil {
+		rule, say := classify(o.err)
+		resp.Status, resp.Error = rule.status, say
+		resp.Body, _ = json.Marshal(struct {
+			Error string `json:"error"`
+		}{say})
+		return resp
+	}
+	resp.Body, _ = json.Marshal(struct {
+		Forwarded   bool   `json:"forwarded"`
+		Webhook     string `json:"webhook"`
+		AzureStatus int    `json:"azureStatus"`
+		RunID       string `json:"runId,omitempty"`
+	}{true, o.webhook, o.azureStatus, o.runID})
+	return resp
+}
+
+func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("requestId", requestID),
+		slog.String("kind", string(o.kind)),
+		slog.Int("status", status),
+		slog.Float64("durationMs", float64(took.Microseconds())/1000),
+	}
+	if o.webhook != "" {
+		attrs = append(attrs, slog.String("webhook", o.webhook))
+	}
+	if o.runID != "" {
+		attrs = append(attrs, slog.String("runId", o.runID))
+	}
+	if o.attempts > 0 {
+		attrs = append(attrs, slog.Int("azureStatus", o.azureStatus), slog.Int("attempts", o.attempts))
+	}
+	level, msg := slog.LevelInfo, "forwarded"
+	if o.err != nil {
+		attrs = append(attrs, slog.String("error", o.err.Error()))
+		if errors.Is(o.err, secret.ErrUnavailable) || errors.Is(o.err, secret.ErrNotFound) ||
+			errors.Is(o.err, secret.ErrEmpty) || errors.Is(o.err, secret.ErrMalformed) {
+			attrs = append(attrs, slog.String("secretId", r.Secrets.ID()))
+		}
+		level, msg = slog.LevelWarn, "refused"
+		if status >= 500 || !o.kind.IsHTTP() {
+			level, msg = slog.LevelError, "failed"
+		}
+	}
+	r.Log.LogAttrs(context.Background(), level, msg, attrs...)
+}

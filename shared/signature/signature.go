@@ -1,0 +1,194 @@
+// Package signature signs and verifies webhook bodies the way Port and Azure DevOps do.
+//
+// Port signs what it sends with the Standard Webhooks scheme: x-port-timestamp holds
+// the seconds since the epoch and x-port-signature holds one or more space-separated
+// "v1,<base64 HMAC-SHA256(secret, timestamp + "." + body)>" entries. Azure DevOps
+// checks an incoming webhook against "sha1=<hex HMAC-SHA1(secret, body)>" in the
+// header named by its service connection.
+package signature
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header names and defaults of the two schemes.
+const (
+	PortSignatureHeader = "x-port-signature"
+	PortTimestampHeader = "x-port-timestamp"
+	// AzureDefaultHeader is the header Port's Azure guides name in the service connection.
+	AzureDefaultHeader = "x-port-signature"
+	DefaultTolerance   = 5 * time.Minute
+
+	portVersion = "v1,"
+	azurePrefix = "sha1="
+)
+
+// Errors returned by the verifiers. They say what is wrong without echoing the input.
+var (
+	ErrNoSecret        = errors.New("no signing secret configured")
+	ErrNoSignature     = errors.New("signature missing")
+	ErrMalformed       = errors.New("signature malformed")
+	ErrMismatch        = errors.New("signature does not match")
+	ErrNoTimestamp     = errors.New("timestamp missing")
+	ErrBadTimestamp    = errors.New("timestamp is not whole seconds since the epoch")
+	ErrTimestampTooOld = errors.New("timestamp too old")
+	ErrTimestampTooNew = errors.New("timestamp in the future")
+)
+
+// maxEntries bounds the work an attacker can ask for with a long signature header.
+const maxEntries = 8
+
+// Port verifies Port's v1 signatures. The zero value uses DefaultTolerance and the wall clock.
+type Port struct {
+	Tolerance time.Duration    // how far the timestamp may be from now, either way
+	Now       func() time.Time // the clock; nil means time.Now
+}
+
+// SignPort returns the x-port-signature value Port sends for body at timestamp ts.
+func SignPort(secret []byte, ts int64, body []byte) string {
+	return portVersion + base64.StdEncoding.EncodeToString(portMAC(secret, strconv.FormatInt(ts, 10), body))
+}
+
+// Verify checks header (the x-port-signature value) and timestamp (the x-port-timestamp
+// value) against body. It accepts the body as sent and, failing that, the body
+// compacted: Port's agent signs compact JSON and sends it indented.
+func (p Port) Verify(secret []byte, header, timestamp string, body []byte) error {
+	if len(secret) == 0 {
+		return ErrNoSecret
+	}
+	macs, err := parsePort(header)
+	if err != nil {
+		return err
+	}
+	ts, err := p.checkTimestamp(timestamp)
+	if err != nil {
+		return err
+	}
+	if anyEqual(macs, portMAC(secret, ts, body)) {
+		return nil
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, body) == nil && !bytes.Equal(compact.Bytes(), body) &&
+		anyEqual(macs, portMAC(secret, ts, compact.Bytes())) {
+		return nil
+	}
+	return ErrMismatch
+}
+
+func (p Port) checkTimestamp(value string) (string, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return "", ErrNoTimestamp
+	}
+	secs, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || secs < 0 || len(value) > 12 {
+		// More than 12 digits is milliseconds (or worse): say so rather than "too new".
+		return "", ErrBadTimestamp
+	}
+	tolerance := p.Tolerance
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	age := now().Sub(time.Unix(secs, 0))
+	switch {
+	case age > tolerance:
+		return "", fmt.Errorf("%w: %s old, tolerance %s", ErrTimestampTooOld, age.Truncate(time.Second), tolerance)
+	case -age > tolerance:
+		return "", fmt.Errorf("%w: %s ahead, tolerance %s", ErrTimestampTooNew, (-age).Truncate(time.Second), tolerance)
+	}
+	return value, nil
+}
+
+// parsePort decodes the v1 entries of a signature header. Entries of other
+// versions are skipped, as Standard Webhooks asks; no v1 entry at all is malformed.
+func parsePort(header string) ([][]byte, error) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return nil, ErrNoSignature
+	}
+	var macs [][]byte
+	for i, entry := range strings.Fields(header) {
+		if i == maxEntries {
+			return nil, fmt.Errorf("%w: more than %d entries", ErrMalformed, maxEntries)
+		}
+		b64, ok := strings.CutPrefix(entry, portVersion)
+		if !ok {
+			continue
+		}
+		mac, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(mac) != sha256.Size {
+			return nil, fmt.Errorf("%w: v1 entry is not a base64 HMAC-SHA256", ErrMalformed)
+		}
+		macs = append(macs, mac)
+	}
+	if len(macs) == 0 {
+		return nil, fmt.Errorf("%w: no v1 entry", ErrMalformed)
+	}
+	return macs, nil
+}
+
+func portMAC(secret []byte, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+func anyEqual(macs [][]byte, want []byte) bool {
+	match := false
+	for _, mac := range macs {
+		match = hmac.Equal(mac, want) || match // compare every entry: no early exit to time
+	}
+	return match
+}
+
+// SignAzure returns the header value Azure DevOps checks: "sha1=" and the lowercase
+// hex HMAC-SHA1 of exactly body.
+func SignAzure(secret, body []byte) string {
+	return azurePrefix + hex.EncodeToString(azureMAC(secret, body))
+}
+
+// VerifyAzure checks a header value as Azure DevOps does: an optional "sha1=" prefix
+// in any case, then hex in any case.
+func VerifyAzure(secret []byte, header string, body []byte) error {
+	if len(secret) == 0 {
+		return ErrNoSecret
+	}
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return ErrNoSignature
+	}
+	if len(header) >= len(azurePrefix) && strings.EqualFold(header[:len(azurePrefix)], azurePrefix) {
+		header = header[len(azurePrefix):]
+	}
+	mac, err := hex.DecodeString(header)
+	if err != nil || len(mac) != sha1.Size {
+		return fmt.Errorf("%w: not a hex HMAC-SHA1", ErrMalformed)
+	}
+	if !hmac.Equal(mac, azureMAC(secret, body)) {
+		return ErrMismatch
+	}
+	return nil
+}
+
+func azureMAC(secret, body []byte) []byte {
+	m := hmac.New(sha1.New, secret)
+	m.Write(body)
+	return m.Sum(nil)
+}
