@@ -1,0 +1,397 @@
+// Package azdotest runs a local stand-in for Azure DevOps incoming webhooks that checks signatures exactly as Azure
+// does and can misbehave on demand.
+//
+// The check follows WebHookHelper.ValidateWebHookPayload of Azure DevOps Server 2022, which cloud reports match: a
+// webhook whose service connection has no header name accepts anything; otherwise the header must be present, an
+// optional "sha1=" prefix (any case) is stripped, and the hex (any case) must equal HMAC-SHA1(UTF-8 secret, body).
+// Errors come back in Azure's JSON envelope, and a hash mismatch echoes the whole body, as Azure does, so tests can
+// prove the relay never logs or returns what Azure answers.
+package azdotest
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// APIVersion is the api-version the relay sends; the resource is preview-only.
+const APIVersion = "6.0-preview"
+
+// MaxBody is how much of a body Azure reads; the rest is dropped silently.
+const MaxBody = 5 << 20
+
+// Webhook is an incoming webhook registered in the organization, with its service connection's settings.
+type Webhook struct {
+	Name   string // [-_A-Za-z0-9]+, matched in any case
+	Secret string
+	Header string // the header carrying the signature; empty means no check at all, as in Azure
+}
+
+// Delivery is a request the server received, whatever became of it.
+type Delivery struct {
+	Webhook  string // the registered name, or the name in the path if none matched; empty if the path was wrong
+	Body     []byte
+	Header   http.Header
+	Status   int  // the status answered; 0 if the connection was dropped or hung
+	Verified bool // Azure's check passed: the webhook exists and the signature holds or is not required
+}
+
+// Server is a stand-in for https://dev.azure.com on 127.0.0.1 serving one organization's incoming webhooks. It is
+// safe for concurrent use, and its accessors return copies.
+type Server struct {
+	URL string // base URL, e.g. http://127.0.0.1:12345, to use as AZURE_DEVOPS_URL
+
+	srv     *httptest.Server
+	org     string
+	hooks   []Webhook
+	closing chan struct{} // closed by Close to release hung and delayed requests
+	once    sync.Once
+
+	mu         sync.Mutex
+	script     []Step
+	deliveries []*Delivery // guarded by mu, fields included
+}
+
+var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
+
+// New starts a plain HTTP server for org with the given webhooks. Close it when done. It panics on an invalid
+// organization or webhook name.
+func New(org string, hooks ...Webhook) *Server {
+	return start(org, hooks, (*httptest.Server).Start)
+}
+
+// NewTLS is New over HTTPS with a certificate no system trusts; Client returns a client that trusts it.
+func NewTLS(org string, hooks ...Webhook) *Server {
+	return start(org, hooks, (*httptest.Server).StartTLS)
+}
+
+func start(org string, hooks []Webhook, run func(*httptest.Server)) *Server {
+	if org == "" || strings.ContainsAny(org, "/?#") {
+		panic(fmt.Sprintf("azdotest: invalid organization %q", org))
+	}
+	for _, h := range hooks {
+		if !validName.MatchString(h.Name) {
+			panic(fmt.Sprintf("azdotest: invalid webhook name %q", h.Name))
+		}
+	}
+	s := &Server{org: org, hooks: append([]Webhook(nil), hooks...), closing: make(chan struct{})}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	// Refused certificates and aborted requests are the point of some tests, not news.
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	run(s.srv)
+	s.URL = s.srv.URL
+	return s
+}
+
+// WebhookURL is the address Azure gives the named webhook, api-version included.
+func (s *Server) WebhookURL(name string) string {
+	return s.URL + "/" + s.org + "/_apis/public/distributedtask/webhooks/" + name + "?api-version=" + APIVersion
+}
+
+// Client returns an HTTP client that trusts the server, for servers made by NewTLS.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// Close releases hung and delayed requests, without answering them, and shuts the server down.
+func (s *Server) Close() {
+	s.once.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
+
+// Deliveries returns every request received so far, oldest first.
+func (s *Server) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Delivery, len(s.deliveries))
+	for i, p := range s.deliveries {
+		d := *p
+		d.Body = bytes.Clone(d.Body)
+		d.Header = d.Header.Clone()
+		out[i] = d
+	}
+	return out
+}
+
+// Count is the number of requests received so far.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.deliveries)
+}
+
+// Reset forgets the deliveries and any steps not yet played.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliveries, s.script = nil, nil
+}
+
+// Script queues steps; each request plays the next one, in order, and then behaves normally.
+func (s *Server) Script(steps ...Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, steps...)
+}
+
+// Step is one scripted misbehaviour. Build it with Status, Delay, Hang or Drop.
+type Step struct {
+	status     int
+	retryAfter string
+	message    string
+	delay      time.Duration
+	hang, drop bool
+}
+
+// Status answers with code, whatever the request, in Azure's error envelope for codes of 400 and up.
+func Status(code int) Step { return Step{status: code} }
+
+// RetryAfter adds a Retry-After header of the given seconds.
+func (st Step) RetryAfter(seconds int) Step {
+	st.retryAfter = strconv.Itoa(seconds)
+	return st
+}
+
+// Message sets the envelope's message; the default is the status text.
+func (st Step) Message(msg string) Step {
+	st.message = msg
+	return st
+}
+
+// Delay waits d, then behaves normally. A client that gives up first gets no answer.
+func Delay(d time.Duration) Step { return Step{delay: d} }
+
+// Hang never answers: the request ends when the client gives up or the server closes.
+func Hang() Step { return Step{hang: true} }
+
+// Drop closes the connection without answering.
+func Drop() Step { return Step{drop: true} }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, MaxBody))
+	_, _ = io.Copy(io.Discard, r.Body) // drain, so a client sending more than MaxBody still gets its answer
+
+	s.mu.Lock()
+	var step Step
+	if len(s.script) > 0 {
+		step, s.script = s.script[0], s.script[1:]
+	}
+	s.mu.Unlock()
+
+	name, status, e := s.judge(r, body)
+	d := Delivery{Webhook: name, Body: body, Header: r.Header.Clone(), Status: status, Verified: status == http.StatusOK}
+	switch {
+	case step.hang || step.drop:
+		d.Status = 0
+	case step.status != 0:
+		status, e = step.status, nil
+		if status >= 400 {
+			msg := step.message
+			if msg == "" {
+				msg = http.StatusText(status)
+			}
+			e = newError("VssServiceException", "Microsoft.VisualStudio.Services.Common.VssServiceException, Microsoft.VisualStudio.Services.Common", msg)
+		}
+		d.Status = status
+	}
+	// Recorded on arrival, so a test sees it as soon as the client can time out.
+	s.mu.Lock()
+	s.deliveries = append(s.deliveries, &d)
+	s.mu.Unlock()
+
+	switch {
+	case step.drop:
+		panic(http.ErrAbortHandler) // closes the connection; net/http does not log it
+	case step.hang:
+		s.wait(r.Context(), nil)
+		panic(http.ErrAbortHandler)
+	case step.delay > 0:
+		t := time.NewTimer(step.delay)
+		defer t.Stop()
+		if !s.wait(r.Context(), t.C) {
+			s.mu.Lock()
+			d.Status = 0
+			s.mu.Unlock()
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if step.retryAfter != "" {
+		w.Header().Set("Retry-After", step.retryAfter)
+	}
+	reply(w, status, e)
+}
+
+// wait reports whether done fired before the client left or the server began closing. A nil done never fires.
+func (s *Server) wait(ctx context.Context, done <-chan time.Time) bool {
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	case <-s.closing:
+	}
+	return false
+}
+
+// judge is Azure's answer to a request: its status and, for most failures, its error envelope.
+func (s *Server) judge(r *http.Request, body []byte) (name string, status int, e *apiError) {
+	name, ok := s.route(r.URL.Path)
+	if !ok {
+		return "", http.StatusNotFound, nil
+	}
+	if r.Method != http.MethodPost {
+		return name, http.StatusMethodNotAllowed, nil
+	}
+	if e := checkVersion(r); e != nil {
+		return name, http.StatusBadRequest, e
+	}
+	hook, ok := s.lookup(name)
+	if !ok {
+		return name, http.StatusInternalServerError, webHookError(fmt.Sprintf(
+			"Cannot find webhook for the given webHookId %s. Try enabling CD trigger for this artifact.", name))
+	}
+	if hook.Header == "" {
+		return hook.Name, http.StatusOK, nil
+	}
+	values := r.Header.Values(hook.Header) // canonical key: any case matches, as in .NET
+	if len(values) == 0 {
+		// Azure's literal message: the resource lookup is missing in its source.
+		return hook.Name, http.StatusInternalServerError, webHookError("Properties.Resources.RequiredHeaderSignatureNotFound")
+	}
+	sig := values[0] // Azure reads the first value only
+	if len(sig) >= 5 && strings.EqualFold(sig[:5], "sha1=") {
+		sig = sig[5:]
+	}
+	if len(body) == 0 {
+		return hook.Name, http.StatusInternalServerError, webHookError("Properties.Resources.EmptyWebHookEventPayload")
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return hook.Name, http.StatusBadRequest, newError("ArgumentException", "System.ArgumentException, mscorlib",
+			"The signature is not a valid hexadecimal string.")
+	}
+	payload := asDecoded(body)
+	mac := hmac.New(sha1.New, []byte(hook.Secret))
+	mac.Write(payload)
+	if !hmac.Equal(mac.Sum(nil), got) {
+		return hook.Name, http.StatusInternalServerError, webHookError(
+			"Payload hash does not match. Received Event payload: " + string(payload))
+	}
+	return hook.Name, http.StatusOK, nil
+}
+
+// route returns the webhook name in a path of the form /{org}/_apis/public/distributedtask/webhooks/{name}.
+func (s *Server) route(path string) (string, bool) {
+	prefix := "/" + s.org + "/_apis/public/distributedtask/webhooks/"
+	if len(path) <= len(prefix) || !strings.EqualFold(path[:len(prefix)], prefix) {
+		return "", false
+	}
+	name := path[len(prefix):]
+	return name, !strings.Contains(name, "/")
+}
+
+func (s *Server) lookup(name string) (Webhook, bool) {
+	for _, h := range s.hooks {
+		if strings.EqualFold(h.Name, name) {
+			return h, true
+		}
+	}
+	return Webhook{}, false
+}
+
+// asDecoded returns the bytes Azure hashes: it reads the body as a UTF-8 string and hashes that string's encoding,
+// so invalid bytes become U+FFFD.
+func asDecoded(body []byte) []byte {
+	if utf8.Valid(body) {
+		return body
+	}
+	var b []byte
+	for _, r := range string(body) {
+		b = utf8.AppendRune(b, r)
+	}
+	return b
+}
+
+var versionForm = regexp.MustCompile(`^(\d+\.\d+)(-preview(\.\d+)?)?$`)
+
+// checkVersion accepts a preview api-version from the query or, as Azure also does, the Accept header.
+func checkVersion(r *http.Request) *apiError {
+	v := r.URL.Query().Get("api-version")
+	if v == "" {
+		if _, params, err := mime.ParseMediaType(r.Header.Get("Accept")); err == nil {
+			v = params["api-version"]
+		}
+	}
+	m := versionForm.FindStringSubmatch(v)
+	switch {
+	case v == "":
+		return newError("VssVersionNotSpecifiedException",
+			"Microsoft.VisualStudio.Services.WebApi.VssVersionNotSpecifiedException, Microsoft.VisualStudio.Services.WebApi",
+			`No api-version was supplied for the "POST" request. The version must be supplied either as part of the Accept header (e.g. "application/json; api-version=1.0") or as a query parameter (e.g. "?api-version=1.0").`)
+	case m == nil:
+		return newError("VssInvalidApiVersionException",
+			"Microsoft.VisualStudio.Services.WebApi.VssInvalidApiVersionException, Microsoft.VisualStudio.Services.WebApi",
+			fmt.Sprintf("The api-version %q is not valid.", v))
+	case m[2] == "":
+		return newError("VssInvalidPreviewVersionException",
+			"Microsoft.VisualStudio.Services.WebApi.VssInvalidPreviewVersionException, Microsoft.VisualStudio.Services.WebApi",
+			fmt.Sprintf(`The requested version "%s" of the resource is under preview. The -preview flag must be supplied in the api-version for such requests. For example: "%s-preview"`, v, m[1]))
+	}
+	return nil
+}
+
+// apiError is Azure DevOps' error envelope, fields in Azure's order.
+type apiError struct {
+	ID             string `json:"$id"`
+	InnerException any    `json:"innerException"`
+	Message        string `json:"message"`
+	TypeName       string `json:"typeName"`
+	TypeKey        string `json:"typeKey"`
+	ErrorCode      int    `json:"errorCode"`
+	EventID        int    `json:"eventId"`
+}
+
+func newError(key, typeName, msg string) *apiError {
+	return &apiError{ID: "1", Message: msg, TypeName: typeName, TypeKey: key, EventID: 3000}
+}
+
+func webHookError(msg string) *apiError {
+	return newError("WebHookException",
+		"Microsoft.TeamFoundation.DistributedTask.Pipelines.Artifacts.WebHooks.WebHookException, Microsoft.TeamFoundation.DistributedTask.Orchestration.Server",
+		msg)
+}
+
+// reply writes Azure's answer: 200 with an empty body, an error envelope, or a bare status.
+func reply(w http.ResponseWriter, status int, e *apiError) {
+	switch {
+	case e != nil:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // .NET leaves <, > and & alone
+		_ = enc.Encode(e)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("X-TFS-ServiceError", url.QueryEscape(e.Message))
+		w.WriteHeader(status)
+		_, _ = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	case status == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, http.StatusText(status), status)
+	case status >= 400:
+		http.Error(w, http.StatusText(status), status)
+	default:
+		w.WriteHeader(status)
+	}
+}
