@@ -1,0 +1,230 @@
+// Package portapi reports the outcome of a relayed invocation back to Port's action-run API.
+package portapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultBaseURL is Port's EU API. Accounts in the US region use https://api.us.port.io.
+const DefaultBaseURL = "https://api.port.io"
+
+// Port documents a token life of 3 hours; a token is used until TokenMargin before it ends.
+const (
+	TokenLifetime = 3 * time.Hour
+	TokenMargin   = 5 * time.Minute
+)
+
+// Errors returned by Client, wrapped with context; test for them with errors.Is.
+var (
+	// ErrNoCredentials means the client id or client secret is empty.
+	ErrNoCredentials = errors.New("no Port client credentials")
+	// ErrBadRunID means the run id is not of the form [A-Za-z0-9_-]{1,100}; no request was made.
+	ErrBadRunID = errors.New("invalid Port run id")
+	// ErrToken means Port did not issue an access token for the credentials.
+	ErrToken = errors.New("no access token from Port")
+	// ErrRejected means Port answered the run request with a status other than 2xx.
+	ErrRejected = errors.New("request rejected by Port")
+)
+
+// Credentials are a Port client id and client secret.
+type Credentials struct {
+	ClientID     string
+	ClientSecret string
+}
+
+// Client calls Port's API. The zero value is ready to use and safe for concurrent use; it caches one access token
+// per client id. Deadlines come from the caller's context, and nothing is retried except one request whose token
+// Port refused (401), which is sent again once with a fresh token.
+type Client struct {
+	BaseURL string           // empty means DefaultBaseURL
+	HTTP    *http.Client     // nil means http.DefaultClient
+	Now     func() time.Time // nil means time.Now
+
+	once   sync.Once
+	lock   chan struct{} // held while reading or fetching a token; a channel so waiters can give up on ctx
+	tokens map[string]token
+}
+
+type token struct {
+	secret  string // the secret the token was issued for: a new secret needs a new token
+	value   string
+	expires time.Time
+}
+
+// maxBody bounds what is read of Port's answers; error bodies are never shown, only their status.
+const maxBody = 64 << 10
+
+var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
+
+// Log adds a line to the run's log: POST /v1/actions/runs/{runID}/logs.
+func (c *Client) Log(ctx context.Context, creds Credentials, runID, message string) error {
+	body := struct {
+		Message string `json:"message"`
+	}{message}
+	if err := c.run(ctx, creds, http.MethodPost, runID, "/logs", body); err != nil {
+		return fmt.Errorf("portapi: log to run: %w", err)
+	}
+	return nil
+}
+
+// Fail ends the run with status FAILURE, a short statusLabel and a summary telling the user what to fix:
+// PATCH /v1/actions/runs/{runID}. Port accepts a final status only once per run.
+func (c *Client) Fail(ctx context.Context, creds Credentials, runID, statusLabel, summary string) error {
+	body := struct {
+		Status      string `json:"status"`
+		StatusLabel string `json:"statusLabel,omitempty"`
+		Summary     string `json:"summary,omitempty"`
+	}{"FAILURE", statusLabel, summary}
+	if err := c.run(ctx, creds, http.MethodPatch, runID, "", body); err != nil {
+		return fmt.Errorf("portapi: fail run: %w", err)
+	}
+	return nil
+}
+
+// run sends body to /v1/actions/runs/{runID}{suffix}, refreshing the token once if Port refuses it.
+func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suffix string, body any) error {
+	if !runIDPattern.MatchString(runID) {
+		return ErrBadRunID
+	}
+	if creds.ClientID == "" || creds.ClientSecret == "" {
+		return ErrNoCredentials
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	path := "/v1/actions/runs/" + url.PathEscape(runID) + suffix
+
+	tok, err := c.token(ctx, creds, "")
+	if err != nil {
+		return err
+	}
+	status, err := c.send(ctx, method, path, tok, payload)
+	if status == http.StatusUnauthorized {
+		if tok, err = c.token(ctx, creds, tok); err != nil {
+			return err
+		}
+		status, err = c.send(ctx, method, path, tok, payload)
+	}
+	if err != nil {
+		return err
+	}
+	if status/100 != 2 {
+		return fmt.Errorf("%w: %s %s: status %d", ErrRejected, method, path, status)
+	}
+	return nil
+}
+
+// send makes one request and returns Port's status; the answer's body is drained and dropped.
+func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, bytes.NewReader(payload))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	return resp.StatusCode, nil
+}
+
+// token returns a cached token for creds, or fetches one. A non-empty refused token is never returned again: the
+// first caller to see it refused fetches a new one, and the others get that.
+func (c *Client) token(ctx context.Context, creds Credentials, refused string) (string, error) {
+	c.once.Do(func() {
+		c.lock = make(chan struct{}, 1)
+		c.tokens = make(map[string]token)
+	})
+	select {
+	case c.lock <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("%w: %w", ErrToken, ctx.Err())
+	}
+	defer func() { <-c.lock }()
+
+	now := c.now()
+	if t, ok := c.tokens[creds.ClientID]; ok && t.secret == creds.ClientSecret && t.value != refused && now.Before(t.expires) {
+		return t.value, nil
+	}
+	delete(c.tokens, creds.ClientID)
+	t, err := c.fetchToken(ctx, creds, now)
+	if err != nil {
+		return "", err
+	}
+	c.tokens[creds.ClientID] = t
+	return t.value, nil
+}
+
+// fetchToken asks Port for a token: POST /v1/auth/access_token.
+func (c *Client) fetchToken(ctx context.Context, creds Credentials, now time.Time) (token, error) {
+	payload, err := json.Marshal(struct {
+		ClientID     string `json:"clientId"`
+		ClientSecret string `json:"clientSecret"`
+	}{creds.ClientID, creds.ClientSecret})
+	if err != nil {
+		return token{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base()+"/v1/auth/access_token", bytes.NewReader(payload))
+	if err != nil {
+		return token{}, fmt.Errorf("%w: %w", ErrToken, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return token{}, fmt.Errorf("%w: %w", ErrToken, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		return token{}, fmt.Errorf("%w: status %d", ErrToken, resp.StatusCode)
+	}
+	var answer struct {
+		AccessToken string `json:"accessToken"`
+		ExpiresIn   int64  `json:"expiresIn"` // seconds
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&answer); err != nil || answer.AccessToken == "" {
+		return token{}, fmt.Errorf("%w: malformed answer", ErrToken)
+	}
+	life := TokenLifetime
+	if s := answer.ExpiresIn; s > 0 && s < int64(TokenLifetime/time.Second) {
+		life = time.Duration(s) * time.Second
+	}
+	// A token whose life is shorter than the margin serves this request only.
+	return token{secret: creds.ClientSecret, value: answer.AccessToken, expires: now.Add(life - TokenMargin)}, nil
+}
+
+func (c *Client) base() string {
+	if c.BaseURL == "" {
+		return DefaultBaseURL
+	}
+	return strings.TrimRight(c.BaseURL, "/")
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP == nil {
+		return http.DefaultClient
+	}
+	return c.HTTP
+}
+
+func (c *Client) now() time.Time {
+	if c.Now == nil {
+		return time.Now()
+	}
+	return c.Now()
+}

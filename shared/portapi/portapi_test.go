@@ -1,0 +1,228 @@
+package portapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/porttest"
+)
+
+const runID = "r_jE5FhDURh4Uen2Qr"
+
+var creds = portapi.Credentials{ClientID: "client-id", ClientSecret: "s3cr3t-value"}
+
+func newPort(t *testing.T) (*porttest.Server, *portapi.Client) {
+	t.Helper()
+	port := porttest.New(creds.ClientID, creds.ClientSecret)
+	t.Cleanup(port.Close)
+	return port, &portapi.Client{BaseURL: port.URL}
+}
+
+func TestLogAddsALineToTheRun(t *testing.T) {
+	port, c := newPort(t)
+	if err := c.Log(t.Context(), creds, runID, "Azure DevOps accepted webhook deploy (pipeline queued)"); err != nil {
+		t.Fatalf("Log() = %v, want nil", err)
+	}
+	logs := port.Logs(runID)
+	if len(logs) != 1 || logs[0].Message != "Azure DevOps accepted webhook deploy (pipeline queued)" || logs[0].TerminationStatus != "" {
+		t.Errorf("Logs(%q) = %+v, want one line without terminationStatus", runID, logs)
+	}
+	if got := port.Updates(runID); len(got) != 0 {
+		t.Errorf("Updates(%q) = %+v, want none: a log leaves the final status to the pipeline", runID, got)
+	}
+}
+
+func TestFailEndsTheRunWithFailure(t *testing.T) {
+	port, c := newPort(t)
+	if err := c.Fail(t.Context(), creds, runID, "Azure refused", "Register webhook deploy in Azure DevOps."); err != nil {
+		t.Fatalf("Fail() = %v, want nil", err)
+	}
+	want := porttest.Update{Status: "FAILURE", StatusLabel: "Azure refused", Summary: "Register webhook deploy in Azure DevOps."}
+	if got := port.Updates(runID); len(got) != 1 || got[0] != want {
+		t.Errorf("Updates(%q) = %+v, want [%+v]", runID, got, want)
+	}
+
+	// The run has ended: Port refuses a second final status and further logs.
+	if err := c.Fail(t.Context(), creds, runID, "again", "again"); !errors.Is(err, portapi.ErrRejected) {
+		t.Errorf("second Fail() = %v, want %v", err, portapi.ErrRejected)
+	}
+	if err := c.Log(t.Context(), creds, runID, "late"); !errors.Is(err, portapi.ErrRejected) {
+		t.Errorf("Log() after Fail = %v, want %v", err, portapi.ErrRejected)
+	}
+}
+
+func TestOneTokenServesManyConcurrentCalls(t *testing.T) {
+	port, c := newPort(t)
+	const calls = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for range calls {
+		wg.Go(func() { errs <- c.Log(t.Context(), creds, runID, "line") })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Log() = %v, want nil", err)
+		}
+	}
+	if got := port.TokenRequests(); got != 1 {
+		t.Errorf("TokenRequests() = %d, want 1", got)
+	}
+	if got := len(port.Logs(runID)); got != calls {
+		t.Errorf("len(Logs) = %d, want %d", got, calls)
+	}
+}
+
+func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
+	tests := []struct {
+		name  string
+		later time.Duration
+		want  int // token requests in all
+	}{
+		{"a token 2 hours old is reused", 2 * time.Hour, 1},
+		{"a token 2h54m old is reused", 2*time.Hour + 54*time.Minute, 1},
+		{"a token within 5 minutes of its 3 hours is replaced", 2*time.Hour + 56*time.Minute, 2},
+		{"a token past its 3 hours is replaced", 4 * time.Hour, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port, c := newPort(t)
+			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			c.Now = func() time.Time { return now }
+			if err := c.Log(t.Context(), creds, runID, "first"); err != nil {
+				t.Fatalf("Log() = %v, want nil", err)
+			}
+			now = now.Add(tt.later)
+			if err := c.Log(t.Context(), creds, runID, "second"); err != nil {
+				t.Fatalf("Log() = %v, want nil", err)
+			}
+			if got := port.TokenRequests(); got != tt.want {
+				t.Errorf("TokenRequests() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRefusedTokenIsRefreshedOnce(t *testing.T) {
+	port, c := newPort(t)
+	if err := c.Log(t.Context(), creds, runID, "first"); err != nil {
+		t.Fatalf("Log() = %v, want nil", err)
+	}
+	port.ExpireTokens()
+	if err := c.Log(t.Context(), creds, runID, "second"); err != nil {
+		t.Fatalf("Log() after ExpireTokens = %v, want nil", err)
+	}
+	// token, log; then log (401), token, log.
+	if got, want := port.TokenRequests(), 2; got != want {
+		t.Errorf("TokenRequests() = %d, want %d", got, want)
+	}
+	if got, want := port.Requests(), 5; got != want {
+		t.Errorf("Requests() = %d, want %d", got, want)
+	}
+	if got := len(port.Logs(runID)); got != 2 {
+		t.Errorf("len(Logs) = %d, want 2", got)
+	}
+}
+
+func TestSecondRefusalIsAnErrorNotALoop(t *testing.T) {
+	var mu sync.Mutex
+	tokens, runs := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/v1/auth/access_token" {
+			tokens++
+			w.Write([]byte(`{"accessToken":"tok-abc","expiresIn":10800}`))
+			return
+		}
+		runs++
+		// An upstream echoing what it got must not reach our errors.
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(r.Header.Get("Authorization")))
+	}))
+	defer srv.Close()
+
+	c := &portapi.Client{BaseURL: srv.URL}
+	err := c.Log(t.Context(), creds, runID, "line")
+	if !errors.Is(err, portapi.ErrRejected) {
+		t.Fatalf("Log() = %v, want %v", err, portapi.ErrRejected)
+	}
+	if strings.Contains(err.Error(), "tok-abc") {
+		t.Errorf("Log() = %q, shows the token", err)
+	}
+	if tokens != 2 || runs != 2 {
+		t.Errorf("token requests = %d, run requests = %d; want 2 and 2", tokens, runs)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		creds    portapi.Credentials
+		runID    string
+		want     error
+		requests int // reaching the double
+	}{
+		{"a wrong secret gets no token", portapi.Credentials{ClientID: creds.ClientID, ClientSecret: "wrong-s3cr3t"}, runID, portapi.ErrToken, 1},
+		{"a wrong client id gets no token", portapi.Credentials{ClientID: "other", ClientSecret: creds.ClientSecret}, runID, portapi.ErrToken, 1},
+		{"an empty secret is refused before any request", portapi.Credentials{ClientID: creds.ClientID}, runID, portapi.ErrNoCredentials, 0},
+		{"an empty client id is refused before any request", portapi.Credentials{ClientSecret: creds.ClientSecret}, runID, portapi.ErrNoCredentials, 0},
+		{"an empty run id is refused", creds, "", portapi.ErrBadRunID, 0},
+		{"a run id with a slash is refused", creds, "r_1/../../auth", portapi.ErrBadRunID, 0},
+		{"a run id with a query is refused", creds, "r_1?x=1", portapi.ErrBadRunID, 0},
+		{"a run id with an escape is refused", creds, "r_1%2F", portapi.ErrBadRunID, 0},
+		{"a run id with a space is refused", creds, "r 1", portapi.ErrBadRunID, 0},
+		{"a run id of 101 characters is refused", creds, strings.Repeat("r", 101), portapi.ErrBadRunID, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port, c := newPort(t)
+			for _, call := range []func() error{
+				func() error { return c.Log(t.Context(), tt.creds, tt.runID, "line") },
+				func() error { return c.Fail(t.Context(), tt.creds, tt.runID, "label", "summary") },
+			} {
+				err := call()
+				if !errors.Is(err, tt.want) {
+					t.Errorf("err = %v, want %v", err, tt.want)
+				}
+				if err != nil && tt.creds.ClientSecret != "" && strings.Contains(err.Error(), tt.creds.ClientSecret) {
+					t.Errorf("err = %q, shows the client secret", err)
+				}
+			}
+			if got, want := port.Requests(), 2*tt.requests; got != want {
+				t.Errorf("Requests() = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestChangedSecretIsNotServedTheCachedToken(t *testing.T) {
+	port, c := newPort(t)
+	if err := c.Log(t.Context(), creds, runID, "line"); err != nil {
+		t.Fatalf("Log() = %v, want nil", err)
+	}
+	rotated := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: "rotated-s3cr3t"}
+	if err := c.Log(t.Context(), rotated, runID, "line"); !errors.Is(err, portapi.ErrToken) {
+		t.Errorf("Log(rotated secret) = %v, want %v", err, portapi.ErrToken)
+	}
+	if got := port.TokenRequests(); got != 2 {
+		t.Errorf("TokenRequests() = %d, want 2", got)
+	}
+}
+
+func TestCancelledContextIsReported(t *testing.T) {
+	_, c := newPort(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := c.Log(ctx, creds, runID, "line"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Log(cancelled) = %v, want %v", err, context.Canceled)
+	}
+}

@@ -1,0 +1,233 @@
+// Package porttest runs a local stand-in for Port's API that checks the token flow, paths, bodies and authorization.
+//
+// It answers like Port where the relay depends on it, and more strictly where Port is lenient: bodies with keys Port
+// does not document are refused, so a test passing against it uses only documented keys.
+package porttest
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// TokenLifetime is the expiresIn, in seconds, of the tokens the server issues: Port's 3 hours.
+const TokenLifetime = 10800
+
+// Log is a run log line the server accepted.
+type Log struct {
+	Message           string `json:"message"`
+	TerminationStatus string `json:"terminationStatus,omitempty"`
+	StatusLabel       string `json:"statusLabel,omitempty"`
+}
+
+// Update is a run update (PATCH) the server accepted.
+type Update struct {
+	Status        string `json:"status,omitempty"`
+	StatusLabel   string `json:"statusLabel,omitempty"`
+	Link          string `json:"link,omitempty"`
+	Summary       string `json:"summary,omitempty"`
+	ExternalRunID string `json:"externalRunId,omitempty"`
+}
+
+// Server is a stand-in for Port's API on 127.0.0.1. Runs exist as soon as they are mentioned. It is safe for
+// concurrent use, and its accessors return copies.
+type Server struct {
+	URL string // base URL, e.g. http://127.0.0.1:12345, to use in place of https://api.port.io
+
+	srv          *httptest.Server
+	clientID     string
+	clientSecret string
+
+	mu            sync.Mutex
+	tokens        map[string]bool // tokens that are valid now
+	tokenRequests int
+	requests      int
+	logs          map[string][]Log
+	updates       map[string][]Update
+	ended         map[string]bool // runs that have a final status
+}
+
+// New starts a server that issues tokens for clientID and clientSecret only. Close it when done.
+func New(clientID, clientSecret string) *Server {
+	s := &Server{
+		clientID:     clientID,
+		clientSecret: clientSecret,
+		tokens:       make(map[string]bool),
+		logs:         make(map[string][]Log),
+		updates:      make(map[string][]Update),
+		ended:        make(map[string]bool),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/auth/access_token", s.accessToken)
+	mux.HandleFunc("POST /v1/actions/runs/{runId}/logs", s.authorized(s.addLog))
+	mux.HandleFunc("PATCH /v1/actions/runs/{runId}", s.authorized(s.updateRun))
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests++
+		s.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close shuts the server down.
+func (s *Server) Close() { s.srv.Close() }
+
+// ExpireTokens makes every token issued so far invalid, as if its 3 hours had passed: the next run request with
+// one gets 401.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
+// TokenRequests counts the requests to the token endpoint, granted or not.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenRequests
+}
+
+// Requests counts every request the server received, on any path.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// Logs returns the log lines accepted for runID, oldest first.
+func (s *Server) Logs(runID string) []Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.logs[runID])
+}
+
+// Updates returns the updates accepted for runID, oldest first.
+func (s *Server) Updates(runID string) []Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updates[runID])
+}
+
+func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.tokenRequests++
+	s.mu.Unlock()
+	var creds struct {
+		ClientID     string `json:"clientId"`
+		ClientSecret string `json:"clientSecret"`
+	}
+	if !decode(w, r, &creds) {
+		return
+	}
+	if creds.ClientID != s.clientID || creds.ClientSecret != s.clientSecret {
+		reply(w, http.StatusUnauthorized, "invalid client credentials")
+		return
+	}
+	tok := "porttest-" + rand.Text()
+	s.mu.Lock()
+	s.tokens[tok] = true
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"ok": true, "accessToken": tok, "expiresIn": TokenLifetime, "tokenType": "Bearer",
+	})
+}
+
+// authorized lets through requests with a valid Bearer token.
+func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.mu.Lock()
+		ok = ok && s.tokens[tok]
+		s.mu.Unlock()
+		if !ok {
+			reply(w, http.StatusUnauthorized, "missing, unknown or expired token")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (s *Server) addLog(w http.ResponseWriter, r *http.Request) {
+	var l Log
+	if !decode(w, r, &l) {
+		return
+	}
+	if l.Message == "" || !validStatus(l.TerminationStatus) {
+		reply(w, http.StatusBadRequest, "message is required; terminationStatus is SUCCESS or FAILURE")
+		return
+	}
+	run := r.PathValue("runId")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended[run] {
+		reply(w, http.StatusUnprocessableEntity, "the run has already ended")
+		return
+	}
+	s.ended[run] = l.TerminationStatus != ""
+	s.logs[run] = append(s.logs[run], l)
+	writeJSON(w, http.StatusCreated, map[string]any{"ok": true})
+}
+
+func (s *Server) updateRun(w http.ResponseWriter, r *http.Request) {
+	var u Update
+	if !decode(w, r, &u) {
+		return
+	}
+	if !validStatus(u.Status) {
+		reply(w, http.StatusBadRequest, "status is SUCCESS or FAILURE")
+		return
+	}
+	run := r.PathValue("runId")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.Status != "" && s.ended[run] {
+		reply(w, http.StatusUnprocessableEntity, "the run has already ended")
+		return
+	}
+	s.ended[run] = s.ended[run] || u.Status != ""
+	s.updates[run] = append(s.updates[run], u)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": map[string]any{"id": run, "status": u.Status}})
+}
+
+// validStatus accepts a final status or none.
+func validStatus(status string) bool {
+	return status == "" || status == "SUCCESS" || status == "FAILURE"
+}
+
+// decode reads one JSON object with only the keys of v, or answers 415 or 400.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		reply(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		reply(w, http.StatusBadRequest, "body is not a JSON object with only the documented keys")
+		return false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		reply(w, http.StatusBadRequest, "body has data after the JSON object")
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, status int, message string) {
+	writeJSON(w, status, map[string]any{"ok": false, "error": http.StatusText(status), "message": message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
