@@ -1,0 +1,653 @@
+// Package template_test checks template.yaml and samconfig.toml, read as a reviewer would: each
+// property the deployment promises (runtime, routes, schedule, failure handling, least privilege,
+// configuration, outputs) is asserted on its own, with short-form tags (!Ref, !Sub, !If, !GetAtt) kept.
+package template_test
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	templatePath  = "template.yaml"
+	samconfigPath = "samconfig.toml"
+)
+
+// loadTemplate parses template.yaml into a node tree, so CloudFormation's tags survive.
+func loadTemplate(t *testing.T) *yaml.Node {
+	t.Helper()
+	raw, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatalf("read %s: %v", templatePath, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("parse %s: %v", templatePath, err)
+	}
+	return &doc
+}
+
+// get follows mapping keys from n; nil when any step is missing.
+func get(n *yaml.Node, path ...string) *yaml.Node {
+	for _, key := range path {
+		if n != nil && n.Kind == yaml.DocumentNode {
+			n = n.Content[0]
+		}
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+// keys lists a mapping's keys in order.
+func keys(n *yaml.Node) []string {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var ks []string
+	for i := 0; i < len(n.Content); i += 2 {
+		ks = append(ks, n.Content[i].Value)
+	}
+	return ks
+}
+
+// render prints a node compactly, intrinsics in short form whichever form the file uses:
+// `!If [ScheduleOn, ENABLED, DISABLED]`, `!GetAtt ScheduleDLQ.Arn`, `""` for an empty string.
+func render(n *yaml.Node) string {
+	if n == nil {
+		return "<missing>"
+	}
+	tag := ""
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		tag = n.Tag + " "
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		return render(n.Content[0])
+	case yaml.ScalarNode:
+		if n.Value == "" {
+			return tag + `""`
+		}
+		return tag + n.Value
+	case yaml.SequenceNode:
+		parts := make([]string, len(n.Content))
+		for i, c := range n.Content {
+			parts[i] = render(c)
+		}
+		if n.Tag == "!GetAtt" {
+			return "!GetAtt " + strings.Join(parts, ".")
+		}
+		return tag + "[" + strings.Join(parts, ", ") + "]"
+	case yaml.MappingNode:
+		if len(n.Content) == 2 {
+			k := n.Content[0].Value
+			if k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::") {
+				short := n.Content[1]
+				if k == "Fn::GetAtt" && short.Kind == yaml.SequenceNode {
+					return "!GetAtt " + strings.Join([]string{render(short.Content[0]), render(short.Content[1])}, ".")
+				}
+				return "!" + strings.TrimPrefix(k, "Fn::") + " " + render(short)
+			}
+		}
+		parts := make([]string, 0, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			parts = append(parts, n.Content[i].Value+": "+render(n.Content[i+1]))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	}
+	return "<alias>"
+}
+
+// ifParts splits `!If [cond, then, else]` (short or long form); ok is false for anything else.
+func ifParts(n *yaml.Node) (cond string, then, otherwise *yaml.Node, ok bool) {
+	if n == nil {
+		return "", nil, nil, false
+	}
+	if n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[0].Value == "Fn::If" {
+		n = n.Content[1]
+	} else if n.Tag != "!If" {
+		return "", nil, nil, false
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) != 3 {
+		return "", nil, nil, false
+	}
+	return n.Content[0].Value, n.Content[1], n.Content[2], true
+}
+
+func scalars(n *yaml.Node) []string {
+	switch {
+	case n == nil:
+		return nil
+	case n.Kind == yaml.SequenceNode:
+		var out []string
+		for _, c := range n.Content {
+			out = append(out, render(c))
+		}
+		return out
+	default:
+		return []string{render(n)}
+	}
+}
+
+func TestTransformIsSAM(t *testing.T) {
+	tpl := loadTemplate(t)
+	if got := render(get(tpl, "Transform")); got != "AWS::Serverless-2016-10-31" {
+		t.Errorf("Transform = %s, want AWS::Serverless-2016-10-31", got)
+	}
+}
+
+func TestGlobalsFunction(t *testing.T) {
+	tpl := loadTemplate(t)
+	atMost := func(limit int) func(string) bool {
+		return func(v string) bool { n, err := strconv.Atoi(v); return err == nil && n <= limit }
+	}
+	tests := []struct {
+		path []string
+		want string
+		ok   func(string) bool
+	}{
+		{[]string{"Runtime"}, "provided.al2023", nil},
+		{[]string{"Architectures"}, "[arm64]", nil},
+		{[]string{"Handler"}, "bootstrap", nil},
+		{[]string{"Timeout"}, "under API Gateway's 29 s", atMost(28)},
+		{[]string{"MemorySize"}, "at most 256 MB", atMost(256)},
+		{[]string{"LoggingConfig", "LogFormat"}, "JSON", nil},
+	}
+	for _, tt := range tests {
+		name := strings.Join(tt.path, ".")
+		t.Run(name, func(t *testing.T) {
+			got := render(get(tpl, append([]string{"Globals", "Function"}, tt.path...)...))
+			if tt.ok == nil && got != tt.want || tt.ok != nil && !tt.ok(got) {
+				t.Errorf("Globals.Function.%s = %s, want %s", name, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFunctionsBuildWithMakefileFromRepositoryRoot(t *testing.T) {
+	tpl := loadTemplate(t)
+	for _, fn := range []string{"RelayFunction", "VerifierFunction"} {
+		t.Run(fn, func(t *testing.T) {
+			res := get(tpl, "Resources", fn)
+			if got := render(get(res, "Type")); got != "AWS::Serverless::Function" {
+				t.Fatalf("%s.Type = %s, want AWS::Serverless::Function", fn, got)
+			}
+			if got := render(get(res, "Metadata", "BuildMethod")); got != "makefile" {
+				t.Errorf("%s.Metadata.BuildMethod = %s, want makefile (go1.x can't pass -tags lambda.norpc)", fn, got)
+			}
+			codeURI := get(res, "Properties", "CodeUri")
+			if codeURI == nil {
+				t.Fatalf("%s.Properties.CodeUri is missing", fn)
+			}
+			if _, err := os.Stat(filepath.Join(codeURI.Value, "go.mod")); err != nil {
+				t.Errorf("%s.CodeUri = %s, want the directory holding go.mod: %v", fn, codeURI.Value, err)
+			}
+			// A function-level list would be appended to the Globals list by SAM, not replace it.
+			if arch := get(res, "Properties", "Architectures"); arch != nil {
+				t.Errorf("%s.Properties.Architectures = %s, want unset so Globals' [arm64] applies alone", fn, render(arch))
+			}
+			for _, key := range []string{"Runtime", "Handler", "Timeout", "MemorySize", "Role"} {
+				if v := get(res, "Properties", key); v != nil {
+					t.Errorf("%s.Properties.%s = %s, want unset (Globals decide; Role would bypass Policies)", fn, key, render(v))
+				}
+			}
+		})
+	}
+}
+
+// httpRoutes lists "METHOD /path on <ApiId>" for a function's HttpApi events.
+func httpRoutes(tpl *yaml.Node, fn string) []string {
+	events := get(tpl, "Resources", fn, "Properties", "Events")
+	var routes []string
+	for _, name := range keys(events) {
+		ev := get(events, name)
+		if render(get(ev, "Type")) != "HttpApi" {
+			continue
+		}
+		p := get(ev, "Properties")
+		routes = append(routes, render(get(p, "Method"))+" "+render(get(p, "Path"))+" on "+render(get(p, "ApiId")))
+	}
+	return routes
+}
+
+func TestHTTPRoutes(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct {
+		fn, api string
+		want    []string
+	}{
+		{"RelayFunction", "RelayApi", []string{"POST / on !Ref RelayApi", "POST /webhooks/{name} on !Ref RelayApi"}},
+		{"VerifierFunction", "VerifierApi", []string{"ANY /{proxy+} on !Ref VerifierApi", "POST / on !Ref VerifierApi"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fn, func(t *testing.T) {
+			if got := render(get(tpl, "Resources", tt.api, "Type")); got != "AWS::Serverless::HttpApi" {
+				t.Errorf("%s.Type = %s, want AWS::Serverless::HttpApi", tt.api, got)
+			}
+			got := httpRoutes(tpl, tt.fn)
+			for _, route := range tt.want {
+				if !slices.Contains(got, route) {
+					t.Errorf("%s HTTP routes = %q, missing %q", tt.fn, got, route)
+				}
+			}
+		})
+	}
+}
+
+func TestRelayAPIThrottlingFromParameters(t *testing.T) {
+	tpl := loadTemplate(t)
+	for _, setting := range []string{"ThrottlingBurstLimit", "ThrottlingRateLimit"} {
+		got := render(get(tpl, "Resources", "RelayApi", "Properties", "DefaultRouteSettings", setting))
+		if want := "!Ref " + setting; got != want {
+			t.Errorf("RelayApi DefaultRouteSettings.%s = %s, want %s", setting, got, want)
+		}
+		if get(tpl, "Parameters", setting) == nil {
+			t.Errorf("parameter %s is missing", setting)
+		}
+	}
+}
+
+func TestScheduleIsOffByDefaultAndKeepsFailures(t *testing.T) {
+	tpl := loadTemplate(t)
+	events := get(tpl, "Resources", "RelayFunction", "Properties", "Events")
+	var sched *yaml.Node
+	var typ string
+	for _, name := range keys(events) {
+		if typ = render(get(events, name, "Type")); typ == "ScheduleV2" || typ == "Schedule" {
+			sched = get(events, name, "Properties")
+			break
+		}
+	}
+	if sched == nil {
+		t.Fatalf("RelayFunction has no Schedule or ScheduleV2 event")
+	}
+
+	if got := render(get(tpl, "Parameters", "ScheduleEnabled", "Default")); got != "false" {
+		t.Errorf("ScheduleEnabled default = %s, want false", got)
+	}
+	switchNode, on, off := get(sched, "State"), "ENABLED", "DISABLED"
+	if switchNode == nil {
+		switchNode, on, off = get(sched, "Enabled"), "true", "false"
+	}
+	cond, then, otherwise, ok := ifParts(switchNode)
+	if !ok || render(then) != on || render(otherwise) != off {
+		t.Fatalf("schedule State/Enabled = %s, want !If [<condition>, %s, %s]", render(switchNode), on, off)
+	}
+	if got, want := render(get(tpl, "Conditions", cond)), `!Equals [!Ref ScheduleEnabled, true]`; got != want {
+		t.Errorf("condition %s = %s, want %s", cond, got, want)
+	}
+	if got := render(get(sched, "Input")); got != "!Ref ScheduleInput" {
+		t.Errorf("schedule Input = %s, want !Ref ScheduleInput", got)
+	}
+	if get(sched, "RetryPolicy") == nil {
+		t.Errorf("schedule has no RetryPolicy")
+	}
+	dlq := render(get(sched, "DeadLetterConfig", "Arn"))
+	if dlq != "!GetAtt ScheduleDLQ.Arn" {
+		t.Errorf("schedule DeadLetterConfig.Arn = %s, want !GetAtt ScheduleDLQ.Arn", dlq)
+	}
+	queue := get(tpl, "Resources", "ScheduleDLQ")
+	for path, want := range map[string]string{
+		"Type":                              "AWS::SQS::Queue",
+		"Properties.SqsManagedSseEnabled":   "true",
+		"Properties.MessageRetentionPeriod": "1209600",
+	} {
+		if got := render(get(queue, strings.Split(path, ".")...)); got != want {
+			t.Errorf("ScheduleDLQ.%s = %s, want %s", path, got, want)
+		}
+	}
+}
+
+func TestRelayAsyncFailuresGoToTheQueue(t *testing.T) {
+	tpl := loadTemplate(t)
+	cfg := get(tpl, "Resources", "RelayFunction", "Properties", "EventInvokeConfig")
+	for path, want := range map[string]string{
+		"DestinationConfig.OnFailure.Type":        "SQS",
+		"DestinationConfig.OnFailure.Destination": "!GetAtt ScheduleDLQ.Arn",
+		"MaximumRetryAttempts":                    "2",
+	} {
+		if got := render(get(cfg, strings.Split(path, ".")...)); got != want {
+			t.Errorf("RelayFunction EventInvokeConfig.%s = %s, want %s", path, got, want)
+		}
+	}
+}
+
+type statement struct {
+	fn, cond string // cond: the !If condition guarding it, "" if unconditional
+	node     *yaml.Node
+}
+
+// policyStatements collects every inline statement of a function, failing on anything that is not
+// an inline document (managed policy names, SAM policy templates).
+func policyStatements(t *testing.T, tpl *yaml.Node, fn string) []statement {
+	t.Helper()
+	policies := get(tpl, "Resources", fn, "Properties", "Policies")
+	if policies == nil || policies.Kind != yaml.SequenceNode {
+		t.Fatalf("%s.Policies = %s, want a list of inline policy documents", fn, render(policies))
+	}
+	var out []statement
+	for _, doc := range policies.Content {
+		list := get(doc, "Statement")
+		if list == nil || list.Kind != yaml.SequenceNode {
+			t.Errorf("%s policy %s is not an inline document with a Statement list", fn, render(doc))
+			continue
+		}
+		for _, st := range list.Content {
+			if cond, then, otherwise, ok := ifParts(st); ok {
+				if render(otherwise) != "!Ref AWS::NoValue" {
+					t.Errorf("%s statement %s: want !If [cond, statement, !Ref AWS::NoValue]", fn, render(st))
+				}
+				out = append(out, statement{fn, cond, then})
+				continue
+			}
+			out = append(out, statement{fn, "", st})
+		}
+	}
+	return out
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	tpl := loadTemplate(t)
+	allowed := []string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"}
+	wantResource := map[string]string{
+		"secretsmanager:GetSecretValue": "!Ref PortSecretArn",
+		"kms:Decrypt":                   "!Ref SecretKmsKeyArn",
+		"sqs:SendMessage":               "!GetAtt ScheduleDLQ.Arn",
+	}
+	kmsCondition := `!Not [!Equals [!Ref SecretKmsKeyArn, ""]]`
+	if got := render(get(tpl, "Parameters", "SecretKmsKeyArn", "Default")); got != `""` {
+		t.Errorf(`SecretKmsKeyArn default = %s, want "" (no customer key, no kms grant)`, got)
+	}
+
+	for _, fn := range []string{"RelayFunction", "VerifierFunction"} {
+		t.Run(fn, func(t *testing.T) {
+			readsSecret := false
+			for _, st := range policyStatements(t, tpl, fn) {
+				where := fn + " statement " + render(st.node)
+				if got := render(get(st.node, "Effect")); got != "Allow" {
+					t.Errorf("%s: Effect = %s, want Allow", where, got)
+				}
+				for _, k := range []string{"NotAction", "NotResource"} {
+					if get(st.node, k) != nil {
+						t.Errorf("%s: has %s, which grants everything else", where, k)
+					}
+				}
+				resources := scalars(get(st.node, "Resource"))
+				for _, action := range scalars(get(st.node, "Action")) {
+					if !slices.Contains(allowed, action) {
+						t.Errorf("%s: action %s is not in the allowed set %q", where, action, allowed)
+						continue
+					}
+					if want := wantResource[action]; !slices.Equal(resources, []string{want}) {
+						t.Errorf("%s: %s on %q, want exactly [%s]", where, action, resources, want)
+					}
+					switch action {
+					case "secretsmanager:GetSecretValue":
+						readsSecret = true
+					case "kms:Decrypt":
+						if got := render(get(tpl, "Conditions", st.cond)); st.cond == "" || got != kmsCondition {
+							t.Errorf("%s: kms:Decrypt guarded by condition %q = %s, want one defined as %s", where, st.cond, got, kmsCondition)
+						}
+						if via := render(get(st.node, "Condition", "StringEquals", "kms:ViaService")); !strings.Contains(via, "secretsmanager.") {
+							t.Errorf("%s: kms:ViaService = %s, want the Secrets Manager endpoint", where, via)
+						}
+					}
+				}
+				for _, r := range resources {
+					if strings.Contains(r, "*") {
+						t.Errorf("%s: resource %s has a wildcard", where, r)
+					}
+				}
+			}
+			if !readsSecret {
+				t.Errorf("%s has no secretsmanager:GetSecretValue statement", fn)
+			}
+		})
+	}
+}
+
+func TestRelayEnvironmentFollowsTheContract(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct {
+		fn, name, want string // want: a fragment the value must contain
+	}{
+		{"RelayFunction", "PORT_SECRET_ID", "!Ref PortSecretArn"},
+		{"RelayFunction", "AZURE_DEVOPS_ORG", "!Ref AzureDevOpsOrg"},
+		{"RelayFunction", "AZURE_DEVOPS_WEBHOOK", "!Ref AzureDevOpsWebhook"},
+		{"RelayFunction", "AZURE_DEVOPS_WEBHOOKS", "!Ref AzureDevOpsWebhooks"},
+		{"RelayFunction", "AZURE_DEVOPS_URL", "!Ref AzureDevOpsUrl"},
+		{"RelayFunction", "AZURE_SIGNATURE_HEADER", "!Ref AzureSignatureHeader"},
+		{"RelayFunction", "PORT_SIGNATURE_TOLERANCE", "!Ref PortSignatureTolerance"},
+		{"RelayFunction", "PORT_API_URL", "!Ref PortApiUrl"},
+		{"VerifierFunction", "PORT_SECRET_ID", "!Ref PortSecretArn"},
+		{"VerifierFunction", "AZURE_SIGNATURE_HEADER", "!Ref AzureSignatureHeader"},
+		{"VerifierFunction", "PORT_SIGNATURE_TOLERANCE", "!Ref PortSignatureTolerance"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fn+"/"+tt.name, func(t *testing.T) {
+			got := render(get(tpl, "Resources", tt.fn, "Properties", "Environment", "Variables", tt.name))
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("%s env %s = %s, want it to use %s", tt.fn, tt.name, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParameterDefaultsMatchTheContract(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct{ param, want string }{
+		{"AzureDevOpsWebhooks", `""`},
+		{"AzureSignatureHeader", "x-port-signature"},
+		{"AzureDevOpsUrl", "https://dev.azure.com"},
+		{"PortApiUrl", "https://api.port.io"},
+		{"PortSignatureTolerance", "5m"},
+		{"RoundTrip", "false"},
+	}
+	for _, tt := range tests {
+		if got := render(get(tpl, "Parameters", tt.param, "Default")); got != tt.want {
+			t.Errorf("parameter %s default = %s, want %s", tt.param, got, tt.want)
+		}
+	}
+	for _, required := range []string{"AzureDevOpsOrg", "AzureDevOpsWebhook", "PortSecretArn"} {
+		p := get(tpl, "Parameters", required)
+		if p == nil {
+			t.Errorf("parameter %s is missing", required)
+		} else if get(p, "Default") != nil {
+			t.Errorf("parameter %s has a default; the contract makes it required", required)
+		}
+	}
+	pattern := get(tpl, "Parameters", "PortSecretArn", "AllowedPattern")
+	if re, err := regexp.Compile(render(pattern)); err != nil || !re.MatchString("arn:aws:secretsmanager:eu-west-1:123456789012:secret:port-AbCdEf") || re.MatchString("*") {
+		t.Errorf("PortSecretArn AllowedPattern = %s, want a secret ARN pattern (err %v)", render(pattern), err)
+	}
+}
+
+func TestRoundTripPointsTheRelayAtTheVerifier(t *testing.T) {
+	tpl := loadTemplate(t)
+	url := get(tpl, "Resources", "RelayFunction", "Properties", "Environment", "Variables", "AZURE_DEVOPS_URL")
+	cond, then, otherwise, ok := ifParts(url)
+	if !ok || !strings.Contains(render(then), "${VerifierApi}") || render(otherwise) != "!Ref AzureDevOpsUrl" {
+		t.Fatalf("AZURE_DEVOPS_URL = %s, want !If [<RoundTrip>, <verifier API URL>, !Ref AzureDevOpsUrl]", render(url))
+	}
+	if got, want := render(get(tpl, "Conditions", cond)), "!Equals [!Ref RoundTrip, true]"; got != want {
+		t.Errorf("condition %s = %s, want %s", cond, got, want)
+	}
+	// Whatever gates the verifier must give way to a round trip.
+	for _, res := range []string{"VerifierFunction", "VerifierApi"} {
+		if gate := get(tpl, "Resources", res, "Condition"); gate != nil {
+			if def := render(get(tpl, "Conditions", gate.Value)); !strings.Contains(def, "!Condition "+cond) {
+				t.Errorf("%s is deployed under %s = %s, which does not include %s", res, gate.Value, def, cond)
+			}
+		}
+	}
+}
+
+func TestReservedConcurrencyIsTunable(t *testing.T) {
+	tpl := loadTemplate(t)
+	if get(tpl, "Parameters", "ReservedConcurrency") == nil {
+		t.Fatalf("parameter ReservedConcurrency is missing")
+	}
+	rc := get(tpl, "Resources", "RelayFunction", "Properties", "ReservedConcurrentExecutions")
+	cond, then, otherwise, ok := ifParts(rc)
+	if !ok || render(then) != "!Ref ReservedConcurrency" || render(otherwise) != "!Ref AWS::NoValue" {
+		t.Fatalf("ReservedConcurrentExecutions = %s, want !If [<cond>, !Ref ReservedConcurrency, !Ref AWS::NoValue]", render(rc))
+	}
+	if def := render(get(tpl, "Conditions", cond)); !strings.Contains(def, "!Ref ReservedConcurrency") {
+		t.Errorf("condition %s = %s, want it to test ReservedConcurrency", cond, def)
+	}
+}
+
+func TestFunctionsLogToRetainedGroups(t *testing.T) {
+	tpl := loadTemplate(t)
+	for _, fn := range []string{"RelayFunction", "VerifierFunction"} {
+		ref := get(tpl, "Resources", fn, "Properties", "LoggingConfig", "LogGroup")
+		if ref == nil || ref.Tag != "!Ref" {
+			t.Errorf("%s LoggingConfig.LogGroup = %s, want !Ref <log group>", fn, render(ref))
+			continue
+		}
+		group := get(tpl, "Resources", ref.Value)
+		if got := render(get(group, "Type")); got != "AWS::Logs::LogGroup" {
+			t.Errorf("%s logs to %s of type %s, want AWS::Logs::LogGroup", fn, ref.Value, got)
+		}
+		if got := render(get(group, "Properties", "RetentionInDays")); got != "!Ref LogRetentionDays" {
+			t.Errorf("%s RetentionInDays = %s, want !Ref LogRetentionDays", ref.Value, got)
+		}
+		if got := render(get(group, "Properties", "LogGroupName")); !strings.Contains(got, "/aws/lambda/") {
+			t.Errorf("%s LogGroupName = %s, want it under /aws/lambda/", ref.Value, got)
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct{ output, want string }{
+		{"RelayUrl", "https://${RelayApi}.execute-api."},
+		{"RelayWebhookUrlTemplate", "/webhooks/{name}"},
+		{"VerifierUrl", "https://${VerifierApi}.execute-api."},
+		{"RelayFunctionArn", "!GetAtt RelayFunction.Arn"},
+		{"ScheduleDeadLetterQueueUrl", "!Ref ScheduleDLQ"},
+	}
+	for _, tt := range tests {
+		if got := render(get(tpl, "Outputs", tt.output, "Value")); !strings.Contains(got, tt.want) {
+			t.Errorf("output %s = %s, want it to contain %s", tt.output, got, tt.want)
+		}
+	}
+}
+
+// TestReferencesResolve catches typos a deploy would find late: every !Ref, !GetAtt, ${…} in !Sub
+// and !If condition names something the template defines.
+func TestReferencesResolve(t *testing.T) {
+	tpl := loadTemplate(t)
+	defined := func(name string) bool {
+		return strings.HasPrefix(name, "AWS::") || get(tpl, "Parameters", name) != nil || get(tpl, "Resources", name) != nil
+	}
+	subVar := regexp.MustCompile(`\$\{([^}!]+)\}`)
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Tag {
+		case "!Ref":
+			if !defined(n.Value) {
+				t.Errorf("line %d: !Ref %s names no parameter or resource", n.Line, n.Value)
+			}
+		case "!GetAtt":
+			if res, _, _ := strings.Cut(n.Value, "."); get(tpl, "Resources", res) == nil {
+				t.Errorf("line %d: !GetAtt %s names no resource", n.Line, n.Value)
+			}
+		case "!Sub":
+			for _, m := range subVar.FindAllStringSubmatch(n.Value, -1) {
+				if res, _, _ := strings.Cut(m[1], "."); !defined(res) {
+					t.Errorf("line %d: !Sub uses ${%s}, which is not defined", n.Line, m[1])
+				}
+			}
+		case "!If", "!Condition":
+			name := n.Value
+			if n.Kind == yaml.SequenceNode && len(n.Content) > 0 {
+				name = n.Content[0].Value
+			}
+			if get(tpl, "Conditions", name) == nil {
+				t.Errorf("line %d: condition %s is not defined", n.Line, name)
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(tpl)
+}
+
+// TestSAMConfig reads samconfig.toml line by line (no TOML parser in the module): the default
+// deploy and the round-trip environment exist, and the round trip turns RoundTrip on.
+func TestSAMConfig(t *testing.T) {
+	f, err := os.Open(samconfigPath)
+	if err != nil {
+		t.Fatalf("open %s: %v", samconfigPath, err)
+	}
+	defer f.Close()
+
+	sections := map[string][]string{} // section header -> its non-comment lines
+	section, version := "", ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "["):
+			section = line
+			sections[section] = nil
+		case section == "" && strings.HasPrefix(line, "version"):
+			version = line
+		default:
+			sections[section] = append(sections[section], line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read %s: %v", samconfigPath, err)
+	}
+	if strings.ReplaceAll(version, " ", "") != "version=0.1" {
+		t.Errorf("%s: version line = %q, want version = 0.1", samconfigPath, version)
+	}
+	has := func(section, fragment string) bool {
+		return slices.ContainsFunc(sections[section], func(l string) bool { return strings.Contains(l, fragment) })
+	}
+
+	const deploy, roundtrip = "[default.deploy.parameters]", "[roundtrip.deploy.parameters]"
+	for _, s := range []string{"[default.build.parameters]", deploy, "[default.local_invoke.parameters]", roundtrip} {
+		if _, ok := sections[s]; !ok {
+			t.Errorf("%s: section %s is missing", samconfigPath, s)
+		}
+	}
+	tests := []struct{ section, fragment string }{
+		{deploy, `stack_name = "port-azure-relay"`},
+		{deploy, `capabilities = "CAPABILITY_IAM"`},
+		{deploy, "confirm_changeset = true"},
+		{deploy, "resolve_s3 = true"},
+		{deploy, "parameter_overrides"},
+		{roundtrip, `stack_name = "port-azure-relay-roundtrip"`},
+		{roundtrip, `RoundTrip=\"true\"`},
+	}
+	for _, tt := range tests {
+		if !has(tt.section, tt.fragment) {
+			t.Errorf("%s: %s has no line with %s", samconfigPath, tt.section, tt.fragment)
+		}
+	}
+	if has(deploy, `RoundTrip=\"true\"`) {
+		t.Errorf("%s: the default deploy turns RoundTrip on; only the roundtrip environment should", samconfigPath)
+	}
+}
