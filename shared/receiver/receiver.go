@@ -26,7 +26,6 @@ const (
 // ErrNotHTTP is answered to an invocation that is not an HTTP event.
 var ErrNotHTTP = errors.New("the verifier answers HTTP events only")
 
-
 // Receiver is the verifier's core.
 type Receiver struct {
 	Secret func(ctx context.Context) (string, error) // the clientSecret
