@@ -1,0 +1,335 @@
+// Package smtest runs a local AWS Secrets Manager endpoint for tests, demos and benchmarks.
+package smtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The only credentials and region the server accepts. Requests must be signed with them (Signature Version 4).
+const (
+	AccessKeyID     = "AKIASMTESTEXAMPLE123"
+	SecretAccessKey = "smtest/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	Region          = "us-east-1"
+)
+
+// MaxClockSkew is how far X-Amz-Date may be from the server's clock, as AWS allows.
+const MaxClockSkew = 5 * time.Minute
+
+const (
+	service     = "secretsmanager"
+	jsonType    = "application/x-amz-json-1.1"
+	arnPrefix   = "arn:aws:secretsmanager:" + Region + ":123456789012:secret:"
+	maxBodySize = 1 << 20
+)
+
+// A Fault is a failure the server injects, set with SetFault. The zero value is None.
+type Fault struct {
+	kind  string
+	delay time.Duration
+	times int // 0 means until the next SetFault
+}
+
+// The faults the server can inject.
+var (
+	// None answers normally.
+	None = Fault{}
+	// Down closes every connection without answering, like an unreachable endpoint.
+	Down = Fault{kind: "down"}
+	// Throttle answers 400 ThrottlingException, which the SDK retries with backoff.
+	Throttle = Fault{kind: "throttle"}
+	// InternalError answers 500 InternalServiceError, which the SDK retries.
+	InternalError = Fault{kind: "internal"}
+	// AccessDenied answers 400 AccessDeniedException, as AWS does when IAM lacks secretsmanager:GetSecretValue.
+	AccessDenied = Fault{kind: "denied"}
+)
+
+// Slow delays each answer by d, or until the client gives up.
+func Slow(d time.Duration) Fault { return Fault{kind: "slow", delay: d} }
+
+// Times limits f to the next n requests, after which the server answers normally again:
+// Throttle.Times(1) shows whether a caller survives one throttled attempt.
+func (f Fault) Times(n int) Fault {
+	f.times = n
+	return f
+}
+
+// Server is a Secrets Manager endpoint that answers GetSecretValue. It is safe for concurrent use.
+type Server struct {
+	// URL is the endpoint's base URL, http://127.0.0.1:port, for BaseEndpoint or AWS_ENDPOINT_URL_SECRETS_MANAGER.
+	URL string
+
+	srv   *httptest.Server
+	done  chan struct{} // closed by Close, so slow answers don't hold it up
+	calls atomic.Int64
+
+	mu      sync.Mutex
+	secrets map[string]secret // by name
+	fault   Fault
+}
+
+type secret struct {
+	arn, name, value, versionID string
+	created                     time.Time
+}
+
+// New starts a server on 127.0.0.1 with a random port. Close it when done.
+func New() *Server {
+	s := &Server{done: make(chan struct{}), secrets: make(map[string]secret)}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server and waits for answers in progress.
+func (s *Server) Close() {
+	close(s.done)
+	s.srv.Close()
+}
+
+// Env returns the KEY=VALUE lines that point the real SDK in a child process at this server.
+// AWS_SESSION_TOKEN and AWS_PROFILE are blanked so that the parent's environment can't override them.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
+		"AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + s.URL,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Put creates the secret or gives it a new current version, and returns its ARN.
+// As in AWS, the ARN ends in a random suffix and stays the same across versions.
+func (s *Server) Put(name, secretString string) (arn string) {
+	if name == "" {
+		panic("smtest: Put with an empty secret name")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, ok := s.secrets[name]
+	if !ok {
+		sec = secret{name: name, arn: arnPrefix + name + "-" + rand.Text()[:6]}
+	}
+	sec.value, sec.versionID, sec.created = secretString, newUUID(), time.Now()
+	s.secrets[name] = sec
+	return sec.arn
+}
+
+// Delete removes the secret at once, like DeleteSecret with ForceDeleteWithoutRecovery.
+func (s *Server) Delete(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.secrets, name)
+}
+
+// Calls counts the GetSecretValue requests that passed authentication, faulted or not.
+func (s *Server) Calls() int { return int(s.calls.Load()) }
+
+// SetFault makes the server fail from now on as f says; SetFault(None) heals it.
+func (s *Server) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// takeFault returns the fault for one request, using up one of its times.
+func (s *Server) takeFault() Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fault
+	if s.fault.times > 0 {
+		s.fault.times--
+		if s.fault.times == 0 {
+			s.fault = None
+		}
+	}
+	return f
+}
+
+// lookup finds a secret by name, full ARN, or ARN without the random suffix, as AWS does.
+func (s *Server) lookup(id string) (secret, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sec, ok := s.secrets[id]; ok {
+		return sec, true
+	}
+	for _, sec := range s.secrets {
+		if id == sec.arn || id == arnPrefix+sec.name {
+			return sec, true
+		}
+	}
+	return secret{}, false
+}
+
+// An apiError is an error answered the way AWS JSON 1.1 services do, which the SDK turns into typed errors.
+type apiError struct {
+	status        int
+	code, message string
+}
+
+var (
+	errNotFound      = &apiError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
+	errThrottled     = &apiError{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
+	errInternal      = &apiError{http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."}
+	errAccessDenied  = &apiError{http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/smtest is not authorized to perform: secretsmanager:GetSecretValue because no identity-based policy allows the secretsmanager:GetSecretValue action"}
+	errBadBody       = &apiError{http.StatusBadRequest, "SerializationException", "Malformed request body: expected a JSON object."}
+	errNoSecretID    = &apiError{http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null"}
+	errTooLarge      = &apiError{http.StatusRequestEntityTooLarge, "SerializationException", "Request body too large."}
+	errUnknownTarget = &apiError{http.StatusBadRequest, "UnknownOperationException", ""}
+)
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	fault := s.takeFault()
+	if fault.kind == "down" {
+		drop(w)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
+	if err != nil {
+		writeError(w, errTooLarge)
+		return
+	}
+	if e := verify(r, body, time.Now()); e != nil {
+		writeError(w, e)
+		return
+	}
+	// AWS JSON 1.1: POST with the operation in X-Amz-Target and a JSON body; anything else (CBOR, REST) is unknown.
+	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" ||
+		r.Header.Get("Content-Type") != jsonType {
+		writeError(w, errUnknownTarget)
+		return
+	}
+	s.calls.Add(1)
+	if e := s.inject(r.Context(), fault); e != nil {
+		writeError(w, e)
+		return
+	}
+	out, e := s.getSecretValue(body)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// inject waits or fails as the fault says; a nil result means answer normally.
+func (s *Server) inject(ctx context.Context, f Fault) *apiError {
+	switch f.kind {
+	case "slow":
+		t := time.NewTimer(f.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-s.done:
+		}
+	case "throttle":
+		return errThrottled
+	case "internal":
+		return errInternal
+	case "denied":
+		return errAccessDenied
+	}
+	return nil
+}
+
+// drop closes the connection without a word, so the client sees a reset or EOF, not an HTTP answer.
+func drop(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeError(w, errInternal)
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	conn.Close()
+}
+
+type getSecretValueInput struct {
+	SecretID     string `json:"SecretId"`
+	VersionID    string `json:"VersionId"`
+	VersionStage string `json:"VersionStage"`
+}
+
+type getSecretValueOutput struct {
+	ARN           string
+	CreatedDate   json.Number // epoch seconds, as AWS JSON 1.1 sends timestamps
+	Name          string
+	SecretString  string
+	VersionID     string `json:"VersionId"`
+	VersionStages []string
+}
+
+func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *apiError) {
+	var in getSecretValueInput
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, errBadBody
+	}
+	if in.SecretID == "" {
+		return nil, errNoSecretID
+	}
+	sec, ok := s.lookup(in.SecretID)
+	if !ok {
+		return nil, errNotFound
+	}
+	// Only the current version is kept: other versions and stages don't exist, as after they age out in AWS.
+	if in.VersionID != "" && in.VersionID != sec.versionID {
+		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
+			"Secrets Manager can't find the specified secret value for VersionId: " + in.VersionID}
+	}
+	if in.VersionStage != "" && in.VersionStage != "AWSCURRENT" {
+		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
+			"Secrets Manager can't find the specified secret value for staging label: " + in.VersionStage}
+	}
+	return &getSecretValueOutput{
+		ARN:           sec.arn,
+		CreatedDate:   json.Number(strconv.FormatFloat(float64(sec.created.UnixMilli())/1000, 'f', 3, 64)),
+		Name:          sec.name,
+		SecretString:  sec.value,
+		VersionID:     sec.versionID,
+		VersionStages: []string{"AWSCURRENT"},
+	}, nil
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.status, struct {
+		Type    string `json:"__type"`
+		Message string `json:"message,omitempty"`
+	}{e.code, e.message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"__type":"InternalServiceError"}`)
+	}
+	w.Header().Set("Content-Type", jsonType)
+	w.Header().Set("X-Amzn-Requestid", newUUID())
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// newUUID returns a random (version 4) UUID, the form of AWS's version and request IDs.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return strings.Join([]string{h[:8], h[8:12], h[12:16], h[16:20], h[20:]}, "-")
+}
