@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 
@@ -32,8 +33,15 @@ func main() {
 		log.Error("invalid AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	core := &relay.Relay{
-		Secrets: secret.NewSource(secretsmanager.NewFromConfig(aws), cfg.SecretID, cfg.SecretTTL, nil),
+	core := newRelay(cfg, secretsmanager.NewFromConfig(aws), log)
+	lambda.StartWithOptions(handler.Invoke(core),
+		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
+}
+
+// newRelay builds the relay's core from its configuration, once per container.
+func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay {
+	return &relay.Relay{
+		Secrets: secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Azure: &azdo.Client{
 			BaseURL: cfg.AzureURL,
 			Org:     cfg.Org,
@@ -46,6 +54,4 @@ func main() {
 		Report:  &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
 		Log:     log,
 	}
-	lambda.StartWithOptions(handler.Invoke(core),
-		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -30,8 +31,15 @@ func main() {
 		log.Error("invalid AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	secrets := secret.NewSource(secretsmanager.NewFromConfig(aws), cfg.SecretID, cfg.SecretTTL, nil)
-	core := &receiver.Receiver{
+	core := newReceiver(cfg, secretsmanager.NewFromConfig(aws), log)
+	lambda.StartWithOptions(handler.Invoke(core),
+		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
+}
+
+// newReceiver builds the verifier's core from its configuration, once per container.
+func newReceiver(cfg config.Verifier, sm secret.Getter, log *slog.Logger) *receiver.Receiver {
+	secrets := secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil)
+	return &receiver.Receiver{
 		Secret: func(ctx context.Context) (string, error) {
 			creds, err := secrets.Get(ctx)
 			return creds.ClientSecret, err
@@ -40,6 +48,4 @@ func main() {
 		Port:   signature.Port{Tolerance: cfg.Tolerance},
 		Log:    log,
 	}
-	lambda.StartWithOptions(handler.Invoke(core),
-		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
 }

@@ -1,0 +1,99 @@
+# The one entry point: build, test, lint, demo, bench, invoke, deploy.
+# Needs only Go; every tool below is installed by this Makefile with `go install`.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+
+# The module proxy alone: the `,direct` fallback cannot resolve on closed networks.
+export GOPROXY := $(or $(RELAY_GOPROXY),https://proxy.golang.org)
+export CGO_ENABLED := 0
+
+TOOLS   := $(CURDIR)/.tools/bin
+RIE     := $(TOOLS)/aws-lambda-rie
+STATICCHECK := $(TOOLS)/staticcheck
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+STATICCHECK_VERSION := v0.8.2
+
+# Deployed binaries: static, arm64, without the RPC mode, stripped.
+LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
+LAMBDA_ENV     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+
+FUZZTIME ?= 3s
+EVENT    ?= events/relay/httpapi.json
+
+.PHONY: all build build-RelayFunction build-VerifierFunction test fuzz lint demo bench \
+        invoke-relay invoke-verifier deploy clean tools
+
+all: lint test build
+
+build: bin/relay/bootstrap bin/verifier/bootstrap
+	@ls -l bin/*/bootstrap
+
+bin/%/bootstrap: FORCE
+	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $@ ./functions/$*
+
+# `sam build` runs these (BuildMethod: makefile) and deploys $(ARTIFACTS_DIR)/bootstrap.
+build-RelayFunction:
+	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/relay
+
+build-VerifierFunction:
+	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/verifier
+
+tools: $(RIE) $(STATICCHECK)
+
+$(RIE):
+	GOBIN=$(TOOLS) go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Unit, handler, template and end-to-end tests (the built bootstraps under the Lambda
+# runtime emulator), with the race detector; then every fuzz target for $(FUZZTIME).
+test: $(RIE)
+	E2E_REQUIRE=1 AWS_LAMBDA_RIE=$(RIE) go test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# Every Fuzz function, one at a time (go test fuzzes one target per run).
+fuzz:
+	@for pkg in $$(go list ./...); do \
+	  dir=$$(go list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -c6-); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg | tail -n 1; \
+	  done; \
+	done
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	go vet ./...
+	$(STATICCHECK) ./...
+	@cp go.mod /tmp/relay.go.mod.bak; cp go.sum /tmp/relay.go.sum.bak; go mod tidy; \
+	  if ! git diff --quiet -- go.mod go.sum; then git diff -- go.mod go.sum; \
+	    cp /tmp/relay.go.mod.bak go.mod; cp /tmp/relay.go.sum.bak go.sum; echo "go mod tidy is not clean"; exit 1; fi
+
+# The whole chain on this machine: no AWS account, no Docker.
+demo: $(RIE)
+	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/demo
+
+bench: $(RIE)
+	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/bench
+	go test -run '^$$' -bench . -benchmem ./shared/... ./functions/...
+
+# sam local invoke with a sample event, signed again now with $$PORT_CLIENT_SECRET
+# (the secret the deployed relay reads), so the timestamp is inside the tolerance.
+invoke-relay:
+	@test -n "$${PORT_CLIENT_SECRET:-}" || { echo "export PORT_CLIENT_SECRET (Port's clientSecret) first"; exit 2; }
+	@if grep -qi x-port-signature $(EVENT); then go run ./cmd/portsign $(EVENT) > /tmp/relay-event.json; else cp $(EVENT) /tmp/relay-event.json; fi
+	sam local invoke RelayFunction -e /tmp/relay-event.json
+
+invoke-verifier:
+	sam local invoke VerifierFunction -e $(or $(filter events/verifier/%,$(EVENT)),events/verifier/azure-signed.json)
+
+deploy:
+	sam build
+	sam deploy $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV),--guided)
+
+clean:
+	rm -rf bin .aws-sam .tools
+
+FORCE:
