@@ -84,14 +84,23 @@ func sign(path string, secret []byte, ts int64, compact bool) ([]byte, error) {
 		}
 		body = buf.Bytes()
 	}
+	multi, _ := ev["multiValueHeaders"].(map[string]any) // REST events repeat headers here
 	set := func(name, value string) {
+		key := name
 		for k := range headers {
 			if strings.EqualFold(k, name) {
-				headers[k] = value
-				return
+				key = k
 			}
 		}
-		headers[name] = value
+		headers[key] = value
+		if multi != nil {
+			for k := range multi {
+				if strings.EqualFold(k, name) {
+					delete(multi, k)
+				}
+			}
+			multi[key] = []string{value}
+		}
 	}
 	set(signature.PortTimestampHeader, fmt.Sprint(ts))
 	set(signature.PortSignatureHeader, signature.SignPort(secret, ts, body))
