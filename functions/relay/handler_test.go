@@ -70,9 +70,10 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func invokeCtx(id string) context.Context {
+func invokeCtx(t *testing.T, id string) context.Context {
 	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: id})
-	ctx, _ = context.WithTimeout(ctx, 10*time.Second) //nolint:govet // ends with the test
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	t.Cleanup(cancel)
 	return ctx
 }
 
@@ -116,7 +117,7 @@ func TestEverySampleEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := e.invoke(invokeCtx("req-"+name), raw)
+			out, err := e.invoke(invokeCtx(t, "req-"+name), raw)
 			if err != nil {
 				t.Fatalf("invoke = %v, want a result", err)
 			}
@@ -208,7 +209,7 @@ func checkLog(t *testing.T, e *env, requestID string, raw []byte) {
 func TestAWSEventFailureIsAFunctionError(t *testing.T) {
 	e := newEnv(t)
 	e.sm.Delete("port/relay")
-	_, err := e.invoke(invokeCtx("req-sched"), mustRead(t, "../../events/relay/schedule.json"))
+	_, err := e.invoke(invokeCtx(t, "req-sched"), mustRead(t, "../../events/relay/schedule.json"))
 	var failure *handler.Failure
 	if !errors.As(err, &failure) || failure.Status != 503 || !strings.Contains(failure.Message, "Secrets Manager") {
 		t.Fatalf("invoke = %v, want a 503 Failure naming Secrets Manager", err)

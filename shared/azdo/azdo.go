@@ -30,15 +30,16 @@ const APIVersion = "6.0-preview"
 
 // Errors returned by Deliver, each with the *Error that carries Azure's status.
 var (
-	ErrBadName          = errors.New("webhook name must match [-_A-Za-z0-9]+")
-	ErrWebhookNotFound  = errors.New("Azure DevOps cannot find the webhook")
-	ErrSignatureRefused = errors.New("Azure DevOps refused the signature")
-	ErrThrottled        = errors.New("Azure DevOps is throttling requests")
-	ErrUnavailable      = errors.New("Azure DevOps is unavailable")
-	ErrRefused          = errors.New("Azure DevOps refused the request")
-	ErrTLS              = errors.New("Azure DevOps's TLS certificate is not trusted")
-	ErrNoAnswer         = errors.New("Azure DevOps did not answer in time")
-	ErrConnection       = errors.New("the connection to Azure DevOps failed after the request was sent")
+	ErrBadName          = errors.New("azdo: webhook name must match [-_A-Za-z0-9]+")
+	ErrWebhookNotFound  = errors.New("azdo: webhook not found")
+	ErrSignatureRefused = errors.New("azdo: signature refused")
+	ErrThrottled        = errors.New("azdo: throttled")
+	ErrUnavailable      = errors.New("azdo: unavailable")
+	ErrRefused          = errors.New("azdo: request refused")
+	ErrTLS              = errors.New("azdo: TLS certificate not trusted")
+	ErrNoAnswer         = errors.New("azdo: no answer in time")
+	ErrNoTime           = errors.New("azdo: no time left to call")
+	ErrConnection       = errors.New("azdo: connection failed after the request was sent")
 )
 
 // Error is a failed delivery: the sentinel it wraps says why, Status what Azure
@@ -74,8 +75,8 @@ func ValidName(name string) bool { return len(name) <= 256 && validName.MatchStr
 type Client struct {
 	BaseURL     string // DefaultBaseURL when empty
 	Org         string
-	Header      string // the service connection's header; signature.AzureDefaultHeader when empty
-	HTTP        *http.Client
+	Header      string        // the service connection's header; signature.AzureDefaultHeader when empty
+	HTTP        *http.Client  // a shared NewHTTPClient(nil) when nil
 	MaxAttempts int           // 3 when zero
 	Backoff     time.Duration // first wait when Azure gives no Retry-After; 250ms when zero
 }
@@ -92,6 +93,9 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 	t.TLSClientConfig = tlsConfig
 	return &http.Client{Transport: t, CheckRedirect: noRedirects}
 }
+
+// defaultHTTP is for a Client with no HTTP: http.DefaultClient would follow redirects.
+var defaultHTTP = NewHTTPClient(nil)
 
 // A redirect would move a signed payload elsewhere: Azure's webhook endpoint never
 // redirects, so one means misconfiguration.
@@ -123,7 +127,7 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	target := c.URL(webhook)
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = defaultHTTP
 	}
 	attempts := c.MaxAttempts
 	if attempts <= 0 {
@@ -135,6 +139,10 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	}
 
 	for n := 1; ; n++ {
+		if ctx.Err() != nil {
+			// Nothing was sent: say so, rather than the "may have been queued" of a timeout.
+			return Result{}, &Error{Attempts: n - 1, Err: ErrNoTime}
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
 			return Result{}, &Error{Err: fmt.Errorf("%w: bad URL", ErrRefused), Attempts: n}
@@ -191,16 +199,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func classify(status int, body string) error {
+	// Azure's hash-mismatch message ends with the payload, which may quote any other
+	// message: the marker that comes first is Azure's own.
+	notFound := strings.Index(body, "Cannot find webhook")
+	refused := -1
+	for _, marker := range []string{"RequiredHeaderSignatureNotFound", "hash does not match", "HashMismatch"} {
+		if i := strings.Index(body, marker); i >= 0 && (refused < 0 || i < refused) {
+			refused = i
+		}
+	}
 	switch {
 	case status == http.StatusTooManyRequests:
 		return ErrThrottled
 	case status == http.StatusServiceUnavailable:
 		return ErrUnavailable
-	case strings.Contains(body, "Cannot find webhook"):
+	case notFound >= 0 && (refused < 0 || notFound < refused):
 		return ErrWebhookNotFound
-	case strings.Contains(body, "RequiredHeaderSignatureNotFound"),
-		strings.Contains(body, "hash does not match"),
-		strings.Contains(body, "HashMismatch"):
+	case refused >= 0:
 		return ErrSignatureRefused
 	case status == http.StatusBadRequest && strings.Contains(strings.ToLower(body), "signature"):
 		return ErrSignatureRefused
@@ -252,7 +267,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	var d time.Duration
 	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		d = time.Duration(secs) * time.Second
+		// Clamped before the multiplication, which would overflow past 292 years.
+		d = time.Duration(min(max(secs, 0), 60)) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}

@@ -129,12 +129,13 @@ func (r *Relay) http(ctx context.Context, req event.Request, o *outcome) {
 		return
 	}
 	// From here on the body is Port's: failures are reported to the run.
-	o.webhook, o.err = r.route(req.Path)
+	runID, bodyErr := payload.Check(req.Body) // the run id, even when the route is refused
+	o.runID = runID
+	if o.webhook, o.err = r.route(req.Path); o.err == nil {
+		o.err = bodyErr
+	}
 	if o.err == nil {
-		o.runID, o.err = payload.Check(req.Body)
-		if o.err == nil {
-			r.deliver(ctx, req.Body, key, o)
-		}
+		r.deliver(ctx, req.Body, key, o)
 	}
 	r.report(ctx, creds, o)
 }

@@ -63,6 +63,7 @@ var rules = []rule{
 	{azdo.ErrTLS, 502, "Azure unreachable", "Azure DevOps's TLS certificate is not trusted: check AZURE_DEVOPS_URL.", false},
 	{azdo.ErrRefused, 502, "Azure refused", "Azure DevOps refused the request: check AZURE_DEVOPS_ORG and the webhook name", true},
 	{azdo.ErrNoAnswer, 504, "Timed out", "Azure DevOps did not answer in time. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false},
+	{azdo.ErrNoTime, 504, "Timed out", "The relay ran out of time before it could call Azure DevOps; nothing was sent, try again.", false},
 	{azdo.ErrConnection, 502, "Azure unreachable", "The connection to Azure DevOps broke after the request was sent. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false},
 }
 

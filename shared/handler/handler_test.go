@@ -1,0 +1,64 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/port-azure-relay/relay/shared/event"
+)
+
+// coreFunc is a Core from a function.
+type coreFunc func(ctx context.Context, requestID string, raw []byte) event.Response
+
+func (f coreFunc) Handle(ctx context.Context, requestID string, raw []byte) event.Response {
+	return f(ctx, requestID, raw)
+}
+
+func TestInvoke(t *testing.T) {
+	cases := []struct {
+		name string
+		resp event.Response
+		want func(t *testing.T, out any, err error)
+	}{
+		{"an HTTP answer becomes an API Gateway response", event.Response{HTTP: true, Status: 401, Body: []byte(`{"error":"x"}`), Error: "x"},
+			func(t *testing.T, out any, err error) {
+				r, ok := out.(events.APIGatewayV2HTTPResponse)
+				if err != nil || !ok || r.StatusCode != 401 || r.Body != `{"error":"x"}` || r.Headers["Content-Type"] != "application/json" {
+					t.Errorf("Invoke = %#v, %v", out, err)
+				}
+			}},
+		{"an AWS-event success becomes its JSON result", event.Response{Status: 200, Body: []byte(`{"forwarded":true}`)},
+			func(t *testing.T, out any, err error) {
+				if r, ok := out.(json.RawMessage); err != nil || !ok || string(r) != `{"forwarded":true}` {
+					t.Errorf("Invoke = %#v, %v", out, err)
+				}
+			}},
+		{"an AWS-event failure becomes a function error", event.Response{Status: 503, Error: "The relay could not read its secret."},
+			func(t *testing.T, out any, err error) {
+				var f *Failure
+				if out != nil || !errors.As(err, &f) || f.Status != 503 || f.Error() != "The relay could not read its secret." {
+					t.Errorf("Invoke = %#v, %v", out, err)
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var gotID string
+			invoke := Invoke(coreFunc(func(_ context.Context, id string, _ []byte) event.Response {
+				gotID = id
+				return c.resp
+			}))
+			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "abc-123"})
+			out, err := invoke(ctx, json.RawMessage(`{}`))
+			c.want(t, out, err)
+			if gotID != "abc-123" {
+				t.Errorf("request id = %q, want abc-123", gotID)
+			}
+		})
+	}
+}

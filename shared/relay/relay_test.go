@@ -1,0 +1,278 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/secret"
+	"github.com/port-azure-relay/relay/shared/signature"
+)
+
+const (
+	key = "unit-test-secret"
+	now = 1764201600
+)
+
+// fakeSecrets serves fixed credentials or an error, and counts invalidations.
+type fakeSecrets struct {
+	creds       secret.Credentials
+	err         error
+	invalidated int
+}
+
+func (f *fakeSecrets) Get(context.Context) (secret.Credentials, error) { return f.creds, f.err }
+func (f *fakeSecrets) Invalidate()                                     { f.invalidated++ }
+func (f *fakeSecrets) ID() string                                      { return "port/relay" }
+
+// deliverFunc is a Deliverer from a function.
+type deliverFunc func(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
+
+func (f deliverFunc) Deliver(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error) {
+	return f(ctx, webhook, body, secret)
+}
+
+// reports records what the relay tells Port.
+type reports struct {
+	mu    sync.Mutex
+	calls []string
+	err   error
+}
+
+func (r *reports) Log(_ context.Context, _ portapi.Credentials, runID, message string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "log "+runID+": "+message)
+	return r.err
+}
+
+func (r *reports) Fail(_ context.Context, _ portapi.Credentials, runID, label, summary string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "fail "+runID+": "+label+": "+summary)
+	return r.err
+}
+
+type fixture struct {
+	relay     *Relay
+	secrets   *fakeSecrets
+	reports   *reports
+	delivered []string // webhook names
+	logs      *bytes.Buffer
+}
+
+func newFixture(azureErr error) *fixture {
+	f := &fixture{
+		secrets: &fakeSecrets{creds: secret.Credentials{ClientID: "id", ClientSecret: key}},
+		reports: &reports{},
+		logs:    &bytes.Buffer{},
+	}
+	f.relay = &Relay{
+		Secrets: f.secrets,
+		Azure: deliverFunc(func(_ context.Context, webhook string, body, secret []byte) (azdo.Result, error) {
+			f.delivered = append(f.delivered, webhook)
+			if azureErr != nil {
+				return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azureErr}
+			}
+			return azdo.Result{Status: 200, Attempts: 1}, nil
+		}),
+		Port:    signature.Port{Now: func() time.Time { return time.Unix(now, 0) }},
+		Webhook: "port_trigger",
+		Allowed: []string{"port_trigger", "deploy"},
+		Report:  f.reports,
+		Log:     slog.New(slog.NewJSONHandler(f.logs, nil)),
+	}
+	return f
+}
+
+// httpEvent is an HTTP API event for body, signed with secret at ts.
+func httpEvent(method, path, body, secret string, ts int64) []byte {
+	headers := map[string]string{"content-type": "application/json"}
+	if secret != "" {
+		headers["x-port-timestamp"] = strconv.FormatInt(ts, 10)
+		headers["x-port-signature"] = signature.SignPort([]byte(secret), ts, []byte(body))
+	}
+	ev, _ := json.Marshal(map[string]any{
+		"version": "2.0", "rawPath": path, "headers": headers, "body": body,
+		"requestContext": map[string]any{"http": map[string]string{"method": method, "path": path}},
+	})
+	return ev
+}
+
+const goodBody = `{"env":"prod","port_context":{"runId":"r_unit1"}}`
+
+func TestHandleHTTP(t *testing.T) {
+	cases := []struct {
+		name      string
+		event     []byte
+		azure     error
+		status    int
+		delivered string // webhook, "" for none
+		report    string // prefix of what Port hears, "" for nothing
+	}{
+		{"a signed body goes to the default webhook", httpEvent("POST", "/", goodBody, key, now), nil, 200, "port_trigger", "log r_unit1: Azure DevOps accepted webhook port_trigger"},
+		{"the path selects an allowed webhook", httpEvent("POST", "/prod/webhooks/deploy", goodBody, key, now), nil, 200, "deploy", "log r_unit1"},
+		{"a webhook not in the allow list is 404", httpEvent("POST", "/webhooks/other", goodBody, key, now), nil, 404, "", "fail r_unit1: Unknown webhook"},
+		{"an invalid webhook name is 404", httpEvent("POST", "/webhooks/a.b", goodBody, key, now), nil, 404, "", "fail r_unit1"},
+		{"GET is 405", httpEvent("GET", "/", goodBody, key, now), nil, 405, "", ""},
+		{"no signature is 401 and reports nothing", httpEvent("POST", "/", goodBody, "", now), nil, 401, "", ""},
+		{"another secret is 401 and reports nothing", httpEvent("POST", "/", goodBody, "guess", now), nil, 401, "", ""},
+		{"an old timestamp is 401", httpEvent("POST", "/", goodBody, key, now-600), nil, 401, "", ""},
+		{"a reserved key is 422 and fails the run", httpEvent("POST", "/", `{"run":1,"port_context":{"runId":"r_unit1"}}`, key, now), nil, 422, "", "fail r_unit1: Payload rejected"},
+		{"an array body is 400", httpEvent("POST", "/", `[1]`, key, now), nil, 400, "", ""},
+		{"a body over 1 MiB is 413 before any secret is read", httpEvent("POST", "/", `{"a":"`+strings.Repeat("x", 1<<20)+`"}`, key, now), nil, 413, "", ""},
+		{"an unknown webhook at Azure is 502 and fails the run", httpEvent("POST", "/", goodBody, key, now), azdo.ErrWebhookNotFound, 502, "port_trigger", "fail r_unit1: Webhook not found"},
+		{"an Azure timeout is 504", httpEvent("POST", "/", goodBody, key, now), azdo.ErrNoAnswer, 504, "port_trigger", "fail r_unit1: Timed out"},
+		{"a malformed HTTP event is 400", []byte(`{"requestContext":{"http":{}},"version":"2.0"}`), nil, 400, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(c.azure)
+			resp := f.relay.Handle(context.Background(), "req-1", c.event)
+			if resp.Status != c.status || !resp.HTTP {
+				t.Fatalf("Handle = %d (HTTP %v) %s, want %d", resp.Status, resp.HTTP, resp.Body, c.status)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(resp.Body, &body); err != nil {
+				t.Fatalf("body %s is not JSON", resp.Body)
+			}
+			if c.status != 200 && body["error"] == "" {
+				t.Errorf("error body %s has no sentence", resp.Body)
+			}
+			if got := strings.Join(f.delivered, ","); got != c.delivered {
+				t.Errorf("delivered to %q, want %q", got, c.delivered)
+			}
+			got := strings.Join(f.reports.calls, "\n")
+			if (c.report == "") != (got == "") || !strings.HasPrefix(got, c.report) {
+				t.Errorf("Port heard %q, want %q…", got, c.report)
+			}
+			if n := strings.Count(f.logs.String(), `"requestId":"req-1"`); n != 1 {
+				t.Errorf("%d log lines for the invocation, want 1:\n%s", n, f.logs)
+			}
+			if strings.Contains(f.logs.String(), key) || strings.Contains(f.logs.String(), `"env":"prod"`) {
+				t.Errorf("log leaks the secret or the body: %s", f.logs)
+			}
+		})
+	}
+}
+
+func TestHandleAWSEvents(t *testing.T) {
+	cases := []struct {
+		name   string
+		event  string
+		azure  error
+		status int
+	}{
+		{"a scheduled event is forwarded as it came", `{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, nil, 200},
+		{"a direct invoke is forwarded", `{"service":"payments"}`, nil, 200},
+		{"a direct invoke with a reserved key fails", `{"tags":"x"}`, nil, 422},
+		{"an Azure refusal fails the invocation", `{"service":"payments"}`, azdo.ErrSignatureRefused, 502},
+		{"an array event fails", `[1,2]`, nil, 400},
+		{"a non-JSON event fails", `not json`, nil, 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(c.azure)
+			resp := f.relay.Handle(context.Background(), "req-2", []byte(c.event))
+			if resp.HTTP || resp.Status != c.status {
+				t.Fatalf("Handle = %d (HTTP %v), want %d as an AWS result", resp.Status, resp.HTTP, c.status)
+			}
+			if c.status >= 300 && resp.Error == "" {
+				t.Error("a failed AWS event has no error sentence")
+			}
+			if len(f.reports.calls) != 0 {
+				t.Errorf("Port heard %v about an AWS event, want nothing", f.reports.calls)
+			}
+		})
+	}
+}
+
+func TestSecretErrorsAre503WithTheSecretIDLogged(t *testing.T) {
+	for _, err := range []error{secret.ErrNotFound, secret.ErrEmpty, secret.ErrMalformed, fmt.Errorf("%w: ThrottlingException", secret.ErrUnavailable)} {
+		t.Run(err.Error(), func(t *testing.T) {
+			f := newFixture(nil)
+			f.secrets.err = err
+			resp := f.relay.Handle(context.Background(), "req-3", httpEvent("POST", "/", goodBody, key, now))
+			if resp.Status != 503 || len(f.delivered) != 0 {
+				t.Fatalf("Handle = %d with %d deliveries, want 503 and none", resp.Status, len(f.delivered))
+			}
+			if !strings.Contains(f.logs.String(), `"secretId":"port/relay"`) || !strings.Contains(f.logs.String(), `"level":"ERROR"`) {
+				t.Errorf("log %s does not name the secret at ERROR", f.logs)
+			}
+		})
+	}
+}
+
+func TestSignatureRefusalInvalidatesTheSecret(t *testing.T) {
+	f := newFixture(azdo.ErrSignatureRefused)
+	f.relay.Handle(context.Background(), "req-4", httpEvent("POST", "/", goodBody, key, now))
+	if f.secrets.invalidated != 1 {
+		t.Errorf("invalidated %d times, want 1", f.secrets.invalidated)
+	}
+}
+
+func TestReportFailureIsLoggedAndDoesNotChangeTheAnswer(t *testing.T) {
+	f := newFixture(nil)
+	f.reports.err = errors.New("port is down")
+	resp := f.relay.Handle(context.Background(), "req-5", httpEvent("POST", "/", goodBody, key, now))
+	if resp.Status != 200 {
+		t.Fatalf("status = %d, want 200", resp.Status)
+	}
+	if !strings.Contains(f.logs.String(), `"level":"WARN","msg":"report to Port failed"`) || !strings.Contains(f.logs.String(), `"runId":"r_unit1"`) {
+		t.Errorf("log %s lacks the WARN line with the run id", f.logs)
+	}
+}
+
+func TestWithoutClientIDNothingIsReported(t *testing.T) {
+	f := newFixture(nil)
+	f.secrets.creds.ClientID = ""
+	f.relay.Handle(context.Background(), "req-6", httpEvent("POST", "/", goodBody, key, now))
+	if len(f.reports.calls) != 0 {
+		t.Errorf("Port heard %v, want nothing without a clientId", f.reports.calls)
+	}
+}
+
+func TestWorkContextKeepsTheMargins(t *testing.T) {
+	deadline := time.Now().Add(10 * time.Second)
+	parent, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for _, c := range []struct {
+		reporting bool
+		keep      time.Duration
+	}{{false, Margin}, {true, Margin + ReportBudget}} {
+		ctx, cancel := workContext(parent, c.reporting)
+		got, _ := ctx.Deadline()
+		cancel()
+		if !got.Equal(deadline.Add(-c.keep)) {
+			t.Errorf("workContext(reporting=%v) deadline = %v before, want %v", c.reporting, deadline.Sub(got), c.keep)
+		}
+	}
+}
+
+func TestEveryRuleHasAStatusAndASentence(t *testing.T) {
+	for _, r := range rules {
+		if r.status < 400 || r.say == "" {
+			t.Errorf("rule for %v: status %d, sentence %q", r.err, r.status, r.say)
+		}
+		if r.status >= 500 && r.label == "" {
+			t.Errorf("rule for %v has no label for Port", r.err)
+		}
+	}
+	_, say := classify(fmt.Errorf("%w: %q", ErrRoute, "other"))
+	if want := `Webhook not allowed: the path names a webhook that is not in AZURE_DEVOPS_WEBHOOKS: "other".`; say != want {
+		t.Errorf("classify = %q, want %q", say, want)
+	}
+	if r, _ := classify(errors.New("surprise")); r.status != 500 {
+		t.Errorf("an unknown error maps to %d, want 500", r.status)
+	}
+}
