@@ -3,13 +3,10 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
@@ -22,20 +19,13 @@ import (
 )
 
 func main() {
-	log := handler.Logger(os.Stdout)
-	cfg, err := config.LoadRelay(os.Getenv)
-	if err != nil {
-		log.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	aws, err := awsconfig.LoadDefaultConfig(context.Background())
-	if err != nil {
-		log.Error("invalid AWS configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	core := newRelay(cfg, secretsmanager.NewFromConfig(aws), log)
-	lambda.StartWithOptions(handler.Invoke(core),
-		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
+	handler.Run(func(log *slog.Logger, sm *secretsmanager.Client) (handler.Core, error) {
+		cfg, err := config.LoadRelay(os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return newRelay(cfg, sm, log), nil
+	})
 }
 
 // newRelay builds the relay's core from its configuration, once per container.

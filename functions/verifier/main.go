@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/port-azure-relay/relay/shared/config"
@@ -20,20 +18,13 @@ import (
 )
 
 func main() {
-	log := handler.Logger(os.Stdout)
-	cfg, err := config.LoadVerifier(os.Getenv)
-	if err != nil {
-		log.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	aws, err := awsconfig.LoadDefaultConfig(context.Background())
-	if err != nil {
-		log.Error("invalid AWS configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	core := newReceiver(cfg, secretsmanager.NewFromConfig(aws), log)
-	lambda.StartWithOptions(handler.Invoke(core),
-		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
+	handler.Run(func(log *slog.Logger, sm *secretsmanager.Client) (handler.Core, error) {
+		cfg, err := config.LoadVerifier(os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return newReceiver(cfg, sm, log), nil
+	})
 }
 
 // newReceiver builds the verifier's core from its configuration, once per container.

@@ -1,6 +1,6 @@
 // Package handler adapts the functions' cores to aws-lambda-go: the raw event in,
 // an API Gateway response, a JSON result or a function error out. It is the only
-// package that imports aws-lambda-go.
+// package that imports aws-lambda-go, and it holds the functions' common main.
 package handler
 
 import (
@@ -8,9 +8,13 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/port-azure-relay/relay/shared/event"
 )
@@ -59,4 +63,27 @@ func Invoke(core Core) func(ctx context.Context, raw json.RawMessage) (any, erro
 // reads "level" for filtering, and "time" and "msg" as they are.
 func Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// Build makes a function's core from its configuration, the logger and the Secrets
+// Manager client; it returns an error that names a missing or invalid variable.
+type Build func(log *slog.Logger, sm *secretsmanager.Client) (Core, error)
+
+// Run is a function's main: it builds the core once per container and serves it.
+// A configuration error stops the function at start-up with one log line.
+func Run(build Build) {
+	log := Logger(os.Stdout)
+	aws, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		log.Error("invalid AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	core, err := build(log, secretsmanager.NewFromConfig(aws))
+	if err != nil {
+		log.Error("invalid configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	// With SIGTERM handled, an invocation in progress finishes before the shutdown.
+	lambda.StartWithOptions(Invoke(core),
+		lambda.WithEnableSIGTERM(func() { log.Info("SIGTERM: finishing the invocation in progress, then stopping") }))
 }
