@@ -47,7 +47,7 @@ type Error struct {
 func (e *Error) Error() string { return e.Var + " " + e.Reason }
 
 var (
-	orgName    = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9.]{0,49}$`)
+	orgName    = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9]{0,49}$`)
 	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
 
@@ -144,7 +144,9 @@ func baseURL(getenv func(string) string, name, def string) (string, error) {
 		return def, nil
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	// A bare "?" or "#" parses to an empty query or fragment, but would still swallow
+	// the path appended to the base URL.
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(v, "?#") || u.User != nil {
 		return "", &Error{name, "must be an http(s) base URL without query, such as " + def}
 	}
 	return strings.TrimRight(v, "/"), nil

@@ -44,7 +44,9 @@ var reserved = map[string]string{
 	"eventPayload": "absent",
 }
 
-var guid = regexp.MustCompile(`^\{?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\}?$`)
+// guid matches a GUID as .NET's Guid.Parse reads it: 32 hex digits, or 8-4-4-4-12 with
+// hyphens, bare or in braces. Braces must pair; hyphens are all there or none.
+var guid = regexp.MustCompile(`^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|\{[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\})$`)
 
 // Check returns the Port run id of body (from port_context.runId or context.runId,
 // empty when there is none) and an error when Azure DevOps would not run it. The run

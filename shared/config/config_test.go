@@ -1,0 +1,211 @@
+package config_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/config"
+)
+
+// env is a map-backed getenv.
+type env map[string]string
+
+func (e env) get(name string) string { return e[name] }
+
+// with returns a copy of e with name set to value, or removed when value is unset.
+func (e env) with(name, value string) env {
+	out := make(env, len(e)+1)
+	for k, v := range e {
+		out[k] = v
+	}
+	if value == unset {
+		delete(out, name)
+	} else {
+		out[name] = value
+	}
+	return out
+}
+
+const unset = "\x00"
+
+func relayEnv() env {
+	return env{
+		"PORT_SECRET_ID":        "port/client-secret",
+		"AZURE_DEVOPS_ORG":      "contoso",
+		"AZURE_DEVOPS_WEBHOOK":  "port-deploy",
+		"AZURE_DEVOPS_WEBHOOKS": "",
+	}
+}
+
+func TestLoadRelay(t *testing.T) {
+	defaults := config.Relay{
+		SecretID:   "port/client-secret",
+		Org:        "contoso",
+		Webhook:    "port-deploy",
+		Webhooks:   []string{"port-deploy"},
+		AzureURL:   "https://dev.azure.com",
+		Header:     "x-port-signature",
+		Tolerance:  5 * time.Minute,
+		SecretTTL:  5 * time.Minute,
+		PortAPIURL: "https://api.port.io",
+	}
+	tests := []struct {
+		name   string
+		set    string // the variable the row changes
+		value  string // its value, or unset
+		change func(*config.Relay)
+	}{
+		{name: "the minimal environment takes the defaults"},
+		{name: "the secret id is trimmed", set: "PORT_SECRET_ID", value: "  arn:aws:secretsmanager:eu-west-1:1:secret:port  ",
+			change: func(c *config.Relay) { c.SecretID = "arn:aws:secretsmanager:eu-west-1:1:secret:port" }},
+		{name: "an org with digits and hyphens is kept", set: "AZURE_DEVOPS_ORG", value: "Contoso-2",
+			change: func(c *config.Relay) { c.Org = "Contoso-2" }},
+		{name: "extra webhooks follow the default", set: "AZURE_DEVOPS_WEBHOOKS", value: "nightly, release_2 ,",
+			change: func(c *config.Relay) { c.Webhooks = []string{"port-deploy", "nightly", "release_2"} }},
+		{name: "the default webhook listed again is kept once", set: "AZURE_DEVOPS_WEBHOOKS", value: "port-deploy,nightly,port-deploy",
+			change: func(c *config.Relay) { c.Webhooks = []string{"port-deploy", "nightly"} }},
+		{name: "an Azure URL is kept", set: "AZURE_DEVOPS_URL", value: "http://127.0.0.1:9000",
+			change: func(c *config.Relay) { c.AzureURL = "http://127.0.0.1:9000" }},
+		{name: "an Azure URL loses its trailing slashes", set: "AZURE_DEVOPS_URL", value: "https://azdo.example.com/tfs//",
+			change: func(c *config.Relay) { c.AzureURL = "https://azdo.example.com/tfs" }},
+		{name: "a Port API URL loses its trailing slash", set: "PORT_API_URL", value: "https://api.us.port.io/",
+			change: func(c *config.Relay) { c.PortAPIURL = "https://api.us.port.io" }},
+		{name: "a signature header is lower-cased", set: "AZURE_SIGNATURE_HEADER", value: "X-Hub-Signature",
+			change: func(c *config.Relay) { c.Header = "x-hub-signature" }},
+		{name: "a tolerance is read as a Go duration", set: "PORT_SIGNATURE_TOLERANCE", value: "90s",
+			change: func(c *config.Relay) { c.Tolerance = 90 * time.Second }},
+		{name: "a tolerance of one second is the lowest", set: "PORT_SIGNATURE_TOLERANCE", value: "1s",
+			change: func(c *config.Relay) { c.Tolerance = time.Second }},
+		{name: "a tolerance of a day is the highest", set: "PORT_SIGNATURE_TOLERANCE", value: "24h",
+			change: func(c *config.Relay) { c.Tolerance = 24 * time.Hour }},
+		{name: "a secret cache TTL is read", set: "SECRET_CACHE_TTL", value: "1m",
+			change: func(c *config.Relay) { c.SecretTTL = time.Minute }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := relayEnv()
+			if tt.set != "" {
+				e = e.with(tt.set, tt.value)
+			}
+			want := defaults
+			want.Webhooks = append([]string(nil), defaults.Webhooks...)
+			if tt.change != nil {
+				tt.change(&want)
+			}
+			got, err := config.LoadRelay(e.get)
+			if err != nil {
+				t.Fatalf("LoadRelay(%s=%q) = %v, want nil", tt.set, tt.value, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("LoadRelay(%s=%q) = %+v, want %+v", tt.set, tt.value, got, want)
+			}
+		})
+	}
+}
+
+func TestLoadRelayRefuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   string
+		value string
+	}{
+		{name: "a missing secret id is refused", set: "PORT_SECRET_ID", value: unset},
+		{name: "a blank secret id is refused", set: "PORT_SECRET_ID", value: "  "},
+		{name: "a missing org is refused", set: "AZURE_DEVOPS_ORG", value: unset},
+		{name: "an empty org is refused", set: "AZURE_DEVOPS_ORG", value: ""},
+		{name: "an org with a space is refused", set: "AZURE_DEVOPS_ORG", value: "my org"},
+		{name: "an org with a slash is refused", set: "AZURE_DEVOPS_ORG", value: "contoso/_apis"},
+		{name: "an org starting with a hyphen is refused", set: "AZURE_DEVOPS_ORG", value: "-contoso"},
+		{name: "an org longer than 50 characters is refused", set: "AZURE_DEVOPS_ORG", value: "a234567890123456789012345678901234567890123456789012"},
+		{name: "a missing webhook is refused", set: "AZURE_DEVOPS_WEBHOOK", value: unset},
+		{name: "a webhook name with a dot is refused", set: "AZURE_DEVOPS_WEBHOOK", value: "port.deploy"},
+		{name: "a webhook name with a slash is refused", set: "AZURE_DEVOPS_WEBHOOK", value: "port/deploy"},
+		{name: "a webhook list with an invalid name is refused", set: "AZURE_DEVOPS_WEBHOOKS", value: "nightly,rel ease"},
+		{name: "a webhook list with a path is refused", set: "AZURE_DEVOPS_WEBHOOKS", value: "../admin"},
+		{name: "an Azure URL without a scheme is refused", set: "AZURE_DEVOPS_URL", value: "dev.azure.com"},
+		{name: "an Azure URL with ftp is refused", set: "AZURE_DEVOPS_URL", value: "ftp://dev.azure.com"},
+		{name: "an Azure URL with a query is refused", set: "AZURE_DEVOPS_URL", value: "https://dev.azure.com/?a=1"},
+		{name: "an Azure URL with an empty query is refused", set: "AZURE_DEVOPS_URL", value: "https://dev.azure.com?"},
+		{name: "an Azure URL with a fragment is refused", set: "AZURE_DEVOPS_URL", value: "https://dev.azure.com/#x"},
+		{name: "an Azure URL with an empty fragment is refused", set: "AZURE_DEVOPS_URL", value: "https://dev.azure.com#"},
+		{name: "an Azure URL with credentials is refused", set: "AZURE_DEVOPS_URL", value: "https://user:pat@dev.azure.com"},
+		{name: "an Azure URL without a host is refused", set: "AZURE_DEVOPS_URL", value: "https:///path"},
+		{name: "a Port API URL without a scheme is refused", set: "PORT_API_URL", value: "api.port.io"},
+		{name: "a Port API URL with a query is refused", set: "PORT_API_URL", value: "https://api.port.io?x=1"},
+		{name: "a signature header with a space is refused", set: "AZURE_SIGNATURE_HEADER", value: "x port signature"},
+		{name: "a signature header with a colon is refused", set: "AZURE_SIGNATURE_HEADER", value: "x-port-signature:"},
+		{name: "a tolerance that is not a duration is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "5"},
+		{name: "a tolerance of zero is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "0s"},
+		{name: "a tolerance under a second is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "500ms"},
+		{name: "a negative tolerance is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "-5m"},
+		{name: "a tolerance over a day is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "25h"},
+		{name: "a secret cache TTL that is not a duration is refused", set: "SECRET_CACHE_TTL", value: "five minutes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.LoadRelay(relayEnv().with(tt.set, tt.value).get)
+			var cerr *config.Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("LoadRelay(%s=%q) = %v, want a *config.Error", tt.set, tt.value, err)
+			}
+			if cerr.Var != tt.set {
+				t.Errorf("LoadRelay(%s=%q) names %s, want %s", tt.set, tt.value, cerr.Var, tt.set)
+			}
+			if cerr.Error() == "" || cerr.Reason == "" {
+				t.Errorf("LoadRelay(%s=%q) = %q, want a reason", tt.set, tt.value, cerr.Error())
+			}
+		})
+	}
+}
+
+func TestLoadVerifier(t *testing.T) {
+	base := env{"PORT_SECRET_ID": "port/client-secret"}
+	t.Run("the secret id alone takes the defaults", func(t *testing.T) {
+		got, err := config.LoadVerifier(base.get)
+		want := config.Verifier{SecretID: "port/client-secret", Header: "x-port-signature", Tolerance: 5 * time.Minute, SecretTTL: 5 * time.Minute}
+		if err != nil || got != want {
+			t.Errorf("LoadVerifier() = %+v, %v, want %+v, nil", got, err, want)
+		}
+	})
+	t.Run("the relay's variables are not needed", func(t *testing.T) {
+		if _, err := config.LoadVerifier(base.with("AZURE_DEVOPS_ORG", "not an org").get); err != nil {
+			t.Errorf("LoadVerifier(AZURE_DEVOPS_ORG=%q) = %v, want nil", "not an org", err)
+		}
+	})
+	t.Run("a header and tolerance are read", func(t *testing.T) {
+		e := base.with("AZURE_SIGNATURE_HEADER", "X-Azure-Sig").with("PORT_SIGNATURE_TOLERANCE", "2m")
+		got, err := config.LoadVerifier(e.get)
+		if err != nil || got.Header != "x-azure-sig" || got.Tolerance != 2*time.Minute {
+			t.Errorf("LoadVerifier() = %+v, %v, want header x-azure-sig and tolerance 2m", got, err)
+		}
+	})
+
+	refused := []struct {
+		name  string
+		set   string
+		value string
+	}{
+		{name: "a missing secret id is refused", set: "PORT_SECRET_ID", value: unset},
+		{name: "an invalid header name is refused", set: "AZURE_SIGNATURE_HEADER", value: "x(sig)"},
+		{name: "a bad tolerance is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "soon"},
+		{name: "a tolerance out of range is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "48h"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.LoadVerifier(base.with(tt.set, tt.value).get)
+			var cerr *config.Error
+			if !errors.As(err, &cerr) || cerr.Var != tt.set {
+				t.Errorf("LoadVerifier(%s=%q) = %v, want a *config.Error naming %s", tt.set, tt.value, err, tt.set)
+			}
+		})
+	}
+}
+
+func TestErrorNamesTheVariable(t *testing.T) {
+	err := error(&config.Error{Var: "AZURE_DEVOPS_ORG", Reason: "is required"})
+	if got, want := err.Error(), "AZURE_DEVOPS_ORG is required"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
