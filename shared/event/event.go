@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/port-azure-relay/relay/shared/jsonscan"
 )
 
 // Kind says where an invocation came from.
@@ -87,8 +89,15 @@ func Parse(raw []byte) (Request, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Request{}, ErrNotJSON
 	}
+	// The body is most of an HTTP event, and encoding/json reads a long escaped
+	// string slowly: the envelope is decoded without it, and the body unquoted apart.
+	var cut bodyCut
+	if !jsonscan.Object(raw, cut.member) {
+		return Request{}, ErrNotJSON
+	}
+	skeleton, body := cut.apply(raw)
 	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
+	if err := json.Unmarshal(skeleton, &env); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if !errors.As(err, &typeErr) {
 			return Request{}, ErrNotJSON
@@ -102,12 +111,52 @@ func Parse(raw []byte) (Request, error) {
 	}
 	switch {
 	case env.HTTPMethod != "" || env.RequestContext != nil || env.RouteKey != nil:
-		return parseHTTP(&env)
+		return parseHTTP(&env, body)
 	case env.Source == "aws.events" && env.DetailType == "Scheduled Event":
 		return Request{Kind: Scheduled, Body: raw}, nil
 	default:
 		return Request{Kind: Direct, Body: raw}, nil
 	}
+}
+
+// bodyCut collects the string values of the top-level members that encoding/json
+// would store in envelope.Body: it matches names with bytes.EqualFold, and the last
+// such member wins.
+type bodyCut struct {
+	values [][]byte // each a slice of the event
+	last   []byte   // the last member's value if it is a string, else nil
+}
+
+func (c *bodyCut) member(key, value []byte, _ int) {
+	name := key[1 : len(key)-1]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		name = jsonscan.Unquote(key)
+	}
+	if !bytes.EqualFold(name, []byte("body")) {
+		return
+	}
+	c.last = nil
+	if value[0] == '"' {
+		c.values = append(c.values, value)
+		c.last = value
+	}
+}
+
+// apply returns raw with each collected value replaced by "", and the literal of
+// the body encoding/json keeps. When the last body member is not a string, decoding
+// the skeleton says what it is (null, or a type error), as decoding raw would.
+func (c *bodyCut) apply(raw []byte) (skeleton, body []byte) {
+	if len(c.values) == 0 {
+		return raw, nil
+	}
+	skeleton = make([]byte, 0, len(raw))
+	prev := 0
+	for _, v := range c.values {
+		start := cap(raw) - cap(v) // v is a slice of raw
+		skeleton = append(append(skeleton, raw[prev:start]...), `""`...)
+		prev = start + len(v)
+	}
+	return append(skeleton, raw[prev:]...), c.last
 }
 
 func looksHTTP(raw []byte) bool {
@@ -123,7 +172,9 @@ func looksHTTP(raw []byte) bool {
 	return false
 }
 
-func parseHTTP(env *envelope) (Request, error) {
+// parseHTTP builds the request; body is the literal of the body string, cut from
+// the event before decoding.
+func parseHTTP(env *envelope, bodyLit []byte) (Request, error) {
 	req := Request{Kind: REST, Method: env.HTTPMethod, Path: env.Path}
 	if env.RequestContext != nil && env.RequestContext.HTTP != nil {
 		req.Kind = HTTPAPI
@@ -148,7 +199,7 @@ func parseHTTP(env *envelope) (Request, error) {
 	req.Header = header
 
 	if env.Body != nil {
-		body := []byte(*env.Body)
+		body := jsonscan.Unquote(bodyLit)
 		if env.IsBase64 {
 			decoded := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
 			n, err := base64.StdEncoding.Decode(decoded, body)

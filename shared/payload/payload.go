@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"regexp"
 	"unicode/utf8"
+
+	"github.com/port-azure-relay/relay/shared/jsonscan"
 )
 
 // Limits of what the relay forwards.
@@ -61,16 +63,23 @@ func Check(body []byte) (runID string, err error) {
 		return "", fmt.Errorf("%w: it starts with a byte-order mark", ErrNotJSON)
 	case !utf8.Valid(body):
 		return "", ErrNotUTF8
-	case !json.Valid(body):
-		return "", ErrNotJSON
 	}
-	s := scanner{buf: body}
-	s.space()
-	if s.peek() != '{' {
-		return "", ErrNotObject
-	}
+	// One pass: jsonscan.Object validates as json.Valid does and hands over the
+	// top-level members on the way; they count once it has said the body is valid.
 	var bad error
-	err = s.members(func(key string, value []byte) {
+	tooDeep := false
+	valid := jsonscan.Object(body, func(lit, value []byte, depth int) {
+		if tooDeep {
+			return // members after one nested too deep are not looked at
+		}
+		if depth > MaxDepth {
+			tooDeep = true
+			return
+		}
+		key := string(lit[1 : len(lit)-1])
+		if bytes.IndexByte(lit, '\\') >= 0 {
+			_ = json.Unmarshal(lit, &key) // escaped names count as what they spell
+		}
 		switch key {
 		case "port_context", "context":
 			if id := runIDOf(value); id != "" && (runID == "" || key == "port_context") {
@@ -85,8 +94,13 @@ func Check(body []byte) (runID string, err error) {
 			}
 		}
 	})
-	if err != nil {
-		return runID, err
+	switch {
+	case !valid:
+		return "", ErrNotJSON
+	case bytes.TrimLeft(body, " \t\r\n")[0] != '{':
+		return "", ErrNotObject
+	case tooDeep:
+		return runID, ErrTooDeep
 	}
 	return runID, bad
 }
@@ -126,117 +140,4 @@ func hasType(value []byte, want string) bool {
 		return value[0] == '[' && json.Unmarshal(value, &tags) == nil
 	}
 	return false
-}
-
-// scanner walks a document that json.Valid has accepted, so it only needs to find
-// boundaries, not to report syntax errors.
-type scanner struct {
-	buf   []byte
-	pos   int
-	depth int
-}
-
-func (s *scanner) peek() byte {
-	if s.pos < len(s.buf) {
-		return s.buf[s.pos]
-	}
-	return 0
-}
-
-func (s *scanner) space() {
-	for s.pos < len(s.buf) {
-		switch s.buf[s.pos] {
-		case ' ', '\t', '\r', '\n':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-// members calls fn with each top-level key (unescaped) and its raw value.
-func (s *scanner) members(fn func(key string, value []byte)) error {
-	s.pos++ // '{'
-	s.depth = 1
-	for {
-		s.space()
-		if s.peek() == '}' {
-			return nil
-		}
-		start := s.pos
-		s.skipString()
-		key := string(s.buf[start+1 : s.pos-1])
-		if bytes.IndexByte(s.buf[start:s.pos], '\\') >= 0 {
-			_ = json.Unmarshal(s.buf[start:s.pos], &key) // escaped names count as what they spell
-		}
-		s.space()
-		s.pos++ // ':'
-		s.space()
-		vstart := s.pos
-		if err := s.skipValue(); err != nil {
-			return err
-		}
-		fn(key, s.buf[vstart:s.pos])
-		s.space()
-		if s.peek() == ',' {
-			s.pos++
-		}
-	}
-}
-
-func (s *scanner) skipString() {
-	s.pos++ // opening quote
-	for s.pos < len(s.buf) {
-		switch s.buf[s.pos] {
-		case '\\':
-			s.pos += 2
-		case '"':
-			s.pos++
-			return
-		default:
-			s.pos++
-		}
-	}
-}
-
-func (s *scanner) skipValue() error {
-	switch s.peek() {
-	case '"':
-		s.skipString()
-		return nil
-	case '{', '[':
-		return s.skipContainer()
-	}
-	for s.pos < len(s.buf) {
-		switch s.buf[s.pos] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return nil
-		}
-		s.pos++
-	}
-	return nil
-}
-
-func (s *scanner) skipContainer() error {
-	depth := s.depth
-	for s.pos < len(s.buf) {
-		switch s.buf[s.pos] {
-		case '"':
-			s.skipString()
-			continue
-		case '{', '[':
-			s.depth++
-			if s.depth > MaxDepth {
-				return ErrTooDeep
-			}
-		case '}', ']':
-			s.depth--
-			if s.depth == depth {
-				s.pos++
-				return nil
-			}
-		}
-		s.pos++
-	}
-	return nil
 }
