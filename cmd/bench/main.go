@@ -1,0 +1,430 @@
+// Command bench measures the relay against the floor its mandated packages set: it
+// builds the relay and two baselines (hello, a bare aws-lambda-go function, and
+// sdkhello, which also loads the AWS config and creates the Secrets Manager client),
+// runs all three under the Lambda Runtime Interface Emulator on 127.0.0.1 with a
+// local Secrets Manager and Azure DevOps, interleaved so that machine noise hits all
+// alike, and prints one table with the targets of issue 6 beside the figures.
+//
+//	AWS_LAMBDA_RIE=.tools/bin/aws-lambda-rie go run ./cmd/bench [-cold 20] [-warm 2000] [-size 16384]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/signature"
+	"github.com/port-azure-relay/relay/shared/smtest"
+)
+
+const (
+	secret  = "bench-port-client-secret" // plain: no clientId, so nothing is reported to Port
+	org     = "bench-org"
+	webhook = "port_trigger"
+)
+
+// Targets, from issue 6.
+const (
+	maxColdRatio  = 1.20
+	maxOwnP50     = 100 * time.Microsecond
+	maxBinary     = 10 << 20
+	maxRSS        = 30 << 20
+	deployedFlags = `-tags lambda.norpc -trimpath -ldflags "-s -w"`
+)
+
+// function is one of the three under test.
+type function struct {
+	name, pkg string
+	env       []string
+	host, arm string // bootstraps: for this machine, and as deployed
+
+	cold  []time.Duration // RIE start to first response
+	first []time.Duration // first invocation alone, once the RIE listens
+	warm  []time.Duration
+	own   []time.Duration // relay only: warm less the Azure double's time
+	rss   int64           // bytes, VmHWM of the bootstrap after the warm run
+	size  int64           // bytes, arm64
+}
+
+func main() {
+	cold := flag.Int("cold", 20, "cold starts per function (the median is reported)")
+	warm := flag.Int("warm", 2000, "warm invocations per function")
+	size := flag.Int("size", 16<<10, "body size of the relay's Port-signed request, in bytes")
+	handlerBench := flag.Bool("handler-bench", true, "run BenchmarkHandler for the relay's own work in-process")
+	flag.Parse()
+	log.SetFlags(0)
+	if err := run(*cold, *warm, *size, *handlerBench); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+}
+
+func run(coldN, warmN, size int, handlerBench bool) error {
+	ctx := context.Background()
+	rie, err := lambdalocal.FindRIE()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "relay-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	sm := smtest.New()
+	defer sm.Close()
+	arn := sm.Put("port/relay", secret)
+	az := azdotest.New(org, azdotest.Webhook{Name: webhook, Secret: secret, Header: signature.AzureDefaultHeader})
+	defer az.Close()
+	// Azure's share of each round trip, timed on the server side: from the handler's
+	// start (headers read) to its answer. Whatever else the round trip costs stays
+	// in the relay's figure.
+	azure := &timed{h: az.Handler()}
+	front := httptest.NewServer(azure)
+	defer front.Close()
+
+	fns := []*function{
+		{name: "hello", pkg: "./cmd/bench/hello"},
+		{name: "sdkhello", pkg: "./cmd/bench/sdkhello", env: sm.Env()},
+		{name: "relay", pkg: "./functions/relay", env: append(sm.Env(),
+			"PORT_SECRET_ID="+arn,
+			"AZURE_DEVOPS_ORG="+org,
+			"AZURE_DEVOPS_WEBHOOK="+webhook,
+			"AZURE_DEVOPS_URL="+front.URL,
+			"PORT_API_URL=http://127.0.0.1:9", // never called: the secret has no clientId
+		)},
+	}
+	relay := fns[2]
+	fmt.Fprintf(os.Stderr, "building %d bootstraps for %s/%s and for linux/arm64 …\n", len(fns), runtime.GOOS, runtime.GOARCH)
+	for _, f := range fns {
+		f.host = filepath.Join(dir, f.name, "bootstrap")
+		if err := lambdalocal.Build(ctx, f.pkg, f.host); err != nil {
+			return err
+		}
+		f.arm = filepath.Join(dir, f.name, "arm64", "bootstrap")
+		if f.size, err = buildDeployed(ctx, f.pkg, f.arm); err != nil {
+			return err
+		}
+	}
+
+	body := porttest.Payload(size)
+	event := func() []byte { // signed now: the relay's tolerance is five minutes
+		ts := time.Now().Unix()
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set(signature.PortTimestampHeader, strconv.FormatInt(ts, 10))
+		h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(secret), ts, body))
+		return lambdalocal.HTTPAPIEvent(http.MethodPost, "/", h, body)
+	}
+
+	// Cold starts, interleaved: a new emulator each time, the same event for all.
+	fmt.Fprintf(os.Stderr, "cold starts: %d × %d …\n", coldN, len(fns))
+	smBefore := sm.Calls()
+	for range coldN {
+		ev := event()
+		for _, f := range fns {
+			t0 := time.Now()
+			fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
+			if err != nil {
+				return err
+			}
+			t1 := time.Now()
+			out, err := fn.Invoke(ctx, ev)
+			done := time.Now()
+			fn.Close()
+			if err := answered200(f.name, out, err); err != nil {
+				return err
+			}
+			f.cold = append(f.cold, done.Sub(t0))
+			f.first = append(f.first, done.Sub(t1))
+		}
+	}
+	coldSMCalls := sm.Calls() - smBefore
+
+	// Warm invocations, interleaved, each function in one container.
+	fmt.Fprintf(os.Stderr, "warm invocations: %d × %d …\n", warmN, len(fns))
+	running := make([]*lambdalocal.Function, len(fns))
+	for i, f := range fns {
+		fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer fn.Close()
+		running[i] = fn
+	}
+	smBefore = sm.Calls()
+	ev := event()
+	for i, f := range fns { // the cold invocation, not counted as warm
+		out, err := running[i].Invoke(ctx, ev)
+		if err := answered200(f.name, out, err); err != nil {
+			return err
+		}
+	}
+	for range warmN {
+		for i, f := range fns {
+			azure.spent.Store(0)
+			t0 := time.Now()
+			out, err := running[i].Invoke(ctx, ev)
+			took := time.Since(t0)
+			if err := answered200(f.name, out, err); err != nil {
+				return err
+			}
+			f.warm = append(f.warm, took)
+			if f == relay {
+				f.own = append(f.own, took-time.Duration(azure.spent.Load()))
+			}
+		}
+	}
+	warmSMCalls := sm.Calls() - smBefore
+	for i, f := range fns {
+		if f.rss, err = peakRSS(running[i]); err != nil {
+			return err
+		}
+	}
+	if d := az.Count(); d != coldN+1+warmN {
+		return fmt.Errorf("the Azure double received %d deliveries, want %d", d, coldN+1+warmN)
+	}
+	for _, d := range az.Deliveries()[:1] {
+		if !d.Verified || !bytes.Equal(d.Body, body) {
+			return errors.New("the Azure double received a delivery it could not verify")
+		}
+	}
+
+	var inProcess benchResult
+	if handlerBench {
+		fmt.Fprintf(os.Stderr, "in-process: BenchmarkHandler/%s …\n", sizeName(size))
+		if inProcess, err = runHandlerBench(ctx, size); err != nil {
+			return err
+		}
+	}
+
+	report(os.Stdout, fns, reportInput{
+		coldN: coldN, warmN: warmN, size: size,
+		coldSMCalls: coldSMCalls, warmSMCalls: warmSMCalls,
+		azureP50:  percentile(azure.all(), 50),
+		inProcess: inProcess,
+	})
+	return nil
+}
+
+// timed wraps the Azure double's handler and adds up the time it spends.
+type timed struct {
+	h     http.Handler
+	spent atomic.Int64
+
+	mu    sync.Mutex
+	times []time.Duration
+}
+
+func (t *timed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t.h.ServeHTTP(w, r)
+	d := time.Since(start)
+	t.spent.Add(int64(d))
+	t.mu.Lock()
+	t.times = append(t.times, d)
+	t.mu.Unlock()
+}
+
+func (t *timed) all() []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.times)
+}
+
+func answered200(name string, out []byte, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	var resp struct {
+		StatusCode int `json:"statusCode"`
+	}
+	if json.Unmarshal(out, &resp) != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %.300s, want a 200", name, out)
+	}
+	return nil
+}
+
+// buildDeployed builds pkg as make build does for Lambda and returns its size.
+func buildDeployed(ctx context.Context, pkg, out string) (int64, error) {
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("go build %s for linux/arm64: %w\n%s", pkg, err, msg)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// peakRSS reads VmHWM, the bootstrap's peak resident set, from /proc.
+func peakRSS(fn *lambdalocal.Function) (int64, error) {
+	pid, err := fn.BootstrapPID()
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+type benchResult struct {
+	ran            bool
+	nsPerOp, ownNs float64
+	ownP50Ns       float64
+	azureNs        float64
+	line           string
+}
+
+var metric = regexp.MustCompile(`([0-9.]+) ([a-zA-Z0-9/-]+)`)
+
+// runHandlerBench runs the in-process benchmark of the whole handler, whose own-p50
+// (total less the Azure round trip, measured at the HTTP transport) is what the
+// target on the relay's own work compares.
+func runHandlerBench(ctx context.Context, size int) (benchResult, error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^BenchmarkHandler$/^"+sizeName(size)+"$",
+		"-benchtime", "3000x", "-benchmem", "./functions/relay")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return benchResult{}, fmt.Errorf("go test -bench BenchmarkHandler: %w\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "BenchmarkHandler/") {
+			continue
+		}
+		r := benchResult{ran: true, line: strings.TrimSpace(line)}
+		for _, m := range metric.FindAllStringSubmatch(line, -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			switch m[2] {
+			case "ns/op":
+				r.nsPerOp = v
+			case "own-ns/op":
+				r.ownNs = v
+			case "own-p50-ns":
+				r.ownP50Ns = v
+			case "azure-ns/op":
+				r.azureNs = v
+			}
+		}
+		return r, nil
+	}
+	return benchResult{}, fmt.Errorf("no BenchmarkHandler line in:\n%s", out)
+}
+
+func sizeName(size int) string {
+	switch {
+	case size >= 1<<20 && size%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", size>>20)
+	case size%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", size>>10)
+	}
+	return strconv.Itoa(size)
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p+99)/100 - 1 // nearest rank
+	return s[max(i, 0)]
+}
+
+type reportInput struct {
+	coldN, warmN, size       int
+	coldSMCalls, warmSMCalls int
+	azureP50                 time.Duration
+	inProcess                benchResult
+}
+
+func report(w io.Writer, fns []*function, in reportInput) {
+	hello, sdk, relay := fns[0], fns[1], fns[2]
+	mark := func(ok bool) string {
+		if ok {
+			return "✓"
+		}
+		return "✗"
+	}
+	row := func(figure string, h, s, r, target, verdict string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", figure, h, s, r, target, verdict)
+	}
+	med := func(ds []time.Duration) string { return ms(percentile(ds, 50)) }
+
+	coldH, coldS, coldR := percentile(hello.cold, 50), percentile(sdk.cold, 50), percentile(relay.cold, 50)
+	ratioS := float64(coldR) / float64(coldS)
+	ratioH := float64(coldR) / float64(coldH)
+	ownP50, ownP99 := percentile(relay.own, 50), percentile(relay.own, 99)
+	invocations := in.warmN + 1 // the warm container's first invocation read the secret
+	perK := float64(in.warmSMCalls) * 1000 / float64(invocations)
+	smOK := in.coldSMCalls == in.coldN && in.warmSMCalls == 1
+
+	fmt.Fprintf(w, "\nrelay vs baselines under aws-lambda-rie on 127.0.0.1; %s Port-signed HTTP API body; %d cold starts and %d warm invocations each, interleaved\n\n",
+		sizeName(in.size), in.coldN, in.warmN)
+	row("figure", "hello", "sdkhello", "relay", "target", "")
+	row("---", "---:", "---:", "---:", "---", ":-:")
+	row(fmt.Sprintf("cold start, RIE start → first response, median of %d", in.coldN),
+		med(hello.cold), med(sdk.cold), ms(coldR),
+		fmt.Sprintf("relay ≤ %.2f × sdkhello", maxColdRatio), fmt.Sprintf("%s %.2f", mark(ratioS <= maxColdRatio), ratioS))
+	row("cold start ratio, relay / baseline", fmt.Sprintf("%.2f", ratioH), fmt.Sprintf("%.2f", ratioS), "", "", "")
+	row("first invocation alone (init + handling), median", med(hello.first), med(sdk.first), med(relay.first), "", "")
+	row(fmt.Sprintf("warm invocation p50, %d", in.warmN), us(percentile(hello.warm, 50)), us(percentile(sdk.warm, 50)), us(percentile(relay.warm, 50)), "", "")
+	row(fmt.Sprintf("warm invocation p99, %d", in.warmN), us(percentile(hello.warm, 99)), us(percentile(sdk.warm, 99)), us(percentile(relay.warm, 99)), "", "")
+	row("relay less the Azure double's time, p50 / p99", "", "", us(ownP50)+" / "+us(ownP99), "", "")
+	row("  the Azure double's handling (subtracted above), p50", "", "", us(in.azureP50), "", "")
+	row("  (relay less Azure double) p50 − sdkhello p50", "", "", us(ownP50-percentile(sdk.warm, 50)), "", "")
+	if in.inProcess.ran {
+		own := time.Duration(in.inProcess.ownP50Ns)
+		row(fmt.Sprintf("own work in-process, p50 (BenchmarkHandler/%s own-p50-ns)", sizeName(in.size)), "", "", us(own),
+			fmt.Sprintf("≤ %s at 16KiB", us(maxOwnP50)), mark(own <= maxOwnP50))
+		row("  mean: ns/op − Azure round trip = own-ns/op", "", "", fmt.Sprintf("%s − %s = %s",
+			us(time.Duration(in.inProcess.nsPerOp)), us(time.Duration(in.inProcess.azureNs)), us(time.Duration(in.inProcess.ownNs))), "", "")
+	}
+	row("Secrets Manager calls per 1,000 warm invocations", "—", "—",
+		fmt.Sprintf("%.2f (%d in %d)", perK, in.warmSMCalls, invocations), "1 per container per cache period", mark(smOK))
+	row("Secrets Manager calls per cold container", "—", "—",
+		fmt.Sprintf("%.2f (%d in %d)", float64(in.coldSMCalls)/float64(in.coldN), in.coldSMCalls, in.coldN), "", "")
+	row("binary, linux/arm64 as deployed", mb(hello.size), mb(sdk.size), mb(relay.size), "≤ 10 MB (MiB)", mark(relay.size <= maxBinary))
+	row(fmt.Sprintf("peak RSS (VmHWM) after %d invocations", in.warmN+1), mb(hello.rss), mb(sdk.rss), mb(relay.rss), "≤ 30 MB (MiB)", mark(relay.rss <= maxRSS))
+	fmt.Fprintf(w, "\narm64 build flags: %s\n", deployedFlags)
+	if in.inProcess.ran {
+		fmt.Fprintf(w, "in-process: %s\n", in.inProcess.line)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
+func mb(n int64) string         { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
