@@ -4,6 +4,7 @@
 package handler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -35,8 +36,29 @@ type Failure struct {
 
 func (f *Failure) Error() string { return f.Message }
 
+// Func answers one raw event: an API Gateway response, a JSON result or a *Failure.
+type Func func(ctx context.Context, raw json.RawMessage) (any, error)
+
+// Invoke makes Func an aws-lambda-go Handler, so that the event reaches the core as
+// the bytes that came, whatever they are. Given a plain function, aws-lambda-go
+// would decode the event itself and answer an event that is not JSON with its own
+// SyntaxError, without the core's answer or log line.
+func (f Func) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := f(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as aws-lambda-go encodes results
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // Invoke returns the function aws-lambda-go calls for each event.
-func Invoke(core Core) func(ctx context.Context, raw json.RawMessage) (any, error) {
+func Invoke(core Core) Func {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var requestID string
 		if lc, ok := lambdacontext.FromContext(ctx); ok {

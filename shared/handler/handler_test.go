@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/port-azure-relay/relay/shared/event"
@@ -60,5 +61,28 @@ func TestInvoke(t *testing.T) {
 				t.Errorf("request id = %q, want abc-123", gotID)
 			}
 		})
+	}
+}
+
+// TestInvokeRawPayload: through aws-lambda-go, an event that is not JSON reaches the
+// core as it came, so that it answers with its own function error and log line,
+// rather than aws-lambda-go answering a SyntaxError without either.
+func TestInvokeRawPayload(t *testing.T) {
+	var got []byte
+	h := lambda.NewHandler(Invoke(coreFunc(func(_ context.Context, _ string, raw []byte) event.Response {
+		got = raw
+		return event.Response{Status: 400, Error: "The event is not a JSON object."}
+	})))
+	_, err := h.Invoke(context.Background(), []byte("not json {"))
+	var f *Failure
+	if !errors.As(err, &f) || f.Status != 400 || string(got) != "not json {" {
+		t.Errorf("Invoke(not JSON) = %v with %q at the core, want the core's Failure with the bytes as sent", err, got)
+	}
+	h = lambda.NewHandler(Invoke(coreFunc(func(context.Context, string, []byte) event.Response {
+		return event.Response{Status: 200, Body: []byte(`{"forwarded":true,"webhook":"a<b>&"}`)}
+	})))
+	out, err := h.Invoke(context.Background(), []byte(`{}`))
+	if err != nil || string(out) != `{"forwarded":true,"webhook":"a<b>&"}` {
+		t.Errorf("Invoke = %s, %v; want the result as it was, HTML unescaped", out, err)
 	}
 }

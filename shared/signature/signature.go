@@ -115,13 +115,16 @@ func (p Port) checkTimestamp(value string) (string, error) {
 }
 
 // parsePort decodes the v1 entries of a signature header. Entries of other
-// versions are skipped, as Standard Webhooks asks; no v1 entry at all is malformed.
+// versions are skipped, as Standard Webhooks asks, and so are v1 entries that are
+// not a base64 HMAC-SHA256 when another one is: any match passes. A header with no
+// well-formed v1 entry at all is malformed.
 func parsePort(header string) ([][]byte, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, ErrNoSignature
 	}
 	var macs [][]byte
+	badV1 := false
 	for i, entry := range strings.Fields(header) {
 		if i == maxEntries {
 			return nil, fmt.Errorf("%w: more than %d entries", ErrMalformed, maxEntries)
@@ -132,14 +135,19 @@ func parsePort(header string) ([][]byte, error) {
 		}
 		mac, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil || len(mac) != sha256.Size {
-			return nil, fmt.Errorf("%w: v1 entry is not a base64 HMAC-SHA256", ErrMalformed)
+			badV1 = true
+			continue
 		}
 		macs = append(macs, mac)
 	}
-	if len(macs) == 0 {
+	switch {
+	case len(macs) > 0:
+		return macs, nil
+	case badV1:
+		return nil, fmt.Errorf("%w: v1 entry is not a base64 HMAC-SHA256", ErrMalformed)
+	default:
 		return nil, fmt.Errorf("%w: no v1 entry", ErrMalformed)
 	}
-	return macs, nil
 }
 
 func portMAC(secret []byte, ts string, body []byte) []byte {
