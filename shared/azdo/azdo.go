@@ -36,6 +36,7 @@ var (
 	ErrThrottled        = errors.New("azdo: throttled")
 	ErrUnavailable      = errors.New("azdo: unavailable")
 	ErrRefused          = errors.New("azdo: request refused")
+	ErrServerError      = errors.New("azdo: server error")
 	ErrTLS              = errors.New("azdo: TLS certificate not trusted")
 	ErrNoAnswer         = errors.New("azdo: no answer in time")
 	ErrNoTime           = errors.New("azdo: no time left to call")
@@ -219,6 +220,8 @@ func classify(status int, body string) error {
 		return ErrSignatureRefused
 	case status == http.StatusBadRequest && strings.Contains(strings.ToLower(body), "signature"):
 		return ErrSignatureRefused
+	case status >= 500:
+		return ErrServerError
 	default:
 		return ErrRefused
 	}

@@ -187,8 +187,8 @@ func TestDeliverRefused(t *testing.T) {
 			want: azdo.ErrRefused, status: 403},
 		{name: "a 404 is ErrRefused", script: []azdotest.Step{azdotest.Status(404)},
 			want: azdo.ErrRefused, status: 404},
-		{name: "a 500 with no known message is ErrRefused, not retried", script: []azdotest.Step{azdotest.Status(500)},
-			want: azdo.ErrRefused, status: 500},
+		{name: "a 500 with no known message is ErrServerError, not retried", script: []azdotest.Step{azdotest.Status(500)},
+			want: azdo.ErrServerError, status: 500},
 		{name: "a 302 without Location is ErrRefused", script: []azdotest.Step{azdotest.Status(302)},
 			want: azdo.ErrRefused, status: 302},
 	}

@@ -96,7 +96,9 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 	return resp
 }
 
-// workContext leaves Margin (and ReportBudget when reporting) before the deadline.
+// workContext leaves Margin (and ReportBudget when reporting) before the deadline,
+// or a third of the time left when that is less: a function with a short timeout
+// still gets most of it for its work.
 func workContext(ctx context.Context, reporting bool) (context.Context, context.CancelFunc) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -106,6 +108,7 @@ func workContext(ctx context.Context, reporting bool) (context.Context, context.
 	if reporting {
 		keep += ReportBudget
 	}
+	keep = min(keep, time.Until(deadline)/3)
 	return context.WithDeadline(ctx, deadline.Add(-keep))
 }
 

@@ -61,6 +61,7 @@ var rules = []rule{
 	{azdo.ErrThrottled, 502, "Throttled", "Azure DevOps is throttling requests and nothing was queued; try again later.", false},
 	{azdo.ErrUnavailable, 502, "Azure unavailable", "Azure DevOps is unavailable and nothing was queued; try again.", false},
 	{azdo.ErrTLS, 502, "Azure unreachable", "Azure DevOps's TLS certificate is not trusted: check AZURE_DEVOPS_URL.", false},
+	{azdo.ErrServerError, 502, "Azure failed", "Azure DevOps failed with a server error. The run may have been queued, so the relay did not retry: check the pipeline's runs and Azure DevOps's status before trying again", true},
 	{azdo.ErrRefused, 502, "Azure refused", "Azure DevOps refused the request: check AZURE_DEVOPS_ORG and the webhook name", true},
 	{azdo.ErrNoAnswer, 504, "Timed out", "Azure DevOps did not answer in time. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false},
 	{azdo.ErrNoTime, 504, "Timed out", "The relay ran out of time before it could call Azure DevOps; nothing was sent, try again.", false},

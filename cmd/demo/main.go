@@ -1,0 +1,192 @@
+// Command demo runs the whole chain on one machine, with no AWS account and no
+// Docker: the real relay and verifier bootstraps under the Lambda Runtime Interface
+// Emulator, each behind a local API Gateway front, the real Secrets Manager client
+// against a local endpoint, and a stand-in for Port's API. The verifier plays Azure
+// DevOps. It sends one Port-signed invocation, prints the trace, then one forged
+// request, refused.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/signature"
+	"github.com/port-azure-relay/relay/shared/smtest"
+)
+
+const (
+	org      = "demo-org"
+	webhook  = "port_trigger"
+	clientID = "demo-client-id"
+	runID    = "r_DemoRun0000001"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	rie, err := lambdalocal.FindRIE()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "relay-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	step("building the relay and verifier bootstraps (static, -tags lambda.norpc)")
+	for _, fn := range []string{"relay", "verifier"} {
+		if err := lambdalocal.Build(ctx, "./functions/"+fn, filepath.Join(dir, fn, "bootstrap")); err != nil {
+			return err
+		}
+	}
+
+	secret := randomSecret()
+	sm := smtest.New()
+	defer sm.Close()
+	arn := sm.Put("port/azure-relay", fmt.Sprintf(`{"clientId":%q,"clientSecret":%q}`, clientID, secret))
+	step("Secrets Manager (local, SigV4-checked) holds %s", arn)
+	port := porttest.New(clientID, secret)
+	defer port.Close()
+
+	logs := &strings.Builder{}
+	verifier, err := lambdalocal.Start(ctx, lambdalocal.Options{
+		RIE: rie, Bootstrap: filepath.Join(dir, "verifier", "bootstrap"), Timeout: 10 * time.Second,
+		Env: append(sm.Env(), "PORT_SECRET_ID="+arn),
+	})
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+	verifierGW := lambdalocal.Gateway(verifier)
+	defer verifierGW.Close()
+	azure := tracing(verifierGW.URL)
+	defer azure.Close()
+
+	relay, err := lambdalocal.Start(ctx, lambdalocal.Options{
+		RIE: rie, Bootstrap: filepath.Join(dir, "relay", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
+		Env: append(sm.Env(),
+			"PORT_SECRET_ID="+arn,
+			"AZURE_DEVOPS_ORG="+org,
+			"AZURE_DEVOPS_WEBHOOK="+webhook,
+			"AZURE_DEVOPS_URL="+azure.URL,
+			"PORT_API_URL="+port.URL),
+	})
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
+	relayGW := lambdalocal.Gateway(relay)
+	defer relayGW.Close()
+	step("relay and verifier running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
+	fmt.Println()
+
+	body := fmt.Sprintf(`{"environment":"staging","port_context":{"entity":"payments-api","blueprint":"service","runId":%q}}`, runID)
+	ts := time.Now().Unix()
+	sig := signature.SignPort([]byte(secret), ts, []byte(body))
+	fmt.Printf(hop+"POST /webhooks/%s  x-port-signature: %s…  x-port-timestamp: %d\n", "Port ──► relay", webhook, sig[:12], ts)
+	status, answer, took, err := post(ctx, relayGW.URL+"/webhooks/"+webhook, body, ts, sig)
+	if err != nil {
+		return err
+	}
+	fmt.Printf(hop+"%d %s  (%s, cold start included)\n", "relay ──► Port", status, answer, took)
+	if status != http.StatusOK {
+		return fmt.Errorf("the relay answered %d, want 200; its log:\n%s", status, logs)
+	}
+	for _, l := range port.Logs(runID) {
+		fmt.Printf(hop+"run %s log: %q\n", "Port (API)", runID, l.Message)
+	}
+
+	fmt.Println()
+	status, answer, took, err = post(ctx, relayGW.URL+"/webhooks/"+webhook, body, ts, signature.SignPort([]byte("a guessed secret"), ts, []byte(body)))
+	if err != nil {
+		return err
+	}
+	fmt.Printf(hop+"%d %s  (%s, nothing forwarded)\n", "forged ──► relay", status, answer, took)
+	if status != http.StatusUnauthorized {
+		return fmt.Errorf("the forged request got %d, want 401", status)
+	}
+
+	fmt.Printf("\nThe relay's log (one JSON line per invocation; no secret, no payload):\n")
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.HasPrefix(line, "{") {
+			fmt.Println("  " + line)
+		}
+	}
+	fmt.Printf("\nSecrets Manager calls: %d, one per function container: the secret is cached for SECRET_CACHE_TTL.\n", sm.Calls())
+	return nil
+}
+
+func post(ctx context.Context, target, body string, ts int64, sig string) (int, string, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
+	if err != nil {
+		return 0, "", 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(signature.PortTimestampHeader, strconv.FormatInt(ts, 10))
+	req.Header.Set(signature.PortSignatureHeader, sig)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b)), time.Since(start).Round(time.Millisecond), nil
+}
+
+// hop lays out one line of the trace: who talks to whom, then what was said.
+const hop = "%-18s "
+
+// tracing fronts the verifier's gateway and prints each hop the relay makes to it.
+func tracing(target string) *httptest.Server {
+	u, _ := url.Parse(target)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf(hop+"POST %s  %s: %.17s…\n", "relay ──► Azure", r.URL.RequestURI(), signature.AzureDefaultHeader, r.Header.Get(signature.AzureDefaultHeader))
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		proxy.ServeHTTP(rec, r)
+		var answer map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &answer)
+		delete(answer, "bytes")
+		compact, _ := json.Marshal(answer)
+		fmt.Printf(hop+"%d %s  (%s)\n", "Azure (verifier)", rec.Code, compact, time.Since(start).Round(time.Millisecond))
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+}
+
+func step(format string, args ...any) { fmt.Printf("· "+format+"\n", args...) }
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "demo_" + hex.EncodeToString(b)
+}
