@@ -6,7 +6,6 @@ SHELL := bash
 
 # The module proxy alone: the `,direct` fallback cannot resolve on closed networks.
 export GOPROXY := $(or $(RELAY_GOPROXY),https://proxy.golang.org)
-export CGO_ENABLED := 0
 
 TOOLS   := $(CURDIR)/.tools/bin
 RIE     := $(TOOLS)/aws-lambda-rie
