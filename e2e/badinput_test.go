@@ -207,7 +207,7 @@ func TestAWSEvents(t *testing.T) {
 		if r.fnErr == nil || r.fnErr.Type != "Failure" {
 			t.Fatalf("got %d %v, want a function error", r.status, r.body)
 		}
-		hasWords(t, "errorMessage", r.fnErr.Message, "refused the request")
+		hasWords(t, "errorMessage", r.fnErr.Message, "server error")
 		if line := oneLogLine(t, r); line != nil && line["level"] != "ERROR" {
 			t.Errorf("log line %v: want ERROR", line)
 		}
