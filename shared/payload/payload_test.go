@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/payload"
+	"github.com/port-azure-relay/relay/shared/porttest"
 )
 
 // actionBody is what a current Port action sends with the payload template of Port's Azure guides.
@@ -153,36 +154,14 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
-// realistic returns a compact Port action body of exactly size bytes: entity
-// properties, relations and a list of services, as a catalog action sends.
-func realistic(size int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"service":"billing","environment":"production","port_context":{"entity":"billing","blueprint":"service","runId":"r_QbnsJxeGVOxVjKfD","trigger":{"by":{"userId":"u_1","orgId":"org_1"},"origin":"UI","at":"2025-01-01T00:00:00.000Z"}},"items":[`)
-	const tail = `],"note":"`
-	for i := 0; ; i++ {
-		item := fmt.Sprintf(`{"identifier":"svc-%d","title":"Service %d <prod> & co","properties":{"language":"go","replicas":%d,"healthy":true,"url":"https://svc-%d.example.com/api?x=1&y=2"},"relations":{"team":"team-%d","domain":["payments","ledger"]}}`, i, i, i%7, i, i%13)
-		if i > 0 {
-			item = "," + item
-		}
-		if b.Len()+len(item)+len(tail)+len(`"}`) > size {
-			break
-		}
-		b.WriteString(item)
-	}
-	b.WriteString(tail)
-	b.WriteString(strings.Repeat("x", size-b.Len()-len(`"}`)))
-	b.WriteString(`"}`)
-	return b.Bytes()
-}
-
 func BenchmarkCheck(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10, 1 << 20} {
-		body := realistic(size)
+		body := porttest.Payload(size)
 		if len(body) != size {
-			b.Fatalf("realistic(%d) is %d bytes", size, len(body))
+			b.Fatalf("porttest.Payload(%d) is %d bytes", size, len(body))
 		}
 		if runID, err := payload.Check(body); err != nil || runID == "" {
-			b.Fatalf("Check(realistic(%d)) = %q, %v, want a run id and nil", size, runID, err)
+			b.Fatalf("Check(porttest.Payload(%d)) = %q, %v, want a run id and nil", size, runID, err)
 		}
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
