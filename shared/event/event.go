@@ -149,7 +149,11 @@ func (c *bodyCut) apply(raw []byte) (skeleton, body []byte) {
 	if len(c.values) == 0 {
 		return raw, nil
 	}
-	skeleton = make([]byte, 0, len(raw))
+	size := len(raw)
+	for _, v := range c.values {
+		size -= len(v) - len(`""`)
+	}
+	skeleton = make([]byte, 0, size)
 	prev := 0
 	for _, v := range c.values {
 		start := cap(raw) - cap(v) // v is a slice of raw
