@@ -29,6 +29,7 @@ var (
 	acceptedCases atomic.Int64
 	configCases   atomic.Int64
 	sampleCases   atomic.Int64
+	reportCases   atomic.Int64
 	auditMu       sync.Mutex
 	auditSources  []func() []string // every function's output, read at the end
 )
@@ -90,8 +91,8 @@ func run(m *testing.M) int {
 		}
 		code = 1
 	}
-	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, log audit %d lines clean\n",
-		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), lines-len(dirty))
+	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, log audit %d lines clean\n",
+		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), lines-len(dirty))
 	return code
 }
 

@@ -73,6 +73,7 @@ type outcome struct {
 // Handle answers one raw Lambda event.
 func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.Response {
 	start := time.Now()
+	invocation := ctx // the Lambda deadline, for the report after the work
 	ctx, cancel := workContext(ctx, r.Report != nil)
 	defer cancel()
 
@@ -86,7 +87,7 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 		}
 	case req.Kind.IsHTTP():
 		o.kind = req.Kind
-		r.http(ctx, req, &o)
+		r.http(ctx, invocation, req, &o)
 	default:
 		o.kind = req.Kind
 		r.aws(ctx, req, &o)
@@ -112,7 +113,7 @@ func workContext(ctx context.Context, reporting bool) (context.Context, context.
 	return context.WithDeadline(ctx, deadline.Add(-keep))
 }
 
-func (r *Relay) http(ctx context.Context, req event.Request, o *outcome) {
+func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outcome) {
 	if req.Method != http.MethodPost {
 		o.err = ErrMethod
 		return
@@ -140,7 +141,7 @@ func (r *Relay) http(ctx context.Context, req event.Request, o *outcome) {
 	if o.err == nil {
 		r.deliver(ctx, req.Body, key, o)
 	}
-	r.report(ctx, creds, o)
+	r.report(invocation, creds, o)
 }
 
 func (r *Relay) aws(ctx context.Context, req event.Request, o *outcome) {
@@ -191,11 +192,11 @@ func (r *Relay) route(path string) (string, error) {
 // report tells Port how delivery of a run went, within its own budget; it never
 // changes the answer. Success adds a log line and leaves the run to the pipeline;
 // failure ends the run.
-func (r *Relay) report(ctx context.Context, creds secret.Credentials, o *outcome) {
+func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *outcome) {
 	if r.Report == nil || o.runID == "" || creds.ClientID == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReportBudget)
+	ctx, cancel := reportContext(invocation)
 	defer cancel()
 	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
 	var err error
@@ -208,6 +209,16 @@ func (r *Relay) report(ctx context.Context, creds secret.Credentials, o *outcome
 	if err != nil {
 		r.Log.Warn("report to Port failed", "runId", o.runID, "webhook", o.webhook, "error", err.Error())
 	}
+}
+
+// reportContext gives the report ReportBudget, ending Margin before the Lambda
+// deadline at the latest, whatever the work used.
+func reportContext(invocation context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(ReportBudget)
+	if d, ok := invocation.Deadline(); ok && d.Add(-Margin).Before(deadline) {
+		deadline = d.Add(-Margin)
+	}
+	return context.WithDeadline(context.WithoutCancel(invocation), deadline)
 }
 
 func (o *outcome) response() event.Response {

@@ -288,3 +288,20 @@ func TestEveryRuleHasAStatusAndASentence(t *testing.T) {
 		t.Errorf("an unknown error maps to %d, want 500", r.status)
 	}
 }
+
+func TestReportContextEndsBeforeTheLambdaDeadline(t *testing.T) {
+	near, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ctx, cancelReport := reportContext(near)
+	defer cancelReport()
+	if left := time.Until(mustDeadline(ctx)); left > time.Second-Margin {
+		t.Errorf("with 1 s left the report may take %v, want at most %v", left, time.Second-Margin)
+	}
+	far, cancelFar := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelFar()
+	ctx, cancelReport = reportContext(far)
+	defer cancelReport()
+	if left := time.Until(mustDeadline(ctx)); left > ReportBudget {
+		t.Errorf("with a minute left the report may take %v, want at most %v", left, ReportBudget)
+	}
+}
