@@ -82,6 +82,7 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 	switch {
 	case err != nil:
 		o.err = err
+		o.kind = event.Direct // only the Invoke API can deliver what is not an event
 		if errors.Is(err, event.ErrMalformed) {
 			o.kind = event.REST // an HTTP event, if a broken one: answer as API Gateway
 		}
