@@ -107,8 +107,8 @@ func badInputCases() []badCase {
 		// Event.
 		{"wrong method (GET)", withHeaders(1, "GET", "/", good, func(http.Header) {}), 405, false, []string{"POST"}},
 		{"wrong method (PUT)", withHeaders(0, "PUT", "/", good, func(http.Header) {}), 405, false, []string{"POST"}},
-		{"unknown webhook in the path", signed(2, "/prod/webhooks/not-allowed", good), 404, false, []string{"AZURE_DEVOPS_WEBHOOKS", "not-allowed"}},
-		{"invalid webhook name in the path", signed(1, "/webhooks/bad.name", good), 404, false, []string{"[-_A-Za-z0-9]+"}},
+		{"unknown webhook in the path", signed(2, "/prod/webhooks/not-allowed", portBody("r_bad")), 404, false, []string{"AZURE_DEVOPS_WEBHOOKS", "not-allowed"}},
+		{"invalid webhook name in the path", signed(1, "/webhooks/bad.name", portBody("r_bad")), 404, false, []string{"[-_A-Za-z0-9]+"}},
 		{"base64 flag with invalid base64", raw(`{"httpMethod":"POST","path":"/","headers":{"x-port-timestamp":"TS","x-port-signature":"SIG"},"body":"%%%`+marker+`%%%","isBase64Encoded":true}`, good), 400, false, []string{"base64"}},
 		{"headers missing", func() []byte { return stripKey(lambdalocal.HTTPAPIEvent("POST", "/", nil, good), "headers") }, 401, false, []string{"signature missing"}},
 		{"headers of the wrong type", raw(`{"httpMethod":"POST","path":"/","headers":["x-port-signature"],"body":"{\"m\":\"`+marker+`\"}"}`, good), 400, false, []string{"malformed", "headers"}},
@@ -214,4 +214,36 @@ func TestAWSEvents(t *testing.T) {
 		served(t, w.relay, w.az)
 		awsCases.Add(1)
 	})
+}
+
+// TestReplayIsRefused sends one signed request twice, as an attacker who captured
+// it would: the first starts a run, the second is refused and forwards nothing.
+func TestReplayIsRefused(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	w := newWorld(t, faultTimeout)
+	for shape := range shapes {
+		w.az.Reset()
+		ev := signedEvent(shape, "/", portBody("r_replay"))
+		first, again := invoke(t, w.relay, ev), invoke(t, w.relay, ev)
+		if first.status != 200 || again.status != 401 {
+			t.Fatalf("%s: statuses %d then %d, want 200 then 401", shapes[shape].name, first.status, again.status)
+		}
+		hasWords(t, "error", checkErrorBody(t, mustJSON(t, again.body)), "already received", "replay")
+		if n := w.az.Count(); n != 1 {
+			t.Errorf("%s: %d deliveries, want 1", shapes[shape].name, n)
+		}
+		oneLogLine(t, again)
+		badCases.Add(1)
+	}
+	served(t, w.relay, w.az)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -217,9 +217,10 @@ func portHeaders(secret string, ts int64, body []byte) http.Header {
 	return h
 }
 
-// portBody is a Port action payload with the audit marker in it.
+// portBody is a Port action payload with the audit marker in it. Each is unique, as
+// each of Port's invocations is: the relay refuses a signed request it has seen.
 func portBody(runID string) []byte {
-	return fmt.Appendf(nil, `{"service":"payments-api","note":"%s <b>&amp;</b> é","port_context":{"entity":"payments-api","blueprint":"service","runId":"%s"}}`, marker, runID)
+	return fmt.Appendf(nil, `{"service":"payments-api","note":"%s <b>&amp;</b> é","invocation":"%s","port_context":{"entity":"payments-api","blueprint":"service","runId":"%s"}}`, marker, rand.Text()[:12], runID)
 }
 
 // shapes are the three HTTP event shapes, used in turn across the cases.

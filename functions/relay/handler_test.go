@@ -87,9 +87,9 @@ type want struct {
 
 var samples = map[string]want{
 	"httpapi.json":              {200, "port_trigger", "r_QvJ5Nn2m8xV3aT1k", "log"},
-	"httpapi-webhook-path.json": {200, "deploy_service", "r_QvJ5Nn2m8xV3aT1k", "log"},
+	"httpapi-webhook-path.json": {200, "deploy_service", "r_Wp7Kd3Ls9Xb2Rt6n", "log"},
 	"rest.json":                 {200, "port_trigger", "r_Lm2Hc8Ue4Jw9Qa7b", "log"},
-	"function-url.json":         {200, "port_trigger", "r_QvJ5Nn2m8xV3aT1k", "log"},
+	"function-url.json":         {200, "port_trigger", "r_Fn4Uq8Zc1Yh5Mv0e", "log"},
 	"schedule.json":             {0, "port_trigger", "", ""},
 	"scheduler-input.json":      {0, "port_trigger", "", ""},
 	"direct.json":               {0, "port_trigger", "", ""},

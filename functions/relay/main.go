@@ -38,7 +38,7 @@ func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay
 			Header:  cfg.Header,
 			HTTP:    azdo.NewHTTPClient(nil),
 		},
-		Port:    signature.Port{Tolerance: cfg.Tolerance},
+		Port:    signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
 		Webhook: cfg.Webhook,
 		Allowed: cfg.Webhooks,
 		Report:  &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},

@@ -305,3 +305,17 @@ func TestReportContextEndsBeforeTheLambdaDeadline(t *testing.T) {
 		t.Errorf("with a minute left the report may take %v, want at most %v", left, ReportBudget)
 	}
 }
+
+func TestAReplayedRequestIsRefusedAndNotDelivered(t *testing.T) {
+	f := newFixture(nil)
+	f.relay.Port.Replays = &signature.Replays{}
+	ev := httpEvent("POST", "/", goodBody, key, now)
+	first := f.relay.Handle(context.Background(), "req-7", ev)
+	again := f.relay.Handle(context.Background(), "req-8", ev)
+	if first.Status != 200 || again.Status != 401 || len(f.delivered) != 1 {
+		t.Fatalf("statuses %d then %d with %d deliveries, want 200 then 401 and one delivery", first.Status, again.Status, len(f.delivered))
+	}
+	if !strings.Contains(string(again.Body), "replay") {
+		t.Errorf("body %s does not say it is a replay", again.Body)
+	}
+}

@@ -50,6 +50,7 @@ var rules = []rule{
 	{signature.ErrBadTimestamp, 401, "", "x-port-timestamp must be whole seconds since the epoch.", false},
 	{signature.ErrTimestampTooOld, 401, "", "Port signature expired", true},
 	{signature.ErrTimestampTooNew, 401, "", "Port signature timestamp is in the future", true},
+	{signature.ErrReplayed, 401, "", "This signed request was already received: Port signs each invocation once, so a repeat is refused as a replay.", false},
 	{signature.ErrNoSecret, 503, "Relay misconfigured", "The relay has no signing secret.", false},
 	{secret.ErrNotFound, 503, "Relay misconfigured", "The relay's secret was not found in Secrets Manager: check PORT_SECRET_ID.", false},
 	{secret.ErrEmpty, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is empty.", false},

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,6 +45,7 @@ var (
 	ErrBadTimestamp    = errors.New("timestamp is not whole seconds since the epoch")
 	ErrTimestampTooOld = errors.New("timestamp too old")
 	ErrTimestampTooNew = errors.New("timestamp in the future")
+	ErrReplayed        = errors.New("signature already used")
 )
 
 // maxEntries bounds the work an attacker can ask for with a long signature header.
@@ -53,6 +55,46 @@ const maxEntries = 8
 type Port struct {
 	Tolerance time.Duration    // how far the timestamp may be from now, either way
 	Now       func() time.Time // the clock; nil means time.Now
+	// Replays, when set, refuses a signature it has accepted before, until its
+	// timestamp leaves the tolerance: within one container, a captured request
+	// cannot start a second run.
+	Replays *Replays
+}
+
+// Replays remembers the Port signatures accepted until their timestamps expire.
+// The zero value is ready to use; it is safe for concurrent use.
+type Replays struct {
+	mu      sync.Mutex
+	seen    map[[sha256.Size]byte]time.Time // MAC → when its timestamp leaves the tolerance
+	inserts int
+}
+
+// maxReplays bounds the memory a burst of valid requests can take (about 2 MB);
+// past it, new signatures are not remembered until old ones expire.
+const maxReplays = 20000
+
+// first records mac until expires and reports whether it is the first time.
+func (r *Replays) first(mac []byte, expires, now time.Time) bool {
+	key := [sha256.Size]byte(mac)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if until, ok := r.seen[key]; ok && now.Before(until) {
+		return false
+	}
+	if r.seen == nil {
+		r.seen = make(map[[sha256.Size]byte]time.Time)
+	}
+	if r.inserts++; r.inserts%1024 == 0 || len(r.seen) >= maxReplays {
+		for k, until := range r.seen {
+			if !now.Before(until) {
+				delete(r.seen, k)
+			}
+		}
+	}
+	if len(r.seen) < maxReplays {
+		r.seen[key] = expires
+	}
+	return true
 }
 
 // SignPort returns the x-port-signature value Port sends for body at timestamp ts.
@@ -71,47 +113,57 @@ func (p Port) Verify(secret []byte, header, timestamp string, body []byte) error
 	if err != nil {
 		return err
 	}
-	ts, err := p.checkTimestamp(timestamp)
+	ts, expires, err := p.checkTimestamp(timestamp)
 	if err != nil {
 		return err
 	}
-	if anyEqual(macs, portMAC(secret, ts, body)) {
-		return nil
+	mac := portMAC(secret, ts, body)
+	if !anyEqual(macs, mac) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, body) != nil || bytes.Equal(compact.Bytes(), body) {
+			return ErrMismatch
+		}
+		if mac = portMAC(secret, ts, compact.Bytes()); !anyEqual(macs, mac) {
+			return ErrMismatch
+		}
 	}
-	var compact bytes.Buffer
-	if json.Compact(&compact, body) == nil && !bytes.Equal(compact.Bytes(), body) &&
-		anyEqual(macs, portMAC(secret, ts, compact.Bytes())) {
-		return nil
+	if p.Replays != nil && !p.Replays.first(mac, expires, p.now()) {
+		return ErrReplayed
 	}
-	return ErrMismatch
+	return nil
 }
 
-func (p Port) checkTimestamp(value string) (string, error) {
+func (p Port) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// checkTimestamp returns the timestamp as signed and when it leaves the tolerance.
+func (p Port) checkTimestamp(value string) (string, time.Time, error) {
 	value = strings.TrimSpace(value)
 	if value == "" {
-		return "", ErrNoTimestamp
+		return "", time.Time{}, ErrNoTimestamp
 	}
 	secs, err := strconv.ParseInt(value, 10, 64)
 	if err != nil || secs < 0 || len(value) > 12 {
 		// More than 12 digits is milliseconds (or worse): say so rather than "too new".
-		return "", ErrBadTimestamp
+		return "", time.Time{}, ErrBadTimestamp
 	}
 	tolerance := p.Tolerance
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
-	age := now().Sub(time.Unix(secs, 0))
+	signed := time.Unix(secs, 0)
+	age := p.now().Sub(signed)
 	switch {
 	case age > tolerance:
-		return "", fmt.Errorf("%w: %s old, tolerance %s", ErrTimestampTooOld, age.Truncate(time.Second), tolerance)
+		return "", time.Time{}, fmt.Errorf("%w: %s old, tolerance %s", ErrTimestampTooOld, age.Truncate(time.Second), tolerance)
 	case -age > tolerance:
-		return "", fmt.Errorf("%w: %s ahead, tolerance %s", ErrTimestampTooNew, (-age).Truncate(time.Second), tolerance)
+		return "", time.Time{}, fmt.Errorf("%w: %s ahead, tolerance %s", ErrTimestampTooNew, (-age).Truncate(time.Second), tolerance)
 	}
-	return value, nil
+	return value, signed.Add(tolerance), nil
 }
 
 // parsePort decodes the v1 entries of a signature header. Entries of other

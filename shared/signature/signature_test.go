@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +358,52 @@ func FuzzPortVerify(f *testing.F) {
 		}
 		t.Errorf("Verify(%q, %q) = nil, but no v1 entry holds the real MAC", header, timestamp)
 	})
+}
+
+func TestReplaysAcceptASignatureOnce(t *testing.T) {
+	secret, body := []byte("replay-secret"), []byte(`{"port_context":{"runId":"r_1"}}`)
+	now := time.Unix(1764201600, 0)
+	p := signature.Port{Now: func() time.Time { return now }, Replays: &signature.Replays{}}
+	header, ts := signature.SignPort(secret, now.Unix(), body), strconv.FormatInt(now.Unix(), 10)
+
+	if err := p.Verify(secret, header, ts, body); err != nil {
+		t.Fatalf("first Verify = %v, want nil", err)
+	}
+	for name, h := range map[string]string{
+		"the same header":                 header,
+		"the same signature among others": "v1,AAAA " + header,
+	} {
+		if err := p.Verify(secret, h, ts, body); !errors.Is(err, signature.ErrReplayed) {
+			t.Errorf("Verify(%s) again = %v, want ErrReplayed", name, err)
+		}
+	}
+	other := []byte(`{"port_context":{"runId":"r_2"}}`)
+	if err := p.Verify(secret, signature.SignPort(secret, now.Unix(), other), ts, other); err != nil {
+		t.Errorf("Verify(another body) = %v, want nil", err)
+	}
+	if err := (signature.Port{Now: p.Now}).Verify(secret, header, ts, body); err != nil {
+		t.Errorf("Verify without Replays = %v, want nil: only a verifier that remembers refuses", err)
+	}
+}
+
+func TestReplaysUnderConcurrency(t *testing.T) {
+	secret, body := []byte("replay-secret"), []byte(`{"a":1}`)
+	now := time.Unix(1764201600, 0)
+	p := signature.Port{Now: func() time.Time { return now }, Replays: &signature.Replays{}}
+	header, ts := signature.SignPort(secret, now.Unix(), body), strconv.FormatInt(now.Unix(), 10)
+	var accepted atomic.Int32
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if p.Verify(secret, header, ts, body) == nil {
+				accepted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d of 50 concurrent identical requests accepted, want 1", n)
+	}
 }
