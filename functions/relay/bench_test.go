@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/lambdalocal"
 	"github.com/port-azure-relay/relay/shared/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/smtest"
@@ -81,29 +81,11 @@ func BenchmarkHandler(b *testing.B) {
 		signed := make([][]byte, max(8, (4<<20)/bs.size))
 		for i := range signed {
 			body := bytes.Replace(porttest.Payload(bs.size), []byte(porttest.RunID), fmt.Appendf(nil, "r_%016x", i), 1)
-			raw, err := json.Marshal(events.APIGatewayV2HTTPRequest{
-				Version:  "2.0",
-				RouteKey: "POST /",
-				RawPath:  "/",
-				Headers: map[string]string{
-					"content-type":     "application/json",
-					"content-length":   strconv.Itoa(len(body)),
-					"host":             "abc123.execute-api.eu-west-1.amazonaws.com",
-					"user-agent":       "axios/1.7.4",
-					"x-forwarded-for":  "3.251.12.205",
-					"x-port-signature": signature.SignPort([]byte(secret), ts, body),
-					"x-port-timestamp": strconv.Itoa(ts),
-				},
-				RequestContext: events.APIGatewayV2HTTPRequestContext{
-					DomainName: "abc123.execute-api.eu-west-1.amazonaws.com",
-					HTTP:       events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/", SourceIP: "3.251.12.205"},
-					RequestID:  "req-bench",
-				},
-				Body: string(body),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			h := http.Header{}
+			h.Set("Content-Type", "application/json")
+			h.Set(signature.PortTimestampHeader, strconv.Itoa(ts))
+			h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(secret), ts, body))
+			raw := lambdalocal.HTTPAPIEvent(http.MethodPost, "/", h, body)
 			signed[i] = raw
 		}
 		next := 0

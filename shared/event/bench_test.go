@@ -1,13 +1,12 @@
 package event_test
 
 import (
-	"encoding/json"
+	"net/http"
 	"strconv"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/lambdalocal"
 	"github.com/port-azure-relay/relay/shared/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
@@ -21,38 +20,18 @@ var benchSizes = []struct {
 
 // signedHTTPAPIEvent is an HTTP API (2.0) event as API Gateway hands Port's request
 // to the function, headers included.
-func signedHTTPAPIEvent(b *testing.B, body []byte) []byte {
+func signedHTTPAPIEvent(body []byte) []byte {
 	const ts = 1700000000
-	raw, err := json.Marshal(events.APIGatewayV2HTTPRequest{
-		Version:  "2.0",
-		RouteKey: "POST /webhooks/{name}",
-		RawPath:  "/webhooks/deploy",
-		Headers: map[string]string{
-			"content-type":     "application/json",
-			"content-length":   strconv.Itoa(len(body)),
-			"host":             "abc123.execute-api.eu-west-1.amazonaws.com",
-			"user-agent":       "axios/1.7.4",
-			"x-forwarded-for":  "3.251.12.205",
-			"x-forwarded-port": "443",
-			"x-port-signature": signature.SignPort([]byte("secret"), ts, body),
-			"x-port-timestamp": strconv.Itoa(ts),
-		},
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			DomainName: "abc123.execute-api.eu-west-1.amazonaws.com",
-			HTTP:       events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/webhooks/deploy", SourceIP: "3.251.12.205"},
-			RequestID:  "req-bench",
-		},
-		Body: string(body),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return raw
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(signature.PortTimestampHeader, strconv.Itoa(ts))
+	h.Set(signature.PortSignatureHeader, signature.SignPort([]byte("secret"), ts, body))
+	return lambdalocal.HTTPAPIEvent(http.MethodPost, "/webhooks/deploy", h, body)
 }
 
 func BenchmarkParse(b *testing.B) {
 	for _, bs := range benchSizes {
-		raw := signedHTTPAPIEvent(b, porttest.Payload(bs.size))
+		raw := signedHTTPAPIEvent(porttest.Payload(bs.size))
 		if req, err := event.Parse(raw); err != nil || req.Kind != event.HTTPAPI || len(req.Body) != bs.size {
 			b.Fatalf("Parse(%s event) = %v with a %d-byte body, %v; want httpapi, %d bytes, nil", bs.name, req.Kind, len(req.Body), err, bs.size)
 		}
