@@ -33,6 +33,7 @@ const (
 // Secrets gives the current credentials; *secret.Source is one.
 type Secrets interface {
 	Get(ctx context.Context) (secret.Credentials, error)
+	Renew(ctx context.Context) (secret.Credentials, bool, error) // read again, if not just read
 	Invalidate()
 	ID() string
 }
@@ -129,7 +130,18 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		return
 	}
 	key := []byte(creds.ClientSecret)
-	if err := r.Port.Verify(key, req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body); err != nil {
+	verify := func() error {
+		return r.Port.Verify(key, req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
+	}
+	err = verify()
+	if errors.Is(err, signature.ErrMismatch) {
+		// Port's credentials may have been rotated since the secret was cached.
+		if renewed, changed, renewErr := r.Secrets.Renew(ctx); renewErr == nil && changed {
+			creds, key = renewed, []byte(renewed.ClientSecret)
+			err = verify()
+		}
+	}
+	if err != nil {
 		o.err = err
 		return
 	}

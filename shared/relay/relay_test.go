@@ -27,13 +27,23 @@ const (
 // fakeSecrets serves fixed credentials or an error, and counts invalidations.
 type fakeSecrets struct {
 	creds       secret.Credentials
+	rotated     secret.Credentials // what Renew finds, if set
 	err         error
 	invalidated int
+	renewed     int
 }
 
 func (f *fakeSecrets) Get(context.Context) (secret.Credentials, error) { return f.creds, f.err }
-func (f *fakeSecrets) Invalidate()                                     { f.invalidated++ }
-func (f *fakeSecrets) ID() string                                      { return "port/relay" }
+func (f *fakeSecrets) Renew(context.Context) (secret.Credentials, bool, error) {
+	f.renewed++
+	if f.rotated.ClientSecret == "" {
+		return f.creds, false, nil
+	}
+	f.creds = f.rotated
+	return f.creds, true, nil
+}
+func (f *fakeSecrets) Invalidate() { f.invalidated++ }
+func (f *fakeSecrets) ID() string  { return "port/relay" }
 
 // deliverFunc is a Deliverer from a function.
 type deliverFunc func(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
@@ -317,5 +327,20 @@ func TestAReplayedRequestIsRefusedAndNotDelivered(t *testing.T) {
 	}
 	if !strings.Contains(string(again.Body), "replay") {
 		t.Errorf("body %s does not say it is a replay", again.Body)
+	}
+}
+
+func TestARotatedSecretIsReadAgainOnAMismatch(t *testing.T) {
+	f := newFixture(nil)
+	f.secrets.creds.ClientSecret = "the-old-secret"
+	f.secrets.rotated = secret.Credentials{ClientID: "id", ClientSecret: key}
+	resp := f.relay.Handle(context.Background(), "req-9", httpEvent("POST", "/", goodBody, key, now))
+	if resp.Status != 200 || f.secrets.renewed != 1 || len(f.delivered) != 1 {
+		t.Fatalf("status %d after %d renewals with %d deliveries, want 200 after 1 renewal and 1 delivery", resp.Status, f.secrets.renewed, len(f.delivered))
+	}
+	f = newFixture(nil)
+	resp = f.relay.Handle(context.Background(), "req-10", httpEvent("POST", "/", goodBody, "guess", now))
+	if resp.Status != 401 || f.secrets.renewed != 1 || len(f.delivered) != 0 {
+		t.Fatalf("a wrong signature: status %d after %d renewals, want 401 after 1 renewal that found nothing new", resp.Status, f.secrets.renewed)
 	}
 }

@@ -17,8 +17,12 @@ import (
 )
 
 // DefaultTTL is how long a secret read is reused. A rotated secret reaches every
-// container within this time.
+// container within this time, or at once through Renew.
 const DefaultTTL = 5 * time.Minute
+
+// MinRenewAge is how old a cached value must be before Renew reads it again: a
+// caller sending bad signatures can cause at most one read per container this often.
+const MinRenewAge = 30 * time.Second
 
 // Errors returned by Source.Get and Parse. None of them carries the secret's value.
 var (
@@ -50,6 +54,7 @@ type Source struct {
 
 	mu       sync.Mutex
 	creds    Credentials
+	fetched  time.Time // when creds were read
 	expires  time.Time
 	inflight *fetch
 }
@@ -91,7 +96,8 @@ func (s *Source) Get(ctx context.Context) (Credentials, error) {
 		f.creds, f.err = s.read(ctx)
 		s.mu.Lock()
 		if f.err == nil {
-			s.creds, s.expires = f.creds, s.now().Add(s.ttl)
+			s.creds, s.fetched = f.creds, s.now()
+			s.expires = s.fetched.Add(s.ttl)
 		}
 		s.inflight = nil
 		s.mu.Unlock()
@@ -105,6 +111,27 @@ func (s *Source) Get(ctx context.Context) (Credentials, error) {
 	case <-ctx.Done():
 		return Credentials{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
+}
+
+// Renew reads the secret again, unless the cached value is younger than
+// MinRenewAge, and reports whether it changed: for when Port's signature does not
+// verify, which a rotation of Port's credentials causes.
+func (s *Source) Renew(ctx context.Context) (Credentials, bool, error) {
+	s.mu.Lock()
+	old, fetched := s.creds, s.fetched
+	recent := !fetched.IsZero() && s.now().Sub(fetched) < MinRenewAge
+	if !recent {
+		s.expires = time.Time{}
+	}
+	s.mu.Unlock()
+	if recent {
+		return old, false, nil
+	}
+	creds, err := s.Get(ctx)
+	if err != nil {
+		return old, false, err
+	}
+	return creds, creds != old, nil
 }
 
 // Invalidate drops the cached value, so the next Get reads the secret again: for

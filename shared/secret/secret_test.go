@@ -355,3 +355,52 @@ func TestSourceCanceledContext(t *testing.T) {
 		t.Errorf("Get = %v, want %v wrapping %v", err, secret.ErrUnavailable, context.DeadlineExceeded)
 	}
 }
+
+func TestSourceRenew(t *testing.T) {
+	tests := []struct {
+		name    string
+		age     time.Duration // of the cached value when Renew is called
+		rotated bool          // the secret changed in Secrets Manager meanwhile
+		fail    bool          // Secrets Manager fails the read
+		calls   int32
+		changed bool
+		want    string
+	}{
+		{name: "a value read just now is not read again", age: secret.MinRenewAge - time.Second, rotated: true, calls: 1, want: "old"},
+		{name: "an older value is read again and found rotated", age: secret.MinRenewAge, rotated: true, calls: 2, changed: true, want: "new"},
+		{name: "an older value read again unchanged is not a change", age: time.Minute, calls: 2, want: "old"},
+		{name: "a failed read keeps the old value", age: time.Minute, rotated: true, fail: true, calls: 2, want: "old"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			value, fail := "old", error(nil)
+			var calls atomic.Int32
+			getter := getterFunc(func(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+				calls.Add(1)
+				if fail != nil {
+					return nil, fail
+				}
+				return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(value)}, nil
+			})
+			c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+			s := secret.NewSource(getter, secretID, time.Hour, c.Now)
+			if _, err := s.Get(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance(tt.age)
+			if tt.rotated {
+				value = "new"
+			}
+			if tt.fail {
+				fail = errors.New("down")
+			}
+			got, changed, err := s.Renew(context.Background())
+			if got.ClientSecret != tt.want || changed != tt.changed || (err != nil) != tt.fail {
+				t.Errorf("Renew = %q, %v, %v; want %q, %v, error %v", got.ClientSecret, changed, err, tt.want, tt.changed, tt.fail)
+			}
+			if n := calls.Load(); n != tt.calls {
+				t.Errorf("GetSecretValue called %d times, want %d", n, tt.calls)
+			}
+		})
+	}
+}
