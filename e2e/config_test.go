@@ -47,6 +47,7 @@ func TestConfig(t *testing.T) {
 		{"relay with an invalid PORT_SIGNATURE_TOLERANCE", relayBin, without(relay, "PORT_SIGNATURE_TOLERANCE", "5 minutes"), "PORT_SIGNATURE_TOLERANCE"},
 		{"relay with an invalid AZURE_SIGNATURE_HEADER", relayBin, without(relay, "AZURE_SIGNATURE_HEADER", "x port signature"), "AZURE_SIGNATURE_HEADER"},
 		{"verifier without PORT_SECRET_ID", verifierBin, without(verifier, "PORT_SECRET_ID"), "PORT_SECRET_ID"},
+		{"relay without AWS_REGION", relayBin, without(relay, "AWS_REGION"), "AWS_REGION"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -96,6 +97,10 @@ type Build func(log *slog.Logger, sm *secretsmanager.Client) (Core, error)
 func Run(build Build) {
 	log := Logger(os.Stdout)
 	aws, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err == nil && aws.Region == "" {
+		// Lambda always sets it; a local run may not, and Secrets Manager needs it.
+		err = errors.New("AWS_REGION is required")
+	}
 	if err != nil {
 		log.Error("invalid AWS configuration", "error", err.Error())
 		os.Exit(1)
