@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -124,70 +123,30 @@ func sampleExpectations(t *testing.T) map[string]string {
 // another secret, with another secret again. Like cmd/portsign, it sets the headers
 // in whatever case the sample uses (and multiValueHeaders too).
 func resign(t *testing.T, ev []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(ev))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		t.Fatalf("sample is not a JSON object: %v", err)
-	}
-	headers, _ := m["headers"].(map[string]any)
-	find := func(name string) (string, string) {
-		for k, v := range headers {
-			if strings.EqualFold(k, name) {
-				s, _ := v.(string)
-				return k, s
-			}
-		}
-		return "", ""
-	}
-	_, sig := find(signature.PortSignatureHeader)
-	_, tsText := find(signature.PortTimestampHeader)
-	if !strings.HasPrefix(sig, "v1,") {
+	body, sig, tsText, err := lambdalocal.PortSignature(ev)
+	if err != nil || !strings.HasPrefix(sig, "v1,") {
 		return ev // not Port-signed: nothing to refresh
 	}
-	text, _ := m["body"].(string)
-	body := []byte(text)
-	if b64, _ := m["isBase64Encoded"].(bool); b64 {
-		var err error
-		if body, err = base64.StdEncoding.DecodeString(text); err != nil {
-			t.Fatalf("sample body marked base64 is not: %v", err)
-		}
-	}
 	ts, _ := strconv.ParseInt(tsText, 10, 64)
-	var compact bytes.Buffer
-	_ = json.Compact(&compact, body)
-	key := demoSecret
+	key, compact := demoSecret, false
 	switch sig {
 	case signature.SignPort([]byte(demoSecret), ts, body):
-	case signature.SignPort([]byte(demoSecret), ts, compact.Bytes()):
-		body = compact.Bytes()
+	case signature.SignPort([]byte(demoSecret), ts, compactJSON(body)):
+		compact = true
 	default:
 		key = "not-the-" + demoSecret
 	}
-	now := time.Now().Unix()
-	set := func(name, value string) {
-		k, _ := find(name)
-		if k == "" {
-			k = name
-		}
-		headers[k] = value
-		if multi, ok := m["multiValueHeaders"].(map[string]any); ok {
-			for mk := range multi {
-				if strings.EqualFold(mk, name) {
-					multi[mk] = []string{value}
-				}
-			}
-		}
-	}
-	set(signature.PortTimestampHeader, strconv.FormatInt(now, 10))
-	set(signature.PortSignatureHeader, signature.SignPort([]byte(key), now, body))
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	out, err := lambdalocal.SignPort(ev, []byte(key), time.Now().Unix(), compact)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes()
+	return out
+}
+
+func compactJSON(b []byte) []byte {
+	var buf bytes.Buffer
+	_ = json.Compact(&buf, b)
+	return buf.Bytes()
 }
 
 // TestSamples runs every file in events/ through its function under the emulator

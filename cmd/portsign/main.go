@@ -10,17 +10,12 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/signature"
+	"github.com/port-azure-relay/relay/shared/lambdalocal"
 )
 
 func main() {
@@ -62,54 +57,9 @@ func sign(path string, secret []byte, ts int64, compact bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ev map[string]any
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return nil, fmt.Errorf("%s: not a JSON event: %w", path, err)
+	out, err := lambdalocal.SignPort(raw, secret, ts, compact)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	bodyText, _ := ev["body"].(string)
-	headers, _ := ev["headers"].(map[string]any)
-	if headers == nil {
-		return nil, errors.New(path + ": no headers: only HTTP events carry Port's signature")
-	}
-	body := []byte(bodyText)
-	if b64, _ := ev["isBase64Encoded"].(bool); b64 {
-		if body, err = base64.StdEncoding.DecodeString(bodyText); err != nil {
-			return nil, fmt.Errorf("%s: body is marked base64 but is not: %w", path, err)
-		}
-	}
-	if compact {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, body); err != nil {
-			return nil, fmt.Errorf("%s: -compact needs a JSON body: %w", path, err)
-		}
-		body = buf.Bytes()
-	}
-	multi, _ := ev["multiValueHeaders"].(map[string]any) // REST events repeat headers here
-	set := func(name, value string) {
-		key := name
-		for k := range headers {
-			if strings.EqualFold(k, name) {
-				key = k
-			}
-		}
-		headers[key] = value
-		if multi != nil {
-			for k := range multi {
-				if strings.EqualFold(k, name) {
-					delete(multi, k)
-				}
-			}
-			multi[key] = []string{value}
-		}
-	}
-	set(signature.PortTimestampHeader, fmt.Sprint(ts))
-	set(signature.PortSignatureHeader, signature.SignPort(secret, ts, body))
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(ev); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return out, nil
 }
