@@ -20,9 +20,17 @@ import (
 // container within this time, or at once through Renew.
 const DefaultTTL = 5 * time.Minute
 
-// MinRenewAge is how old a cached value must be before Renew reads it again: a
-// caller sending bad signatures can cause at most one read per container this often.
-const MinRenewAge = 30 * time.Second
+// MinRenewInterval is how often Renew may read the secret again, counted from the
+// last read attempt, successful or not: a caller sending forged signatures can cause
+// at most one read per container this often. The first Renew after a read made for
+// Get is not held back, so a rotation is picked up on Port's first new signature.
+const MinRenewInterval = 30 * time.Second
+
+// FailureTTL is how long a failed read is remembered: within it Get answers the same
+// error (or the value it still has) without calling Secrets Manager again, so
+// unauthenticated requests cannot turn a missing or unreadable secret into a stream
+// of calls.
+const FailureTTL = 5 * time.Second
 
 // Errors returned by Source.Get and Parse. None of them carries the secret's value.
 var (
@@ -45,18 +53,24 @@ type Getter interface {
 }
 
 // Source reads one secret and caches it for TTL. It is safe for concurrent use:
-// concurrent callers on a cold cache share one GetSecretValue call.
+// concurrent callers share one GetSecretValue call. Once it has a value it keeps
+// serving it until a new read succeeds: a Secrets Manager outage, or a read that
+// Renew asked for, never takes a good value away.
 type Source struct {
 	client Getter
 	id     string
 	ttl    time.Duration
 	now    func() time.Time
 
-	mu       sync.Mutex
-	creds    Credentials
-	fetched  time.Time // when creds were read
-	expires  time.Time
-	inflight *fetch
+	mu        sync.Mutex
+	creds     Credentials
+	have      bool      // creds hold a value read successfully
+	expires   time.Time // when creds should be read again
+	attempted time.Time // when the last read started
+	renewed   bool      // a Renew has read since the last read made for Get
+	failed    error     // the last read's error, remembered until failUntil
+	failUntil time.Time
+	inflight  *fetch
 }
 
 type fetch struct {
@@ -80,66 +94,108 @@ func NewSource(client Getter, id string, ttl time.Duration, now func() time.Time
 // ID returns the secret id the source reads, for logs.
 func (s *Source) ID() string { return s.id }
 
-// Get returns the credentials, from the cache while it is fresh.
+// Get returns the credentials, from the cache while it is fresh. When the value is
+// due to be read again and the read fails, Get keeps answering the value it has.
 func (s *Source) Get(ctx context.Context) (Credentials, error) {
 	s.mu.Lock()
-	if !s.expires.IsZero() && s.now().Before(s.expires) {
+	now := s.now()
+	switch {
+	case s.have && now.Before(s.expires):
 		creds := s.creds
 		s.mu.Unlock()
 		return creds, nil
-	}
-	f := s.inflight
-	if f == nil {
-		f = &fetch{done: make(chan struct{})}
-		s.inflight = f
+	case s.failed != nil && now.Before(s.failUntil):
+		creds, have, err := s.creds, s.have, s.failed
 		s.mu.Unlock()
-		f.creds, f.err = s.read(ctx)
-		s.mu.Lock()
-		if f.err == nil {
-			s.creds, s.fetched = f.creds, s.now()
-			s.expires = s.fetched.Add(s.ttl)
+		if have {
+			return creds, nil
 		}
-		s.inflight = nil
-		s.mu.Unlock()
-		close(f.done)
-		return f.creds, f.err
+		return Credentials{}, err
 	}
-	s.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.creds, f.err
-	case <-ctx.Done():
-		return Credentials{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	creds, have, err := s.refresh(ctx, now, false)
+	if err != nil && !have {
+		return Credentials{}, err
 	}
+	return creds, nil
 }
 
-// Renew reads the secret again, unless the cached value is younger than
-// MinRenewAge, and reports whether it changed: for when Port's signature does not
-// verify, which a rotation of Port's credentials causes.
+// Renew reads the secret again and reports whether the value changed: for when
+// Port's signature does not verify with the cached value, which a rotation of Port's
+// credentials causes. It reads at once the first time after a read made for Get, and
+// then at most once per MinRenewInterval; otherwise, and when the read fails, it
+// returns the value it has, unchanged.
 func (s *Source) Renew(ctx context.Context) (Credentials, bool, error) {
 	s.mu.Lock()
-	old, fetched := s.creds, s.fetched
-	recent := !fetched.IsZero() && s.now().Sub(fetched) < MinRenewAge
-	if !recent {
-		s.expires = time.Time{}
+	old, now := s.creds, s.now()
+	if s.inflight == nil {
+		if s.failed != nil && now.Before(s.failUntil) {
+			err := s.failed
+			s.mu.Unlock()
+			return old, false, err
+		}
+		if s.renewed && now.Sub(s.attempted) < MinRenewInterval {
+			s.mu.Unlock()
+			return old, false, nil
+		}
 	}
-	s.mu.Unlock()
-	if recent {
-		return old, false, nil
-	}
-	creds, err := s.Get(ctx)
+	creds, _, err := s.refresh(ctx, now, true)
 	if err != nil {
 		return old, false, err
 	}
 	return creds, creds != old, nil
 }
 
-// Invalidate drops the cached value, so the next Get reads the secret again: for
-// when Azure DevOps says the signature does not match, which a rotation causes.
+// Invalidate makes the next Get read the secret again, keeping the value until a
+// read succeeds: for when Azure DevOps says the signature does not match, which a
+// rotation causes.
 func (s *Source) Invalidate() {
 	s.mu.Lock()
 	s.expires = time.Time{}
 	s.mu.Unlock()
+}
+
+// refresh is called with s.mu held and releases it. It joins the read in flight or
+// makes one, and returns the result with the value the cache has and whether it has
+// one. Only a successful read replaces the value.
+func (s *Source) refresh(ctx context.Context, now time.Time, renew bool) (Credentials, bool, error) {
+	if f := s.inflight; f != nil {
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			s.mu.Lock()
+			creds, have := s.creds, s.have
+			s.mu.Unlock()
+			return creds, have, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+		s.mu.Lock()
+		creds, have := s.creds, s.have
+		s.mu.Unlock()
+		if f.err != nil {
+			return creds, have, f.err
+		}
+		return f.creds, true, nil
+	}
+	f := &fetch{done: make(chan struct{})}
+	s.inflight, s.attempted, s.renewed = f, now, renew
+	s.mu.Unlock()
+
+	f.creds, f.err = s.read(ctx)
+
+	s.mu.Lock()
+	done := s.now()
+	switch {
+	case f.err == nil:
+		s.creds, s.have, s.expires, s.failed = f.creds, true, done.Add(s.ttl), nil
+	case ctx.Err() == nil:
+		// A read that failed because its caller gave up says nothing of Secrets Manager.
+		s.failed, s.failUntil = f.err, done.Add(FailureTTL)
+	}
+	s.inflight = nil
+	creds, have := s.creds, s.have
+	s.mu.Unlock()
+	close(f.done)
+	return creds, have, f.err
 }
 
 func (s *Source) read(ctx context.Context) (Credentials, error) {

@@ -188,28 +188,6 @@ func TestSourceAsksForItsID(t *testing.T) {
 	}
 }
 
-func TestSourceDoesNotCacheErrors(t *testing.T) {
-	failure := error(&types.InternalServiceError{Message: aws.String("boom")})
-	getter, calls := counting("p0rt-s3cret", &failure)
-	s := secret.NewSource(getter, secretID, time.Hour, nil)
-	ctx := context.Background()
-
-	if _, err := s.Get(ctx); !errors.Is(err, secret.ErrUnavailable) {
-		t.Fatalf("first Get = %v, want %v", err, secret.ErrUnavailable)
-	}
-	if _, err := s.Get(ctx); !errors.Is(err, secret.ErrUnavailable) {
-		t.Fatalf("second Get = %v, want %v", err, secret.ErrUnavailable)
-	}
-	failure = nil
-	got, err := s.Get(ctx)
-	if err != nil || got.ClientSecret != "p0rt-s3cret" {
-		t.Fatalf("Get after recovery = %+v, %v, want p0rt-s3cret", got, err)
-	}
-	if n := calls.Load(); n != 3 {
-		t.Errorf("GetSecretValue called %d times, want 3: every failed Get tries again", n)
-	}
-}
-
 func TestSourceErrors(t *testing.T) {
 	const leak = "p0rt-s3cret and arn:aws:iam::123456789012:role/relay"
 	tests := []struct {
@@ -356,51 +334,132 @@ func TestSourceCanceledContext(t *testing.T) {
 	}
 }
 
+// step is one call on a Source in a scripted sequence.
+type step struct {
+	advance time.Duration // the clock moves first
+	value   string        // Secrets Manager holds this from now on, when set
+	fail    bool          // Secrets Manager fails reads from now on (false: answers again)
+	renew   bool          // Renew, else Get
+	want    string        // the value answered
+	changed bool          // Renew's changed
+	err     bool          // an error is returned
+	calls   int32         // GetSecretValue calls so far
+}
+
+func runSteps(t *testing.T, ttl time.Duration, steps []step) {
+	t.Helper()
+	value, failing := "old", false
+	var calls atomic.Int32
+	getter := getterFunc(func(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+		calls.Add(1)
+		if failing {
+			return nil, &types.InternalServiceError{Message: aws.String("down")}
+		}
+		return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(value)}, nil
+	})
+	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	s := secret.NewSource(getter, secretID, ttl, c.Now)
+	for i, st := range steps {
+		c.Advance(st.advance)
+		if st.value != "" {
+			value = st.value
+		}
+		failing = st.fail
+		var got secret.Credentials
+		var changed bool
+		var err error
+		op := "Get"
+		if st.renew {
+			op = "Renew"
+			got, changed, err = s.Renew(context.Background())
+		} else {
+			got, err = s.Get(context.Background())
+		}
+		if got.ClientSecret != st.want || changed != st.changed || (err != nil) != st.err {
+			t.Errorf("step %d: %s = %q, %v, %v; want %q, %v, error %v", i, op, got.ClientSecret, changed, err, st.want, st.changed, st.err)
+		}
+		if n := calls.Load(); n != st.calls {
+			t.Errorf("step %d: %s: GetSecretValue called %d times so far, want %d", i, op, n, st.calls)
+		}
+	}
+}
+
 func TestSourceRenew(t *testing.T) {
+	const ttl = time.Hour
 	tests := []struct {
-		name    string
-		age     time.Duration // of the cached value when Renew is called
-		rotated bool          // the secret changed in Secrets Manager meanwhile
-		fail    bool          // Secrets Manager fails the read
-		calls   int32
-		changed bool
-		want    string
+		name  string
+		steps []step
 	}{
-		{name: "a value read just now is not read again", age: secret.MinRenewAge - time.Second, rotated: true, calls: 1, want: "old"},
-		{name: "an older value is read again and found rotated", age: secret.MinRenewAge, rotated: true, calls: 2, changed: true, want: "new"},
-		{name: "an older value read again unchanged is not a change", age: time.Minute, calls: 2, want: "old"},
-		{name: "a failed read keeps the old value", age: time.Minute, rotated: true, fail: true, calls: 2, want: "old"},
+		{name: "the first Renew after a fill reads at once and finds the rotation", steps: []step{
+			{want: "old", calls: 1},
+			{advance: time.Second, value: "new", renew: true, want: "new", changed: true, calls: 2},
+			{want: "new", calls: 2},
+		}},
+		{name: "a Renew found unchanged is no change", steps: []step{
+			{want: "old", calls: 1},
+			{renew: true, want: "old", calls: 2},
+		}},
+		{name: "a second Renew within MinRenewInterval of the last read does not read", steps: []step{
+			{want: "old", calls: 1},
+			{renew: true, want: "old", calls: 2},
+			{advance: secret.MinRenewInterval - time.Second, value: "new", renew: true, want: "old", calls: 2},
+			{advance: time.Second, renew: true, want: "new", changed: true, calls: 3},
+		}},
+		{name: "a failed Renew keeps the old value in the cache", steps: []step{
+			{want: "old", calls: 1},
+			{value: "new", fail: true, renew: true, want: "old", err: true, calls: 2},
+			{fail: true, want: "old", calls: 2},
+			{advance: ttl, fail: true, want: "old", calls: 3}, // due, read fails: still served
+			{advance: secret.FailureTTL, want: "new", calls: 4}, // Secrets Manager is back
+		}},
+		{name: "a failed Renew holds back the next one for MinRenewInterval, not from the last success", steps: []step{
+			{want: "old", calls: 1},
+			{advance: time.Hour / 2, fail: true, renew: true, want: "old", err: true, calls: 2},
+			{advance: secret.FailureTTL, fail: true, renew: true, want: "old", calls: 2},
+			{advance: secret.MinRenewInterval - secret.FailureTTL - time.Nanosecond, fail: true, renew: true, want: "old", calls: 2},
+			{advance: time.Nanosecond, fail: true, renew: true, want: "old", err: true, calls: 3},
+		}},
+		{name: "a Renew within FailureTTL of a failed Get does not read", steps: []step{
+			{want: "old", calls: 1},
+			{advance: ttl, fail: true, want: "old", calls: 2},
+			{advance: time.Second, fail: true, renew: true, want: "old", err: true, calls: 2},
+		}},
+		{name: "the first Renew after a refill is not held back by an earlier Renew", steps: []step{
+			{want: "old", calls: 1},
+			{renew: true, want: "old", calls: 2},
+			{advance: ttl, want: "old", calls: 3}, // the TTL ran out: a normal fill
+			{value: "new", renew: true, want: "new", changed: true, calls: 4},
+		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			value, fail := "old", error(nil)
-			var calls atomic.Int32
-			getter := getterFunc(func(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-				calls.Add(1)
-				if fail != nil {
-					return nil, fail
-				}
-				return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(value)}, nil
-			})
-			c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-			s := secret.NewSource(getter, secretID, time.Hour, c.Now)
-			if _, err := s.Get(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			c.Advance(tt.age)
-			if tt.rotated {
-				value = "new"
-			}
-			if tt.fail {
-				fail = errors.New("down")
-			}
-			got, changed, err := s.Renew(context.Background())
-			if got.ClientSecret != tt.want || changed != tt.changed || (err != nil) != tt.fail {
-				t.Errorf("Renew = %q, %v, %v; want %q, %v, error %v", got.ClientSecret, changed, err, tt.want, tt.changed, tt.fail)
-			}
-			if n := calls.Load(); n != tt.calls {
-				t.Errorf("GetSecretValue called %d times, want %d", n, tt.calls)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { runSteps(t, ttl, tt.steps) })
 	}
+}
+
+func TestSourceRemembersAFailedReadBriefly(t *testing.T) {
+	runSteps(t, time.Hour, []step{
+		{fail: true, err: true, calls: 1},
+		{fail: true, err: true, calls: 1},
+		{advance: secret.FailureTTL - time.Nanosecond, err: true, calls: 1},
+		{advance: time.Nanosecond, want: "old", calls: 2},
+	})
+}
+
+// A stream of forged signatures while Secrets Manager fails costs one read per
+// MinRenewInterval, and never takes the good value away.
+func TestSourceRenewUnderAttackWhileReadsFail(t *testing.T) {
+	steps := []step{{want: "old", calls: 1}}
+	calls := int32(1)
+	for i := range 600 { // a Renew every 100 ms for a minute
+		st := step{advance: 100 * time.Millisecond, fail: true, renew: true, want: "old"}
+		if i%300 == 0 { // at 0.1 s and at 30.1 s
+			calls++
+			st.err = true
+		} else if (i%300)*100*int(time.Millisecond) < int(secret.FailureTTL) {
+			st.err = true // the failure is remembered for FailureTTL
+		}
+		st.calls = calls
+		steps = append(steps, st)
+	}
+	runSteps(t, time.Hour, steps)
 }
