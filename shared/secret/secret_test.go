@@ -409,7 +409,7 @@ func TestSourceRenew(t *testing.T) {
 			{want: "old", calls: 1},
 			{value: "new", fail: true, renew: true, want: "old", err: true, calls: 2},
 			{fail: true, want: "old", calls: 2},
-			{advance: ttl, fail: true, want: "old", calls: 3}, // due, read fails: still served
+			{advance: ttl, fail: true, want: "old", calls: 3},   // due, read fails: still served
 			{advance: secret.FailureTTL, want: "new", calls: 4}, // Secrets Manager is back
 		}},
 		{name: "a failed Renew holds back the next one for MinRenewInterval, not from the last success", steps: []step{
