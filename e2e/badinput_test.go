@@ -167,7 +167,8 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestAWSEvents: scheduled events and direct invocations carry no Port signature and
-// are forwarded as they came; a failure is a function error Lambda can retry.
+// are forwarded as they came; a failure that queued nothing is a function error
+// Lambda can retry (TestScheduledNeverQueuedTwice has those that may have queued).
 func TestAWSEvents(t *testing.T) {
 	requireRIE(t)
 	t.Parallel()
@@ -200,14 +201,14 @@ func TestAWSEvents(t *testing.T) {
 			awsCases.Add(1)
 		})
 	}
-	t.Run("Azure refuses a scheduled event", func(t *testing.T) {
+	t.Run("Azure refuses a scheduled event: nothing queued, so a function error Lambda retries", func(t *testing.T) {
 		w.az.Reset()
-		w.az.Script(azdotest.Status(500))
+		w.az.Script(azdotest.Status(500).Message("Cannot find webhook for the given webHookId " + hookDeploy))
 		r := invoke(t, w.relay, lambdalocal.ScheduledEvent("nightly-"+marker))
 		if r.fnErr == nil || r.fnErr.Type != "Failure" {
 			t.Fatalf("got %d %v, want a function error", r.status, r.body)
 		}
-		hasWords(t, "errorMessage", r.fnErr.Message, "server error")
+		hasWords(t, "errorMessage", r.fnErr.Message, "cannot find this webhook")
 		if line := oneLogLine(t, r); line != nil && line["level"] != "ERROR" {
 			t.Errorf("log line %v: want ERROR", line)
 		}

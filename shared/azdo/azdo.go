@@ -177,6 +177,14 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	}
 }
 
+// MayHaveQueued reports whether err leaves it unknown whether Azure queued a run:
+// the request was sent and no clear answer came back (a timeout, a connection
+// broken after sending, a bare 5xx). Such a delivery must never be sent again,
+// by this client or by anyone retrying the invocation: Azure does not deduplicate.
+func MayHaveQueued(err error) bool {
+	return errors.Is(err, ErrNoAnswer) || errors.Is(err, ErrConnection) || errors.Is(err, ErrServerError)
+}
+
 // retryable holds only for answers that prove no run was queued.
 func retryable(err error) bool {
 	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable)

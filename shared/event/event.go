@@ -253,12 +253,17 @@ func lowerHeaders(single map[string]string, multi map[string][]string) (map[stri
 }
 
 // Response is what an invocation answers: for HTTP invocations an API Gateway
-// response with Body, for AWS events a result or, when Status is 300 or more, a
-// function error with Error as its message, so that Lambda's retries and failure
-// destination keep the event.
+// response with Body, in the shape of Kind's payload version; for AWS events a
+// result or, when Status is 300 or more, a function error with Error as its
+// message, so that Lambda's retries and failure destination keep the event.
 type Response struct {
 	HTTP   bool
+	Kind   Kind
 	Status int
 	Body   []byte // JSON
 	Error  string // the error sentence, when Status >= 300
+	// MayHaveQueued marks a failed AWS-event invocation after which Azure may have
+	// queued the run: it is answered with Body as a result, never as a function
+	// error, because Lambda would retry that and could start a second run.
+	MayHaveQueued bool
 }

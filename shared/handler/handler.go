@@ -67,14 +67,22 @@ func Invoke(core Core) Func {
 		}
 		resp := core.Handle(ctx, requestID, raw)
 		switch {
+		case resp.HTTP && resp.Kind == event.REST:
+			// A REST API (payload 1.0) refuses a response with keys it does not
+			// know, such as the 2.0 shape's "cookies", with a 502 to the caller.
+			return events.APIGatewayProxyResponse{
+				StatusCode: resp.Status,
+				Headers:    map[string]string{"Content-Type": "application/json"},
+				Body:       string(resp.Body),
+			}, nil
 		case resp.HTTP:
-			// One shape serves REST (1.0), HTTP API (2.0) and Function URLs.
+			// HTTP APIs (2.0) and Function URLs take the 2.0 shape.
 			return events.APIGatewayV2HTTPResponse{
 				StatusCode: resp.Status,
 				Headers:    map[string]string{"Content-Type": "application/json"},
 				Body:       string(resp.Body),
 			}, nil
-		case resp.Status >= 300:
+		case resp.Status >= 300 && !resp.MayHaveQueued:
 			return nil, &Failure{Status: resp.Status, Message: resp.Error}
 		default:
 			return json.RawMessage(resp.Body), nil

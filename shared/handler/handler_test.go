@@ -33,6 +33,13 @@ func TestInvoke(t *testing.T) {
 					t.Errorf("Invoke = %#v, %v", out, err)
 				}
 			}},
+		{"an AWS-event failure after which Azure may have queued the run is a result, not a function error",
+			event.Response{Status: 504, Error: "x", Body: []byte(`{"forwarded":false,"mayHaveQueued":true}`), MayHaveQueued: true},
+			func(t *testing.T, out any, err error) {
+				if r, ok := out.(json.RawMessage); err != nil || !ok || string(r) != `{"forwarded":false,"mayHaveQueued":true}` {
+					t.Errorf("Invoke = %#v, %v; want the result, which Lambda does not retry", out, err)
+				}
+			}},
 		{"an AWS-event success becomes its JSON result", event.Response{Status: 200, Body: []byte(`{"forwarded":true}`)},
 			func(t *testing.T, out any, err error) {
 				if r, ok := out.(json.RawMessage); err != nil || !ok || string(r) != `{"forwarded":true}` {
@@ -84,5 +91,39 @@ func TestInvokeRawPayload(t *testing.T) {
 	out, err := h.Invoke(context.Background(), []byte(`{}`))
 	if err != nil || string(out) != `{"forwarded":true,"webhook":"a<b>&"}` {
 		t.Errorf("Invoke = %s, %v; want the result as it was, HTML unescaped", out, err)
+	}
+}
+
+// TestInvokeResponseShapes: each API gets the response shape it accepts. A REST API
+// refuses unknown keys ("Malformed Lambda proxy response"), so a 1.0 event must not
+// get the 2.0 shape's "cookies".
+func TestInvokeResponseShapes(t *testing.T) {
+	cases := []struct {
+		kind event.Kind
+		keys []string
+	}{
+		{event.REST, []string{"statusCode", "headers", "multiValueHeaders", "body"}},
+		{event.HTTPAPI, []string{"statusCode", "headers", "multiValueHeaders", "body", "cookies"}},
+		{event.FunctionURL, []string{"statusCode", "headers", "multiValueHeaders", "body", "cookies"}},
+	}
+	for _, c := range cases {
+		t.Run(string(c.kind), func(t *testing.T) {
+			h := lambda.NewHandler(Invoke(coreFunc(func(context.Context, string, []byte) event.Response {
+				return event.Response{HTTP: true, Kind: c.kind, Status: 404, Body: []byte(`{"error":"x"}`), Error: "x"}
+			})))
+			out, err := h.Invoke(context.Background(), []byte(`{}`))
+			var got map[string]json.RawMessage
+			if err != nil || json.Unmarshal(out, &got) != nil {
+				t.Fatalf("Invoke = %s, %v", out, err)
+			}
+			if len(got) != len(c.keys) {
+				t.Errorf("response %s has %d keys, want exactly %v", out, len(got), c.keys)
+			}
+			for _, k := range c.keys {
+				if _, ok := got[k]; !ok {
+					t.Errorf("response %s lacks %q", out, k)
+				}
+			}
+		})
 	}
 }

@@ -26,13 +26,22 @@ type Endpoint struct {
 // HTTP API (payload 2.0) event; the function's answer becomes the HTTP response as
 // API Gateway builds it, and a function error a 502 {"message":"Internal Server
 // Error"}. Like httptest.NewServer, it panics if it cannot listen. Close it when done.
-func Gateway(fn Invoker) *Endpoint {
+func Gateway(fn Invoker) *Endpoint { return serve(handler{fn: fn}) }
+
+// RESTGateway is Gateway as an API Gateway REST API with a Lambda proxy integration
+// fronts a function: each request becomes a payload 1.0 event, and the answer must
+// be a 1.0 response. A response with a key the REST API does not know (such as the
+// 2.0 shape's "cookies"), or without statusCode, is a "Malformed Lambda proxy
+// response": the caller gets 502 {"message": "Internal server error"}.
+func RESTGateway(fn Invoker) *Endpoint { return serve(handler{fn: fn, rest: true}) }
+
+func serve(h handler) *Endpoint {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic("lambdalocal: gateway: " + err.Error())
 	}
 	e := &Endpoint{URL: "http://" + ln.Addr().String()}
-	e.srv = &http.Server{Handler: handler{fn}, ReadHeaderTimeout: 10 * time.Second}
+	e.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = e.srv.Serve(ln) }()
 	return e
 }
@@ -43,7 +52,10 @@ func (e *Endpoint) Close() error { return e.srv.Close() }
 // maxPayload is Lambda's limit for a synchronous invocation's event.
 const maxPayload = 6 << 20
 
-type handler struct{ fn Invoker }
+type handler struct {
+	fn   Invoker
+	rest bool
+}
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPayload))
@@ -53,7 +65,12 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	header := r.Header.Clone()
 	header.Set("Host", r.Host)
-	ev := httpAPIEvent(r.Method, r.URL.RequestURI(), header, b, "$default")
+	var ev []byte
+	if h.rest {
+		ev = RESTEvent(r.Method, r.URL.RequestURI(), header, b)
+	} else {
+		ev = httpAPIEvent(r.Method, r.URL.RequestURI(), header, b, "$default")
+	}
 	out, err := h.fn.Invoke(r.Context(), ev)
 	var fe *FunctionError
 	switch {
@@ -64,7 +81,29 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gatewayError(w, http.StatusBadGateway, "Internal Server Error")
 		return
 	}
+	if h.rest && !restResponse(out) {
+		gatewayError(w, http.StatusBadGateway, "Internal server error")
+		return
+	}
 	writeResponse(w, out)
+}
+
+// restKeys are the keys a REST API's Lambda proxy integration accepts in a response.
+var restKeys = map[string]bool{"statusCode": true, "headers": true, "multiValueHeaders": true, "body": true, "isBase64Encoded": true}
+
+// restResponse reports whether out is a response a REST API accepts: an object
+// with statusCode and no key beyond restKeys.
+func restResponse(out []byte) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(out, &keys) != nil || keys["statusCode"] == nil {
+		return false
+	}
+	for k := range keys {
+		if !restKeys[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // writeResponse writes a payload 2.0 answer: an object with statusCode is a

@@ -146,6 +146,41 @@ func TestGateway(t *testing.T) {
 	}
 }
 
+func TestRESTGateway(t *testing.T) {
+	tests := []struct {
+		name       string
+		answer     string
+		wantStatus int
+		wantBody   string
+	}{
+		{"a 1.0 response is written", `{"statusCode":401,"headers":{"Content-Type":"application/json"},"multiValueHeaders":null,"body":"{\"error\":\"x\"}"}`, 401, `{"error":"x"}`},
+		{"a 2.0 response with cookies is malformed", `{"statusCode":200,"headers":null,"multiValueHeaders":null,"body":"{}","cookies":null}`, 502, `{"message":"Internal server error"}`},
+		{"a result without statusCode is malformed", `{"verified":true}`, 502, `{"message":"Internal server error"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []byte
+			gw := RESTGateway(invokerFunc(func(_ context.Context, ev []byte) ([]byte, error) {
+				got = ev
+				return []byte(tc.answer), nil
+			}))
+			defer gw.Close()
+			resp, err := http.Post(gw.URL+"/webhooks/deploy", "application/json", strings.NewReader(`{"a":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus || string(body) != tc.wantBody {
+				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tc.wantStatus, tc.wantBody)
+			}
+			if req, err := event.Parse(got); err != nil || req.Kind != event.REST || req.Path != "/webhooks/deploy" {
+				t.Errorf("the gateway's event parses as %+v, %v; want a REST event for /webhooks/deploy", req, err)
+			}
+		})
+	}
+}
+
 func TestFunctionError(t *testing.T) {
 	for body, want := range map[string]bool{
 		`{"errorType":"Failure","errorMessage":"x"}`:                           true,

@@ -52,7 +52,8 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 		r.Log.Error("failed", "requestId", requestID, "error", err.Error())
 		msg := "The verifier answers HTTP events only, and this one is malformed or not HTTP."
 		body, _ := json.Marshal(answer{Error: msg})
-		return event.Response{HTTP: errors.Is(err, event.ErrMalformed), Status: http.StatusBadRequest, Body: body, Error: msg}
+		// A broken HTTP event is answered in the 1.0 shape, which every API accepts.
+		return event.Response{HTTP: errors.Is(err, event.ErrMalformed), Kind: event.REST, Status: http.StatusBadRequest, Body: body, Error: msg}
 	}
 	scheme, err := r.verify(ctx, req)
 	a := answer{Verified: err == nil, Scheme: scheme, Bytes: len(req.Body)}
@@ -75,7 +76,7 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	r.Log.LogAttrs(ctx, level, "verified", attrs...)
-	return event.Response{HTTP: true, Status: status, Body: body, Error: a.Error}
+	return event.Response{HTTP: true, Kind: req.Kind, Status: status, Body: body, Error: a.Error}
 }
 
 var errNoSecret = errors.New("the verifier could not read its secret")

@@ -235,10 +235,22 @@ func reportContext(invocation context.Context) (context.Context, context.CancelF
 }
 
 func (o *outcome) response() event.Response {
-	resp := event.Response{HTTP: o.kind.IsHTTP(), Status: http.StatusOK}
+	resp := event.Response{HTTP: o.kind.IsHTTP(), Kind: o.kind, Status: http.StatusOK}
 	if o.err != nil {
 		rule, say := classify(o.err)
 		resp.Status, resp.Error = rule.status, say
+		if !resp.HTTP && azdo.MayHaveQueued(o.err) {
+			// A result, not a function error: Lambda must not invoke again.
+			resp.MayHaveQueued = true
+			resp.Body, _ = json.Marshal(struct {
+				Forwarded     bool   `json:"forwarded"`
+				MayHaveQueued bool   `json:"mayHaveQueued"`
+				Webhook       string `json:"webhook"`
+				AzureStatus   int    `json:"azureStatus,omitempty"`
+				Error         string `json:"error"`
+			}{false, true, o.webhook, o.azureStatus, say})
+			return resp
+		}
 		resp.Body, _ = json.Marshal(struct {
 			Error string `json:"error"`
 		}{say})
@@ -272,6 +284,9 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 	level, msg := slog.LevelInfo, "forwarded"
 	if o.err != nil {
 		attrs = append(attrs, slog.String("error", o.err.Error()))
+		if azdo.MayHaveQueued(o.err) {
+			attrs = append(attrs, slog.Bool("mayHaveQueued", true))
+		}
 		if errors.Is(o.err, secret.ErrUnavailable) || errors.Is(o.err, secret.ErrNotFound) ||
 			errors.Is(o.err, secret.ErrEmpty) || errors.Is(o.err, secret.ErrMalformed) {
 			attrs = append(attrs, slog.String("secretId", r.Secrets.ID()))

@@ -31,9 +31,13 @@ type fakeSecrets struct {
 	err         error
 	invalidated int
 	renewed     int
+	gets        int
 }
 
-func (f *fakeSecrets) Get(context.Context) (secret.Credentials, error) { return f.creds, f.err }
+func (f *fakeSecrets) Get(context.Context) (secret.Credentials, error) {
+	f.gets++
+	return f.creds, f.err
+}
 func (f *fakeSecrets) Renew(context.Context) (secret.Credentials, bool, error) {
 	f.renewed++
 	if f.rotated.ClientSecret == "" {
@@ -156,8 +160,11 @@ func TestHandleHTTP(t *testing.T) {
 			if err := json.Unmarshal(resp.Body, &body); err != nil {
 				t.Fatalf("body %s is not JSON", resp.Body)
 			}
-			if c.status != 200 && body["error"] == "" {
+			if say, _ := body["error"].(string); c.status != 200 && say == "" {
 				t.Errorf("error body %s has no sentence", resp.Body)
+			}
+			if (c.status == 405 || c.status == 413) && f.secrets.gets != 0 {
+				t.Errorf("the secret was read %d times, want none before the request is refused", f.secrets.gets)
 			}
 			if got := strings.Join(f.delivered, ","); got != c.delivered {
 				t.Errorf("delivered to %q, want %q", got, c.delivered)
@@ -187,6 +194,10 @@ func TestHandleAWSEvents(t *testing.T) {
 		{"a direct invoke is forwarded", `{"service":"payments"}`, nil, 200},
 		{"a direct invoke with a reserved key fails", `{"tags":"x"}`, nil, 422},
 		{"an Azure refusal fails the invocation", `{"service":"payments"}`, azdo.ErrSignatureRefused, 502},
+		{"throttling fails the invocation", `{"service":"payments"}`, azdo.ErrThrottled, 502},
+		{"an Azure timeout may have queued the run: a result", `{"service":"payments"}`, azdo.ErrNoAnswer, 504},
+		{"a connection broken after sending may have queued the run: a result", `{"service":"payments"}`, azdo.ErrConnection, 502},
+		{"a bare Azure 5xx may have queued the run: a result", `{"service":"payments"}`, azdo.ErrServerError, 502},
 		{"an array event fails", `[1,2]`, nil, 400},
 		{"a non-JSON event fails", `not json`, nil, 400},
 	}
@@ -199,6 +210,19 @@ func TestHandleAWSEvents(t *testing.T) {
 			}
 			if c.status >= 300 && resp.Error == "" {
 				t.Error("a failed AWS event has no error sentence")
+			}
+			ambiguous := errors.Is(c.azure, azdo.ErrNoAnswer) || errors.Is(c.azure, azdo.ErrConnection) || errors.Is(c.azure, azdo.ErrServerError)
+			if resp.MayHaveQueued != ambiguous {
+				t.Errorf("MayHaveQueued = %v, want %v: only a failure after which Azure may have queued the run is kept from Lambda's retries", resp.MayHaveQueued, ambiguous)
+			}
+			if ambiguous {
+				var result map[string]any
+				if json.Unmarshal(resp.Body, &result) != nil || result["mayHaveQueued"] != true || result["forwarded"] != false {
+					t.Errorf("result %s: want forwarded false and mayHaveQueued true", resp.Body)
+				}
+				if !strings.Contains(f.logs.String(), `"level":"ERROR"`) || !strings.Contains(f.logs.String(), `"mayHaveQueued":true`) {
+					t.Errorf("log %s: want ERROR with mayHaveQueued", f.logs)
+				}
 			}
 			if len(f.reports.calls) != 0 {
 				t.Errorf("Port heard %v about an AWS event, want nothing", f.reports.calls)
