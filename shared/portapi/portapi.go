@@ -48,8 +48,11 @@ type Credentials struct {
 // Port refused (401), which is sent again once with a fresh token.
 type Client struct {
 	BaseURL string           // empty means DefaultBaseURL
-	HTTP    *http.Client     // nil means http.DefaultClient
+	HTTP    *http.Client     // nil means http.DefaultClient; redirects are refused either way
 	Now     func() time.Time // nil means time.Now
+
+	httpOnce sync.Once
+	hc       *http.Client // HTTP without redirects
 
 	once   sync.Once
 	lock   chan struct{} // held while reading or fetching a token; a channel so waiters can give up on ctx
@@ -215,11 +218,20 @@ func (c *Client) base() string {
 	return strings.TrimRight(c.BaseURL, "/")
 }
 
+// httpClient is c.HTTP refusing redirects: Port's API does not redirect these
+// calls, and following one would send the token request, whose body holds the
+// clientSecret, or the bearer token to whatever host the redirect names.
 func (c *Client) httpClient() *http.Client {
-	if c.HTTP == nil {
-		return http.DefaultClient
-	}
-	return c.HTTP
+	c.httpOnce.Do(func() {
+		base := http.DefaultClient
+		if c.HTTP != nil {
+			base = c.HTTP
+		}
+		hc := *base
+		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		c.hc = &hc
+	})
+	return c.hc
 }
 
 func (c *Client) now() time.Time {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +225,35 @@ func TestCancelledContextIsReported(t *testing.T) {
 	cancel()
 	if err := c.Log(ctx, creds, runID, "line"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Log(cancelled) = %v, want %v", err, context.Canceled)
+	}
+}
+
+// TestRedirectsAreRefused: a redirect from PORT_API_URL must not carry the token
+// request (whose body holds the clientSecret) or the bearer token to another host,
+// whatever HTTP client the caller gives.
+func TestRedirectsAreRefused(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+r.URL.Path, code)
+			}))
+			defer redirecting.Close()
+			for name, hc := range map[string]*http.Client{"nil": nil, "a plain client": {Timeout: time.Second}} {
+				c := &portapi.Client{BaseURL: redirecting.URL, HTTP: hc}
+				err := c.Log(context.Background(), creds, "r_redirect", "hello")
+				if !errors.Is(err, portapi.ErrToken) {
+					t.Errorf("%s: Log = %v, want %v", name, err, portapi.ErrToken)
+				}
+			}
+			if n := elsewhere.Load(); n != 0 {
+				t.Errorf("the redirect target got %d requests, want none", n)
+			}
+		})
 	}
 }
