@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,7 +81,17 @@ type Client struct {
 	HTTP        *http.Client  // a shared NewHTTPClient(nil) when nil
 	MaxAttempts int           // 3 when zero
 	Backoff     time.Duration // first wait when Azure gives no Retry-After; 250ms when zero
+	IdleReset   time.Duration // DefaultIdleReset when zero
+
+	lastUsed atomic.Int64 // unix nanoseconds when the last request ended
 }
+
+// DefaultIdleReset is the idle gap after which pooled connections are closed before
+// a delivery. Lambda freezes a container between invocations, and a connection
+// kept through a long freeze may have been dropped on the way to Azure: a POST
+// on it fails only after it was sent, which reads as "may have been queued" and is
+// never retried. A new connection costs a TLS handshake; a lost run costs more.
+const DefaultIdleReset = 30 * time.Second
 
 // NewHTTPClient returns the client Deliver should use: bounded connection set-up,
 // connections kept across warm invocations, and no overall timeout of its own, as
@@ -138,6 +149,8 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	if backoff <= 0 {
 		backoff = 250 * time.Millisecond
 	}
+	c.resetIfIdle(hc)
+	defer c.lastUsed.Store(time.Now().UnixNano())
 
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {
@@ -177,6 +190,17 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	}
 }
 
+// resetIfIdle closes hc's idle connections when none was used for IdleReset.
+func (c *Client) resetIfIdle(hc *http.Client) {
+	bound := c.IdleReset
+	if bound <= 0 {
+		bound = DefaultIdleReset
+	}
+	if last := c.lastUsed.Load(); last != 0 && time.Since(time.Unix(0, last)) > bound {
+		hc.CloseIdleConnections()
+	}
+}
+
 // MayHaveQueued reports whether err leaves it unknown whether Azure queued a run:
 // the request was sent and no clear answer came back (a timeout, a connection
 // broken after sending, a bare 5xx). Such a delivery must never be sent again,
@@ -209,7 +233,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func classify(status int, body string) error {
 	// Azure's hash-mismatch message ends with the payload, which may quote any other
-	// message: the marker that comes first is Azure's own.
+	// message: the marker that comes first is Azure's own. Only Azure's own markers
+	// count: a word such as "signature" may come from the payload, and reading it as
+	// a refused signature would throw the cached secret away.
 	notFound := strings.Index(body, "Cannot find webhook")
 	refused := -1
 	for _, marker := range []string{"RequiredHeaderSignatureNotFound", "hash does not match", "HashMismatch"} {
@@ -225,8 +251,6 @@ func classify(status int, body string) error {
 	case notFound >= 0 && (refused < 0 || notFound < refused):
 		return ErrWebhookNotFound
 	case refused >= 0:
-		return ErrSignatureRefused
-	case status == http.StatusBadRequest && strings.Contains(strings.ToLower(body), "signature"):
 		return ErrSignatureRefused
 	case status >= 500:
 		return ErrServerError

@@ -176,9 +176,12 @@ func TestDeliverRefused(t *testing.T) {
 		{name: "a webhook expecting another header is ErrSignatureRefused",
 			hooks: []azdotest.Webhook{{Name: hook, Secret: key, Header: "x-other-sig"}},
 			want:  azdo.ErrSignatureRefused, status: 500},
-		{name: "a 400 about the signature is ErrSignatureRefused",
+		{name: "a 400 about a non-hex signature is ErrRefused: the relay always sends hex, so it says nothing of the secret",
 			script: []azdotest.Step{azdotest.Status(400).Message("The signature is not a valid hexadecimal string.")},
-			want:   azdo.ErrSignatureRefused, status: 400},
+			want:   azdo.ErrRefused, status: 400},
+		{name: "a 400 echoing a payload that holds the word signature is ErrRefused, not a refused signature",
+			script: []azdotest.Step{azdotest.Status(400).Message(`Bad request. Received Event payload: {"signature":"svc"}`)},
+			want:   azdo.ErrRefused, status: 400},
 		{name: "any other 400 is ErrRefused", script: []azdotest.Step{azdotest.Status(400)},
 			want: azdo.ErrRefused, status: 400},
 		{name: "a 401 is ErrRefused", script: []azdotest.Step{azdotest.Status(401)},
@@ -416,6 +419,44 @@ func TestDeliverDoesNotRetryADropOnAReusedConnection(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := srv.Count(); n != 2 {
 		t.Errorf("the double recorded %d deliveries, want 2: net/http must not replay the POST", n)
+	}
+}
+
+// TestDeliverAfterAFreeze: a keep-alive connection idle through a long freeze may
+// have been forgotten on the way to Azure, and a POST on it is lost after it was
+// sent. After an idle gap longer than IdleReset the client dials anew, so the
+// delivery is not a "may have been queued" failure for a request Azure never saw.
+func TestDeliverAfterAFreeze(t *testing.T) {
+	const forget = 100 * time.Millisecond
+	tests := []struct {
+		name      string
+		idleReset time.Duration
+		want      error
+	}{
+		{"idle connections are closed after the idle gap", forget / 2, nil},
+		{"the double does forget: a client that keeps them loses the request", time.Hour, azdo.ErrConnection},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t)
+			srv.ForgetIdle(forget)
+			c := newClient(srv.URL)
+			c.IdleReset = tt.idleReset
+			ctx := ctxTimeout(t, 5*time.Second)
+			if _, err := c.Deliver(ctx, hook, payload, []byte(key)); err != nil {
+				t.Fatalf("first Deliver = %v, want nil", err)
+			}
+			time.Sleep(2 * forget) // the container is frozen
+			_, err := c.Deliver(ctx, hook, payload, []byte(key))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Deliver after the freeze = %v, want %v", err, tt.want)
+			}
+			if tt.want == nil {
+				if d := srv.Deliveries(); len(d) != 2 || !d[1].Verified {
+					t.Errorf("Azure got %d deliveries, want 2, the second verified", len(d))
+				}
+			}
+		})
 	}
 }
 

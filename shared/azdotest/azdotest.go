@@ -13,12 +13,14 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -66,6 +68,8 @@ type Server struct {
 	mu         sync.Mutex
 	script     []Step
 	deliveries []*Delivery // guarded by mu, fields included
+	forget     time.Duration
+	idleSince  map[net.Conn]time.Time // keep-alive connections waiting for their next request
 }
 
 var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
@@ -94,9 +98,55 @@ func start(org string, hooks []Webhook, run func(*httptest.Server)) *Server {
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	// Refused certificates and aborted requests are the point of some tests, not news.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.idleSince = map[net.Conn]time.Time{}
+	s.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	s.srv.Config.ConnState = s.connState
 	run(s.srv)
 	s.URL = s.srv.URL
 	return s
+}
+
+// ForgetIdle makes the path to the server behave as it does for a Lambda container
+// that was frozen between invocations: a keep-alive connection idle for longer than
+// d has been forgotten on the way (a load balancer or NAT dropped its flow), so a
+// request sent on it is reset without reaching Azure, and the client learns it only
+// after sending. Such a request is not a delivery. Zero turns it off.
+func (s *Server) ForgetIdle(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forget = d
+}
+
+type connKey struct{}
+
+// rawConn is the accepted connection, the key of idleSince, also under TLS.
+func rawConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
+}
+
+func (s *Server) connState(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch state {
+	case http.StateIdle:
+		s.idleSince[rawConn(c)] = time.Now()
+	case http.StateClosed, http.StateHijacked:
+		delete(s.idleSince, rawConn(c))
+	}
+}
+
+// forgotten reports whether the request came on a connection idle for too long.
+func (s *Server) forgotten(r *http.Request) bool {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, reused := s.idleSince[rawConn(c)]
+	return s.forget > 0 && reused && time.Since(since) > s.forget
 }
 
 // WebhookURL is the address Azure gives the named webhook, api-version included.
@@ -182,6 +232,9 @@ func Hang() Step { return Step{hang: true} }
 func Drop() Step { return Step{drop: true} }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.forgotten(r) {
+		panic(http.ErrAbortHandler) // reset: the request never reached Azure
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, MaxBody))
 	_, _ = io.Copy(io.Discard, r.Body) // drain, so a client sending more than MaxBody still gets its answer
 
