@@ -459,6 +459,10 @@ func TestParameterDefaultsMatchTheContract(t *testing.T) {
 		{"PortApiUrl", "https://api.port.io"},
 		{"PortSignatureTolerance", "5m"},
 		{"RoundTrip", "false"},
+		// A new account's quota may be 10 with 10 kept unreserved: any reservation fails the deploy.
+		{"ReservedConcurrency", `""`},
+		// The verifier is a public, unauthenticated endpoint whose role reads the secret: tests only.
+		{"DeployVerifier", "false"},
 	}
 	for _, tt := range tests {
 		if got := render(get(tpl, "Parameters", tt.param, "Default")); got != tt.want {
@@ -649,5 +653,58 @@ func TestSAMConfig(t *testing.T) {
 	}
 	if has(deploy, `RoundTrip=\"true\"`) {
 		t.Errorf("%s: the default deploy turns RoundTrip on; only the roundtrip environment should", samconfigPath)
+	}
+	checkOverrides(t, sections)
+}
+
+var overridePair = regexp.MustCompile(`(\w+)=\\"([^"\\]*)\\"`)
+
+// overrides reads a section's parameter_overrides into a map.
+func overrides(lines []string) map[string]string {
+	out := map[string]string{}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "parameter_overrides") {
+			for _, m := range overridePair.FindAllStringSubmatch(l, -1) {
+				out[m[1]] = m[2]
+			}
+		}
+	}
+	return out
+}
+
+// checkOverrides: what samconfig deploys is what the README wires, and a first deploy
+// on a new account works once the placeholders are replaced.
+func checkOverrides(t *testing.T, sections map[string][]string) {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepts := paramRules(t)
+	def := overrides(sections["[default.deploy.parameters]"])
+	hook := def["AzureDevOpsWebhook"]
+	for _, wired := range []string{"webhook: " + hook, "/webhooks/" + hook, "**WebHook Name**: `" + hook + "`"} {
+		if !strings.Contains(string(readme), wired) {
+			t.Errorf("samconfig deploys AzureDevOpsWebhook=%s, but the README does not wire %q", hook, wired)
+		}
+	}
+	if rc := def["ReservedConcurrency"]; rc != "" && rc != "0" {
+		t.Errorf("samconfig reserves concurrency %s: a new account with a quota of 10 cannot deploy it", rc)
+	}
+	if def["DeployVerifier"] == "true" {
+		t.Errorf("samconfig's default deploys the verifier, a public test endpoint that reads the secret")
+	}
+	for _, section := range []string{"[default.deploy.parameters]", "[roundtrip.deploy.parameters]"} {
+		for name, value := range overrides(sections[section]) {
+			placeholder := strings.Contains(value, "YOUR_") || strings.Contains(value, "ACCOUNT_ID")
+			if ok := accepts(name, value); ok == placeholder {
+				t.Errorf("%s %s=%q: the template accepts it: %v, want %v (placeholders must be refused, the rest accepted)", section, name, value, ok, !placeholder)
+			}
+		}
+	}
+	for name, value := range overrides(sections["[default.local_invoke.parameters]"]) {
+		if !accepts(name, value) {
+			t.Errorf("local_invoke %s=%q: the template refuses it", name, value)
+		}
 	}
 }

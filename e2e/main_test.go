@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,6 +89,12 @@ func run(m *testing.M) int {
 		fmt.Printf("e2e: FAIL: log audit: %d of %d lines leak the secret, a payload or Azure's error body:\n", len(dirty), lines)
 		for _, l := range dirty {
 			fmt.Println("  ", l)
+		}
+		code = 1
+	}
+	if problems := readmeLogSamples(); len(problems) > 0 && flag.Lookup("test.run").Value.String() == "" {
+		for _, p := range problems {
+			fmt.Println("e2e: FAIL:", p)
 		}
 		code = 1
 	}
