@@ -54,15 +54,10 @@ test: $(RIE)
 	E2E_REQUIRE=1 AWS_LAMBDA_RIE=$(RIE) go test -race -count=1 -v ./e2e/ | grep -Ev '^(=== (RUN|PAUSE|CONT|NAME)|[[:space:]]*--- PASS)'
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
-# Every Fuzz function, one at a time (go test fuzzes one target per run).
+# Every Fuzz function, one at a time: a finding fails with its whole output and saved
+# input; a failure of the fuzzing engine alone is shown and tried again (.ci/fuzz).
 fuzz:
-	@for pkg in $$(go list ./...); do \
-	  dir=$$(go list -f '{{.Dir}}' $$pkg); \
-	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -c6-); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg | tail -n 1; \
-	  done; \
-	done
+	bash .ci/fuzz $(FUZZTIME)
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi

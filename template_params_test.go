@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -188,3 +190,32 @@ func TestTemplateLintsAndTransforms(t *testing.T) {
 // pathEnv is this process's PATH, where the linters are found; nothing else of the
 // machine's environment is passed on.
 func pathEnv() string { return os.Getenv("PATH") }
+
+// TestCitedDocsExist: every docs/*.md that code, tests or the README cite exists.
+func TestCitedDocsExist(t *testing.T) {
+	cited := regexp.MustCompile(`docs/[A-Za-z0-9_-]+\.md`)
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != ".") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !(strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".md") || path == "Makefile") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, doc := range cited.FindAllString(string(b), -1) {
+			if _, err := os.Stat(doc); err != nil {
+				t.Errorf("%s cites %s, which does not exist", path, doc)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

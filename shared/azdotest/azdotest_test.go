@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Known-answer vectors from protocols.md.
+// Known-answer vectors from docs/protocols.md.
 const (
 	msBody = `{"resource":{"message":{"title":"Hello, world!","subtitle":"I'm using WebHooks!"}}}`
 	msSig  = "750d33212d3ad4932cc390819050734831a0a94f" // key "secret"

@@ -20,7 +20,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
-// vector is one known answer of protocols.md, stored in testdata/vectors.json.
+// vector is one known answer of docs/protocols.md, stored in testdata/vectors.json.
 type vector struct {
 	Name      string `json:"name"`
 	Scheme    string `json:"scheme"` // "azure-sha1" or "port-v1"
