@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
 
@@ -65,9 +66,21 @@ func TestFaultSecretsManager(t *testing.T) {
 			if line["secretId"] != secretName || line["level"] != "ERROR" {
 				t.Errorf("log line %v: want level ERROR and secretId %q", line, secretName)
 			}
+			failedAt := time.Now()
 			w.sm.SetFault(smtest.None)
 			if tc.heal != nil {
 				tc.heal(w.sm)
+			}
+			// The failure is remembered for secret.FailureTTL: a flood of requests
+			// meanwhile costs no Secrets Manager call.
+			// (A read cut off by the invocation's own deadline says nothing of
+			// Secrets Manager and is not remembered.)
+			if !strings.Contains(tc.name, "slower than the deadline") {
+				calls := w.sm.Calls()
+				if again := invoke(t, w.relay, signedEvent(1, "/", portBody("r_sm"))); again.status != 503 || w.sm.Calls() != calls {
+					t.Errorf("right after the failure: status %d with %d more Secrets Manager calls, want 503 and none", again.status, w.sm.Calls()-calls)
+				}
+				time.Sleep(time.Until(failedAt.Add(secret.FailureTTL)))
 			}
 			served(t, w.relay, w.az)
 			faultCases.Add(1)
