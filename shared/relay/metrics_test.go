@@ -102,4 +102,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
