@@ -129,8 +129,15 @@ func (e *Emitter) Append(attrs []slog.Attr, groups ...Group) []slog.Attr {
 	buf = strconv.AppendInt(buf, now().UnixMilli(), 10)
 	buf = append(buf, `,"CloudWatchMetrics":[`...)
 	for i, g := range groups {
+		// Groups by Function alone, one after another, share one directive.
+		if i > 0 && !g.classed() && !groups[i-1].classed() {
+			for _, v := range g.Values {
+				buf = appendDefinition(append(buf, ','), v)
+			}
+			continue
+		}
 		if i > 0 {
-			buf = append(buf, ',')
+			buf = append(buf, "]},"...)
 		}
 		buf = append(buf, `{"Namespace":`...)
 		buf = append(buf, e.namespace...)
@@ -145,14 +152,10 @@ func (e *Emitter) Append(attrs []slog.Attr, groups ...Group) []slog.Attr {
 			if j > 0 {
 				buf = append(buf, ',')
 			}
-			buf = append(buf, `{"Name":`...)
-			buf = strconv.AppendQuote(buf, v.Name)
-			buf = append(buf, `,"Unit":`...)
-			buf = strconv.AppendQuote(buf, string(v.Unit))
-			buf = append(buf, '}')
+			buf = appendDefinition(buf, v)
 		}
-		buf = append(buf, "]}"...)
 	}
+	buf = append(buf, "]}"...)
 	buf = append(buf, "]}"...)
 
 	attrs = append(attrs, slog.Any("_aws", json.RawMessage(buf)), slog.String(Function, e.function))
@@ -180,6 +183,14 @@ func (e *Emitter) Append(attrs []slog.Attr, groups ...Group) []slog.Attr {
 		}
 	}
 	return attrs
+}
+
+func appendDefinition(buf []byte, v Value) []byte {
+	buf = append(buf, `{"Name":`...)
+	buf = strconv.AppendQuote(buf, v.Name)
+	buf = append(buf, `,"Unit":`...)
+	buf = strconv.AppendQuote(buf, string(v.Unit))
+	return append(buf, '}')
 }
 
 // classed: a group without a class is published by Function alone, rather than
