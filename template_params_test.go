@@ -34,14 +34,17 @@ func relayAccepts(name, value string) error {
 	return err
 }
 
+var leadingLookahead = regexp.MustCompile(`^\^\(\?!([A-Za-z0-9/_-]+)\)`)
+
 // paramRules returns a check applying each parameter's AllowedPattern (which
 // CloudFormation matches against the whole value) and MaxLength.
 func paramRules(t *testing.T) func(param, value string) bool {
 	t.Helper()
 	tpl := loadTemplate(t)
 	type rule struct {
-		re     *regexp.Regexp
-		maxLen int
+		re        *regexp.Regexp
+		maxLen    int
+		notPrefix string
 	}
 	rules := map[string]rule{}
 	for _, name := range keys(get(tpl, "Parameters")) {
@@ -51,7 +54,14 @@ func paramRules(t *testing.T) func(param, value string) bool {
 			r.maxLen, _ = strconv.Atoi(ml.Value)
 		}
 		if pattern := get(p, "AllowedPattern"); pattern != nil {
-			re, err := regexp.Compile(`^(?:` + pattern.Value + `)$`)
+			// CloudFormation's regexes are Java's; Go's have no lookahead. A leading
+			// literal (?!X) is applied as "does not start with X".
+			expr := pattern.Value
+			if m := leadingLookahead.FindStringSubmatch(expr); m != nil {
+				expr = "^" + strings.TrimPrefix(expr, m[0])
+				r.notPrefix = m[1]
+			}
+			re, err := regexp.Compile(`^(?:` + expr + `)$`)
 			if err != nil {
 				t.Fatalf("parameter %s AllowedPattern: %v", name, err)
 			}
@@ -64,7 +74,8 @@ func paramRules(t *testing.T) func(param, value string) bool {
 		if !ok {
 			t.Fatalf("parameter %s is missing", param)
 		}
-		return (r.maxLen < 0 || len(value) <= r.maxLen) && (r.re == nil || r.re.MatchString(value))
+		return (r.maxLen < 0 || len(value) <= r.maxLen) && (r.re == nil || r.re.MatchString(value)) &&
+			(r.notPrefix == "" || !strings.HasPrefix(value, r.notPrefix))
 	}
 }
 
@@ -83,12 +94,13 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 			"https://dev azure.com", "https://dev.azure.com/\x01"},
 		"PortApiUrl":             {"https://api.port.io", "https://api.us.port.io/", "https://api.port.io?x", "https://a@b", "http://api.port.io", "https://api.port.io/%zz"},
 		"AzureSignatureHeader":   {"x-port-signature", "X-Hub-Signature", "x_sig", "bad header", "a:b", "", "-x"},
+		"MetricsNamespace":       {"PortAzureRelay", "PortAzureRelay/roundtrip", "AWS/Lambda", "a b", "", strings.Repeat("n", 256)},
 		"PortSignatureTolerance": {"5m", "1s", "24h", "0s", "48h", "1h30m", "0.5s", "86401s", "1441m", "25h", "5", "5 m", "1e3s"},
 	}
 	vars := map[string]string{
 		"AzureDevOpsOrg": "AZURE_DEVOPS_ORG", "AzureDevOpsWebhook": "AZURE_DEVOPS_WEBHOOK", "AzureDevOpsWebhooks": "AZURE_DEVOPS_WEBHOOKS",
 		"AzureDevOpsUrl": "AZURE_DEVOPS_URL", "PortApiUrl": "PORT_API_URL", "AzureSignatureHeader": "AZURE_SIGNATURE_HEADER",
-		"PortSignatureTolerance": "PORT_SIGNATURE_TOLERANCE",
+		"PortSignatureTolerance": "PORT_SIGNATURE_TOLERANCE", "MetricsNamespace": "METRICS_NAMESPACE",
 	}
 	// Every whole number of each unit around the bounds, as the regex spells them out digit by digit.
 	for _, unit := range []struct {

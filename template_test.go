@@ -547,6 +547,8 @@ func TestOutputs(t *testing.T) {
 		{"VerifierUrl", "https://${VerifierApi}.execute-api."},
 		{"RelayFunctionArn", "!GetAtt RelayFunction.Arn"},
 		{"ScheduleDeadLetterQueueUrl", "!Ref ScheduleDLQ"},
+		{"DashboardUrl", "#dashboards:name=${Dashboard}"},
+		{"AlarmTopicArn", "!Ref AlarmTopic"},
 	}
 	for _, tt := range tests {
 		if got := render(get(tpl, "Outputs", tt.output, "Value")); !strings.Contains(got, tt.want) {

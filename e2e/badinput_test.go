@@ -121,6 +121,12 @@ func badInputCases() []badCase {
 	}
 }
 
+// reasons are the Reason classes a refusal with each status may carry
+// (docs/operations.md): 400 is a bad body or a bad event.
+var reasons = map[int][]string{
+	400: {"payload", "event"}, 401: {"signature"}, 404: {"route"}, 405: {"method"}, 413: {"size"}, 422: {"payload"},
+}
+
 // stripKey removes a top-level key from a JSON object.
 func stripKey(ev []byte, key string) []byte {
 	var m map[string]json.RawMessage
@@ -160,6 +166,7 @@ func TestBadInput(t *testing.T) {
 			if line != nil && line["status"] != float64(tc.status) {
 				t.Errorf("log line %v: want status %d", line, tc.status)
 			}
+			wantOutcome(t, line, "Refused", "Reason", reasons[tc.status]...)
 			served(t, w.relay, w.az)
 			badCases.Add(1)
 		})
@@ -195,9 +202,11 @@ func TestAWSEvents(t *testing.T) {
 			if len(d) != 1 || !d[0].Verified || !bytes.Equal(d[0].Body, tc.event) {
 				t.Fatalf("deliveries %d: want exactly the event, verified", len(d))
 			}
-			if line := oneLogLine(t, r); line != nil && line["kind"] != tc.kind {
+			line := oneLogLine(t, r)
+			if line != nil && line["kind"] != tc.kind {
 				t.Errorf("log line %v: want kind %s", line, tc.kind)
 			}
+			wantOutcome(t, line, "Forwarded", "")
 			awsCases.Add(1)
 		})
 	}
@@ -209,9 +218,11 @@ func TestAWSEvents(t *testing.T) {
 			t.Fatalf("got %d %v, want a function error", r.status, r.body)
 		}
 		hasWords(t, "errorMessage", r.fnErr.Message, "cannot find this webhook")
-		if line := oneLogLine(t, r); line != nil && line["level"] != "ERROR" {
+		line := oneLogLine(t, r)
+		if line != nil && line["level"] != "ERROR" {
 			t.Errorf("log line %v: want ERROR", line)
 		}
+		wantOutcome(t, line, "Failed", "Cause", "notfound")
 		served(t, w.relay, w.az)
 		awsCases.Add(1)
 	})
@@ -234,7 +245,7 @@ func TestReplayIsRefused(t *testing.T) {
 		if n := w.az.Count(); n != 1 {
 			t.Errorf("%s: %d deliveries, want 1", shapes[shape].name, n)
 		}
-		oneLogLine(t, again)
+		wantOutcome(t, oneLogLine(t, again), "Refused", "Reason", "replay")
 		badCases.Add(1)
 	}
 	served(t, w.relay, w.az)

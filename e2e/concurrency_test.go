@@ -18,6 +18,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -63,6 +64,7 @@ func TestConcurrentInvocations(t *testing.T) {
 		Webhook: hookDeploy,
 		Allowed: []string{hookDeploy, hookRotated},
 		Log:     handler.Logger(&logs),
+		Metrics: metrics.New(metrics.DefaultNamespace, metrics.FunctionRelay),
 	}
 	invoke := handler.Invoke(core)
 
@@ -120,7 +122,18 @@ func TestConcurrentInvocations(t *testing.T) {
 	if calls := sm.Calls(); calls != 1 {
 		t.Errorf("Secrets Manager called %d times, want 1 (one read shared by all)", calls)
 	}
-	if lines := logs.Lines(); len(lines) != n {
+	lines := logs.Lines()
+	if len(lines) != n {
 		t.Errorf("%d log lines, want %d", len(lines), n)
+	}
+	forwarded := 0.0
+	for _, l := range lines {
+		var m map[string]any
+		_ = json.Unmarshal([]byte(l), &m)
+		f, _ := m["Forwarded"].(float64)
+		forwarded += f
+	}
+	if forwarded != n {
+		t.Errorf("the lines count %v Forwarded, want %d", forwarded, n)
 	}
 }

@@ -66,6 +66,7 @@ func TestFaultSecretsManager(t *testing.T) {
 			if line["secretId"] != secretName || line["level"] != "ERROR" {
 				t.Errorf("log line %v: want level ERROR and secretId %q", line, secretName)
 			}
+			wantOutcome(t, line, "Failed", "Cause", "secret")
 			failedAt := time.Now()
 			w.sm.SetFault(smtest.None)
 			if tc.heal != nil {
@@ -102,25 +103,26 @@ func TestFaultAzure(t *testing.T) {
 		status     int
 		words      []string
 		deliveries int
+		cause      string // the Failed metric's Cause; "" for Forwarded
 	}{
 		{"Azure cannot find the webhook", "/webhooks/" + hookMissing, nil, 502,
-			[]string{"cannot find this webhook", "run the pipeline once"}, 1},
+			[]string{"cannot find this webhook", "run the pipeline once"}, 1, "notfound"},
 		{"Azure's hash does not match (the service connection has another secret)", "/webhooks/" + hookRotated, nil, 502,
-			[]string{"refused the signature", "clientSecret"}, 1},
+			[]string{"refused the signature", "clientSecret"}, 1, "signature"},
 		{"Azure answers 400", "/", []azdotest.Step{azdotest.Status(400)}, 502,
-			[]string{"refused the request"}, 1},
+			[]string{"refused the request"}, 1, "refused"},
 		{"Azure answers 429 with Retry-After, then accepts", "/", []azdotest.Step{azdotest.Status(429).RetryAfter(1)}, 200,
-			nil, 2},
+			nil, 2, ""},
 		{"Azure answers 429 with a Retry-After past the deadline", "/", []azdotest.Step{azdotest.Status(429).RetryAfter(30)}, 502,
-			[]string{"throttling", "nothing was queued"}, 1},
+			[]string{"throttling", "nothing was queued"}, 1, "throttled"},
 		{"Azure answers 503, then accepts", "/", []azdotest.Step{azdotest.Status(503)}, 200,
-			nil, 2},
+			nil, 2, ""},
 		{"Azure keeps answering 503", "/", []azdotest.Step{azdotest.Status(503), azdotest.Status(503), azdotest.Status(503)}, 502,
-			[]string{"unavailable", "nothing was queued"}, 3},
+			[]string{"unavailable", "nothing was queued"}, 3, "unavailable"},
 		{"Azure is slower than the deadline", "/", []azdotest.Step{azdotest.Delay(4 * time.Second)}, 504,
-			[]string{"did not answer in time", "did not retry"}, 1},
+			[]string{"did not answer in time", "did not retry"}, 1, "timeout"},
 		{"Azure drops the connection after the request", "/", []azdotest.Step{azdotest.Drop()}, 502,
-			[]string{"broke after the request was sent", "did not retry"}, 1},
+			[]string{"broke after the request was sent", "did not retry"}, 1, "connection"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +147,11 @@ func TestFaultAzure(t *testing.T) {
 			line := oneLogLine(t, r)
 			if line["attempts"] != float64(tc.deliveries) {
 				t.Errorf("log line %v: want attempts %d", line, tc.deliveries)
+			}
+			if tc.cause == "" {
+				wantOutcome(t, line, "Forwarded", "")
+			} else {
+				wantOutcome(t, line, "Failed", "Cause", tc.cause)
 			}
 			if w.sm.Calls() != callsBefore {
 				t.Errorf("Secrets Manager called again on a warm invocation")
@@ -178,9 +185,11 @@ func TestFaultAzureRefused(t *testing.T) {
 		t.Fatalf("status %d %v, want 502", r.status, r.body)
 	}
 	hasWords(t, "error", r.errMsg, "unavailable", "nothing was queued")
-	if line := oneLogLine(t, r); line["attempts"] != float64(3) {
+	line := oneLogLine(t, r)
+	if line["attempts"] != float64(3) {
 		t.Errorf("log line %v: want 3 attempts (refused connections are retried)", line)
 	}
+	wantOutcome(t, line, "Failed", "Cause", "unavailable")
 
 	// Azure comes back at the same address.
 	l, err = net.Listen("tcp", addr)
@@ -207,9 +216,11 @@ func TestFaultAzureUntrustedTLS(t *testing.T) {
 			t.Fatalf("status %d %v, want 502", r.status, r.body)
 		}
 		hasWords(t, "error", r.errMsg, "TLS certificate is not trusted", "AZURE_DEVOPS_URL")
-		if line := oneLogLine(t, r); line["attempts"] != float64(1) {
+		line := oneLogLine(t, r)
+		if line["attempts"] != float64(1) {
 			t.Errorf("log line %v: want 1 attempt", line)
 		}
+		wantOutcome(t, line, "Failed", "Cause", "tls")
 	}
 	if n := az.Count(); n != 0 {
 		t.Errorf("%d requests reached Azure past a refused handshake", n)
@@ -241,7 +252,7 @@ func TestFaultDeadline(t *testing.T) {
 	if n := w.az.Count(); n != 1 {
 		t.Errorf("%d deliveries, want exactly 1", n)
 	}
-	oneLogLine(t, r)
+	wantOutcome(t, oneLogLine(t, r), "Failed", "Cause", "timeout")
 	w.az.Reset()
 	served(t, w.relay, w.az)
 	faultCases.Add(1)
@@ -321,9 +332,11 @@ func TestFaultAzureWrongOrg(t *testing.T) {
 			t.Fatalf("status %d %v, want 502", r.status, r.body)
 		}
 		hasWords(t, "error", r.errMsg, "refused the request", "AZURE_DEVOPS_ORG")
-		if line := oneLogLine(t, r); line["azureStatus"] != float64(404) {
+		line := oneLogLine(t, r)
+		if line["azureStatus"] != float64(404) {
 			t.Errorf("log line %v: want azureStatus 404", line)
 		}
+		wantOutcome(t, line, "Failed", "Cause", "refused")
 	}
 	if d := w.az.Deliveries(); len(d) != 2 || d[0].Status != 404 {
 		t.Errorf("deliveries %v: want 2 answered 404", d)

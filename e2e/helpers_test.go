@@ -255,7 +255,7 @@ func served(t *testing.T, fn *lambdalocal.Function, az *azdotest.Server) {
 	if d := az.Deliveries(); len(d) == 0 || !d[len(d)-1].Verified || !bytes.Equal(d[len(d)-1].Body, body) {
 		t.Errorf("next invocation: Azure did not get the bytes Port sent, or its signature check failed")
 	}
-	oneLogLine(t, r)
+	wantOutcome(t, oneLogLine(t, r), "Forwarded", "")
 }
 
 // hasWords asserts the sentence holds every word, in any case.

@@ -84,7 +84,7 @@ func run(m *testing.M) int {
 	if skipReason != "" {
 		return code
 	}
-	lines, dirty := audit()
+	lines, dirty, records, invalid := audit()
 	if len(dirty) > 0 {
 		fmt.Printf("e2e: FAIL: log audit: %d of %d lines leak the secret, a payload or Azure's error body:\n", len(dirty), lines)
 		for _, l := range dirty {
@@ -98,14 +98,22 @@ func run(m *testing.M) int {
 		}
 		code = 1
 	}
-	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, log audit %d lines clean\n",
-		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), lines-len(dirty))
+	if len(invalid) > 0 {
+		fmt.Printf("e2e: FAIL: EMF audit: %d of %d lines break the Embedded Metric Format:\n", len(invalid), lines)
+		for _, l := range invalid {
+			fmt.Println("  ", l)
+		}
+		code = 1
+	}
+	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, log audit %d lines clean, %d EMF records valid\n",
+		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), lines-len(dirty), records)
 	return code
 }
 
 // audit reads every line any function wrote during the suite and returns those
-// that hold the secret, the payload marker or Azure's error text.
-func audit() (total int, dirty []string) {
+// that hold the secret, the payload marker or Azure's error text, and those that
+// break the Embedded Metric Format (auditEMF), with the EMF records counted.
+func audit() (total int, dirty []string, records int, invalid []string) {
 	auditMu.Lock()
 	defer auditMu.Unlock()
 	for _, src := range auditSources {
@@ -114,9 +122,14 @@ func audit() (total int, dirty []string) {
 			if leaks(line) {
 				dirty = append(dirty, line)
 			}
+			n, problems := auditEMF(line)
+			records += n
+			if len(problems) > 0 {
+				invalid = append(invalid, strings.Join(problems, "; ")+": "+line)
+			}
 		}
 	}
-	return total, dirty
+	return total, dirty, records, invalid
 }
 
 func leaks(line string) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -43,5 +44,6 @@ func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay
 		Allowed: cfg.Webhooks,
 		Report:  &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
 		Log:     log,
+		Metrics: metrics.New(cfg.Namespace, metrics.FunctionRelay),
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/receiver"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -35,8 +36,9 @@ func newReceiver(cfg config.Verifier, sm secret.Getter, log *slog.Logger) *recei
 			creds, err := secrets.Get(ctx)
 			return creds.ClientSecret, err
 		},
-		Header: cfg.Header,
-		Port:   signature.Port{Tolerance: cfg.Tolerance},
-		Log:    log,
+		Header:  cfg.Header,
+		Port:    signature.Port{Tolerance: cfg.Tolerance},
+		Log:     log,
+		Metrics: metrics.New(cfg.Namespace, metrics.FunctionVerifier),
 	}
 }

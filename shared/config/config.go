@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
@@ -28,6 +29,7 @@ type Relay struct {
 	Tolerance  time.Duration
 	SecretTTL  time.Duration
 	PortAPIURL string
+	Namespace  string // METRICS_NAMESPACE
 }
 
 // Verifier is the verifier function's configuration.
@@ -36,6 +38,7 @@ type Verifier struct {
 	Header    string
 	Tolerance time.Duration
 	SecretTTL time.Duration
+	Namespace string // METRICS_NAMESPACE
 }
 
 // Error names the variable that is missing or invalid.
@@ -57,7 +60,7 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if err != nil {
 		return Relay{}, err
 	}
-	c := Relay{SecretID: shared.SecretID, Header: shared.Header, Tolerance: shared.Tolerance, SecretTTL: shared.SecretTTL}
+	c := Relay{SecretID: shared.SecretID, Header: shared.Header, Tolerance: shared.Tolerance, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
 	if c.Org, err = required(getenv, "AZURE_DEVOPS_ORG"); err != nil {
 		return Relay{}, err
 	}
@@ -115,7 +118,23 @@ func loadShared(getenv func(string) string) (Verifier, error) {
 	if c.SecretTTL, err = duration(getenv, "SECRET_CACHE_TTL", secret.DefaultTTL, time.Second, 24*time.Hour); err != nil {
 		return Verifier{}, err
 	}
+	if c.Namespace, err = Namespace(getenv); err != nil {
+		return Verifier{}, err
+	}
 	return c, nil
+}
+
+// Namespace reads METRICS_NAMESPACE, the CloudWatch namespace of every function's
+// metrics (the status function's too).
+func Namespace(getenv func(string) string) (string, error) {
+	v := strings.TrimSpace(getenv("METRICS_NAMESPACE"))
+	if v == "" {
+		return metrics.DefaultNamespace, nil
+	}
+	if !metrics.ValidNamespace(v) {
+		return "", &Error{"METRICS_NAMESPACE", "must be a CloudWatch namespace: letters, digits and -._/#: (no spaces), at most 255, not starting with AWS/"}
+	}
+	return v, nil
 }
 
 func required(getenv func(string) string, name string) (string, error) {

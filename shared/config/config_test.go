@@ -50,6 +50,7 @@ func TestLoadRelay(t *testing.T) {
 		Tolerance:  5 * time.Minute,
 		SecretTTL:  5 * time.Minute,
 		PortAPIURL: "https://api.port.io",
+		Namespace:  "PortAzureRelay",
 	}
 	tests := []struct {
 		name   string
@@ -82,6 +83,8 @@ func TestLoadRelay(t *testing.T) {
 			change: func(c *config.Relay) { c.Tolerance = 24 * time.Hour }},
 		{name: "a secret cache TTL is read", set: "SECRET_CACHE_TTL", value: "1m",
 			change: func(c *config.Relay) { c.SecretTTL = time.Minute }},
+		{name: "a metrics namespace is read and trimmed", set: "METRICS_NAMESPACE", value: " Ops/port-relay ",
+			change: func(c *config.Relay) { c.Namespace = "Ops/port-relay" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +145,8 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "a negative tolerance is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "-5m"},
 		{name: "a tolerance over a day is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "25h"},
 		{name: "a secret cache TTL that is not a duration is refused", set: "SECRET_CACHE_TTL", value: "five minutes"},
+		{name: "a metrics namespace with a space is refused", set: "METRICS_NAMESPACE", value: "Port Relay"},
+		{name: "a metrics namespace in AWS/ is refused", set: "METRICS_NAMESPACE", value: "AWS/Lambda"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +169,7 @@ func TestLoadVerifier(t *testing.T) {
 	base := env{"PORT_SECRET_ID": "port/client-secret"}
 	t.Run("the secret id alone takes the defaults", func(t *testing.T) {
 		got, err := config.LoadVerifier(base.get)
-		want := config.Verifier{SecretID: "port/client-secret", Header: "x-port-signature", Tolerance: 5 * time.Minute, SecretTTL: 5 * time.Minute}
+		want := config.Verifier{SecretID: "port/client-secret", Header: "x-port-signature", Tolerance: 5 * time.Minute, SecretTTL: 5 * time.Minute, Namespace: "PortAzureRelay"}
 		if err != nil || got != want {
 			t.Errorf("LoadVerifier() = %+v, %v, want %+v, nil", got, err, want)
 		}
@@ -191,6 +196,7 @@ func TestLoadVerifier(t *testing.T) {
 		{name: "an invalid header name is refused", set: "AZURE_SIGNATURE_HEADER", value: "x(sig)"},
 		{name: "a bad tolerance is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "soon"},
 		{name: "a tolerance out of range is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "48h"},
+		{name: "an invalid metrics namespace is refused", set: "METRICS_NAMESPACE", value: ":ns"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -28,10 +29,11 @@ var ErrNotHTTP = errors.New("the verifier answers HTTP events only")
 
 // Receiver is the verifier's core.
 type Receiver struct {
-	Secret func(ctx context.Context) (string, error) // the clientSecret
-	Header string                                    // the Azure service connection's header, lower case
-	Port   signature.Port
-	Log    *slog.Logger
+	Secret  func(ctx context.Context) (string, error) // the clientSecret
+	Header  string                                    // the Azure service connection's header, lower case
+	Port    signature.Port
+	Log     *slog.Logger
+	Metrics *metrics.Emitter // the log line's EMF members; nil: none
 }
 
 type answer struct {
@@ -49,7 +51,9 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 		err = ErrNotHTTP
 	}
 	if err != nil {
-		r.Log.Error("failed", "requestId", requestID, "error", err.Error())
+		r.Log.LogAttrs(ctx, slog.LevelError, "failed", r.Metrics.Append([]slog.Attr{
+			slog.String("requestId", requestID), slog.String("error", err.Error()),
+		}, metrics.Group{Key: metrics.Reason, Class: "event", Values: []metrics.Value{metrics.One(metrics.Rejected)}})...)
 		msg := "The verifier answers HTTP events only, and this one is malformed or not HTTP."
 		body, _ := json.Marshal(answer{Error: msg})
 		// A broken HTTP event is answered in the 1.0 shape, which every API accepts.
@@ -72,10 +76,15 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 		slog.Int("status", status), slog.Bool("verified", a.Verified), slog.String("scheme", scheme),
 		slog.Int("bytes", len(req.Body)), slog.Float64("durationMs", float64(time.Since(start).Microseconds())/1000),
 	}
+	verdict := metrics.Group{Key: metrics.Scheme, Class: scheme, Values: []metrics.Value{metrics.One(metrics.Verified)}}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
+		verdict = metrics.Group{Key: metrics.Reason, Class: "signature", Values: []metrics.Value{metrics.One(metrics.Rejected)}}
+		if errors.Is(err, errNoSecret) {
+			verdict.Class = "secret"
+		}
 	}
-	r.Log.LogAttrs(ctx, level, "verified", attrs...)
+	r.Log.LogAttrs(ctx, level, "verified", r.Metrics.Append(attrs, verdict)...)
 	return event.Response{HTTP: true, Kind: req.Kind, Status: status, Body: body, Error: a.Error}
 }
 

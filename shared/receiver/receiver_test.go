@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -48,12 +49,27 @@ func TestHandle(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			r := &Receiver{
-				Secret: func(context.Context) (string, error) { return key, c.secret },
-				Header: "x-port-signature",
-				Port:   signature.Port{Now: func() time.Time { return now }},
-				Log:    slog.New(slog.NewJSONHandler(&logs, nil)),
+				Secret:  func(context.Context) (string, error) { return key, c.secret },
+				Header:  "x-port-signature",
+				Port:    signature.Port{Now: func() time.Time { return now }},
+				Log:     slog.New(slog.NewJSONHandler(&logs, nil)),
+				Metrics: metrics.New("PortAzureRelay", metrics.FunctionVerifier),
 			}
 			resp := r.Handle(context.Background(), "req", httpEvent(c.headers, body))
+			var line map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+				t.Fatalf("log %s: %v", logs.String(), err)
+			}
+			metric, dim, class := metrics.Verified, metrics.Scheme, c.scheme
+			if !c.verified {
+				metric, dim, class = metrics.Rejected, metrics.Reason, "signature"
+				if c.secret != nil {
+					class = "secret"
+				}
+			}
+			if line["_aws"] == nil || line["Function"] != "verifier" || line[metric] != 1.0 || line[dim] != class {
+				t.Errorf("log line %v: want _aws, Function verifier, %s 1 and %s %q", line, metric, dim, class)
+			}
 			var a answer
 			if err := json.Unmarshal(resp.Body, &a); err != nil {
 				t.Fatal(err)

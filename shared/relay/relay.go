@@ -14,6 +14,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/payload"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -59,6 +60,7 @@ type Relay struct {
 	Allowed []string       // webhooks a request may select by path
 	Report  Reporter       // nil: nothing is reported to Port
 	Log     *slog.Logger
+	Metrics *metrics.Emitter // the log line's EMF members; nil: none
 }
 
 // outcome collects what one invocation did, for its answer and its log line.
@@ -68,6 +70,7 @@ type outcome struct {
 	runID       string
 	azureStatus int
 	attempts    int
+	azureTook   time.Duration // in Deliver, retries included
 	err         error
 }
 
@@ -171,7 +174,9 @@ func (r *Relay) aws(ctx context.Context, req event.Request, o *outcome) {
 }
 
 func (r *Relay) deliver(ctx context.Context, body, key []byte, o *outcome) {
+	start := time.Now()
 	res, err := r.Azure.Deliver(ctx, o.webhook, body, key)
+	o.azureTook = time.Since(start)
 	o.azureStatus, o.attempts = res.Status, res.Attempts
 	var azErr *azdo.Error
 	if errors.As(err, &azErr) {
@@ -296,5 +301,5 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 			level, msg = slog.LevelError, "failed"
 		}
 	}
-	r.Log.LogAttrs(context.Background(), level, msg, attrs...)
+	r.Log.LogAttrs(context.Background(), level, msg, r.measure(attrs, o)...)
 }

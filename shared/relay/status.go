@@ -21,55 +21,58 @@ var (
 
 // rule maps an error to what the caller is told. say is the user's sentence; with
 // detail, the error's own text (which never holds input or upstream text) follows it.
-// label is the short status label a failed Port run shows.
+// label is the short status label a failed Port run shows. class names the
+// reason (status < 500: Refused) or the cause (Failed) in the metrics; operators
+// read it on the dashboard, so it stays a short fixed word (docs/operations.md).
 type rule struct {
 	err    error
 	status int
 	label  string
 	say    string
 	detail bool
+	class  string
 }
 
 // rules is the one place where errors become statuses. The first match wins.
 var rules = []rule{
-	{event.ErrNotJSON, 400, "Bad event", "The event is not a JSON object.", false},
-	{event.ErrMalformed, 400, "Bad event", "The HTTP event is malformed", true},
-	{ErrMethod, 405, "Bad request", "Method not allowed: Port invokes webhooks with POST.", false},
-	{ErrRoute, 404, "Unknown webhook", "Webhook not allowed: the path names a webhook that is not in AZURE_DEVOPS_WEBHOOKS", true},
-	{payload.ErrTooLarge, 413, "Payload too large", fmt.Sprintf("The body is larger than %d bytes (1 MiB).", payload.MaxSize), false},
-	{payload.ErrReservedKey, 422, "Payload rejected", "Azure DevOps would accept this body and then drop the run silently", true},
-	{payload.ErrEmpty, 400, "Payload rejected", "The body is empty: Azure DevOps needs a JSON object.", false},
-	{payload.ErrNotUTF8, 400, "Payload rejected", "The body is not valid UTF-8, so Azure DevOps's signature check would fail.", false},
-	{payload.ErrTooDeep, 400, "Payload rejected", fmt.Sprintf("The body nests deeper than %d levels, which Azure DevOps does not parse.", payload.MaxDepth), false},
-	{payload.ErrNotJSON, 400, "Payload rejected", "The body is not valid JSON: Azure DevOps needs a JSON object", true},
-	{payload.ErrNotObject, 400, "Payload rejected", "The body is not a JSON object: Azure DevOps runs pipelines only for an object at the root.", false},
-	{signature.ErrNoSignature, 401, "", "Port signature missing: send x-port-signature and x-port-timestamp.", false},
-	{signature.ErrMalformed, 401, "", "Port signature malformed: x-port-signature must hold v1,<base64 HMAC-SHA256> entries", true},
-	{signature.ErrMismatch, 401, "", "Port signature does not match this body and timestamp.", false},
-	{signature.ErrNoTimestamp, 401, "", "Port signature has no x-port-timestamp header.", false},
-	{signature.ErrBadTimestamp, 401, "", "x-port-timestamp must be whole seconds since the epoch.", false},
-	{signature.ErrTimestampTooOld, 401, "", "Port signature expired", true},
-	{signature.ErrTimestampTooNew, 401, "", "Port signature timestamp is in the future", true},
-	{signature.ErrReplayed, 401, "", "This signed request was already received: Port signs each invocation once, so a repeat is refused as a replay.", false},
-	{signature.ErrNoSecret, 503, "Relay misconfigured", "The relay has no signing secret.", false},
-	{secret.ErrNotFound, 503, "Relay misconfigured", "The relay's secret was not found in Secrets Manager: check PORT_SECRET_ID.", false},
-	{secret.ErrEmpty, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is empty.", false},
-	{secret.ErrMalformed, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is JSON without a clientSecret string.", false},
-	{secret.ErrUnavailable, 503, "Relay unavailable", "The relay could not read its secret from Secrets Manager; nothing was sent, try again.", false},
-	{azdo.ErrBadName, 404, "Unknown webhook", "The webhook name must match [-_A-Za-z0-9]+.", false},
-	{azdo.ErrWebhookNotFound, 502, "Webhook not found", "Azure DevOps cannot find this webhook: check the name in the service connection, and run the pipeline once from its default branch so that Azure registers it.", false},
-	{azdo.ErrSignatureRefused, 502, "Signature refused", "Azure DevOps refused the signature: the Incoming WebHook service connection must hold Port's clientSecret as its secret and the relay's AZURE_SIGNATURE_HEADER as its header.", false},
-	{azdo.ErrThrottled, 502, "Throttled", "Azure DevOps is throttling requests and nothing was queued; try again later.", false},
-	{azdo.ErrUnavailable, 502, "Azure unavailable", "Azure DevOps is unavailable and nothing was queued; try again.", false},
-	{azdo.ErrTLS, 502, "Azure unreachable", "Azure DevOps's TLS certificate is not trusted: check AZURE_DEVOPS_URL.", false},
-	{azdo.ErrServerError, 502, "Azure failed", "Azure DevOps failed with a server error. The run may have been queued, so the relay did not retry: check the pipeline's runs and Azure DevOps's status before trying again", true},
-	{azdo.ErrRefused, 502, "Azure refused", "Azure DevOps refused the request: check AZURE_DEVOPS_ORG and the webhook name", true},
-	{azdo.ErrNoAnswer, 504, "Timed out", "Azure DevOps did not answer in time. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false},
-	{azdo.ErrNoTime, 504, "Timed out", "The relay ran out of time before it could call Azure DevOps; nothing was sent, try again.", false},
-	{azdo.ErrConnection, 502, "Azure unreachable", "The connection to Azure DevOps broke after the request was sent. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false},
+	{event.ErrNotJSON, 400, "Bad event", "The event is not a JSON object.", false, "event"},
+	{event.ErrMalformed, 400, "Bad event", "The HTTP event is malformed", true, "event"},
+	{ErrMethod, 405, "Bad request", "Method not allowed: Port invokes webhooks with POST.", false, "method"},
+	{ErrRoute, 404, "Unknown webhook", "Webhook not allowed: the path names a webhook that is not in AZURE_DEVOPS_WEBHOOKS", true, "route"},
+	{payload.ErrTooLarge, 413, "Payload too large", fmt.Sprintf("The body is larger than %d bytes (1 MiB).", payload.MaxSize), false, "size"},
+	{payload.ErrReservedKey, 422, "Payload rejected", "Azure DevOps would accept this body and then drop the run silently", true, "payload"},
+	{payload.ErrEmpty, 400, "Payload rejected", "The body is empty: Azure DevOps needs a JSON object.", false, "payload"},
+	{payload.ErrNotUTF8, 400, "Payload rejected", "The body is not valid UTF-8, so Azure DevOps's signature check would fail.", false, "payload"},
+	{payload.ErrTooDeep, 400, "Payload rejected", fmt.Sprintf("The body nests deeper than %d levels, which Azure DevOps does not parse.", payload.MaxDepth), false, "payload"},
+	{payload.ErrNotJSON, 400, "Payload rejected", "The body is not valid JSON: Azure DevOps needs a JSON object", true, "payload"},
+	{payload.ErrNotObject, 400, "Payload rejected", "The body is not a JSON object: Azure DevOps runs pipelines only for an object at the root.", false, "payload"},
+	{signature.ErrNoSignature, 401, "", "Port signature missing: send x-port-signature and x-port-timestamp.", false, "signature"},
+	{signature.ErrMalformed, 401, "", "Port signature malformed: x-port-signature must hold v1,<base64 HMAC-SHA256> entries", true, "signature"},
+	{signature.ErrMismatch, 401, "", "Port signature does not match this body and timestamp.", false, "signature"},
+	{signature.ErrNoTimestamp, 401, "", "Port signature has no x-port-timestamp header.", false, "signature"},
+	{signature.ErrBadTimestamp, 401, "", "x-port-timestamp must be whole seconds since the epoch.", false, "signature"},
+	{signature.ErrTimestampTooOld, 401, "", "Port signature expired", true, "signature"},
+	{signature.ErrTimestampTooNew, 401, "", "Port signature timestamp is in the future", true, "signature"},
+	{signature.ErrReplayed, 401, "", "This signed request was already received: Port signs each invocation once, so a repeat is refused as a replay.", false, "replay"},
+	{signature.ErrNoSecret, 503, "Relay misconfigured", "The relay has no signing secret.", false, "secret"},
+	{secret.ErrNotFound, 503, "Relay misconfigured", "The relay's secret was not found in Secrets Manager: check PORT_SECRET_ID.", false, "secret"},
+	{secret.ErrEmpty, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is empty.", false, "secret"},
+	{secret.ErrMalformed, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is JSON without a clientSecret string.", false, "secret"},
+	{secret.ErrUnavailable, 503, "Relay unavailable", "The relay could not read its secret from Secrets Manager; nothing was sent, try again.", false, "secret"},
+	{azdo.ErrBadName, 404, "Unknown webhook", "The webhook name must match [-_A-Za-z0-9]+.", false, "route"},
+	{azdo.ErrWebhookNotFound, 502, "Webhook not found", "Azure DevOps cannot find this webhook: check the name in the service connection, and run the pipeline once from its default branch so that Azure registers it.", false, "notfound"},
+	{azdo.ErrSignatureRefused, 502, "Signature refused", "Azure DevOps refused the signature: the Incoming WebHook service connection must hold Port's clientSecret as its secret and the relay's AZURE_SIGNATURE_HEADER as its header.", false, "signature"},
+	{azdo.ErrThrottled, 502, "Throttled", "Azure DevOps is throttling requests and nothing was queued; try again later.", false, "throttled"},
+	{azdo.ErrUnavailable, 502, "Azure unavailable", "Azure DevOps is unavailable and nothing was queued; try again.", false, "unavailable"},
+	{azdo.ErrTLS, 502, "Azure unreachable", "Azure DevOps's TLS certificate is not trusted: check AZURE_DEVOPS_URL.", false, "tls"},
+	{azdo.ErrServerError, 502, "Azure failed", "Azure DevOps failed with a server error. The run may have been queued, so the relay did not retry: check the pipeline's runs and Azure DevOps's status before trying again", true, "server"},
+	{azdo.ErrRefused, 502, "Azure refused", "Azure DevOps refused the request: check AZURE_DEVOPS_ORG and the webhook name", true, "refused"},
+	{azdo.ErrNoAnswer, 504, "Timed out", "Azure DevOps did not answer in time. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false, "timeout"},
+	{azdo.ErrNoTime, 504, "Timed out", "The relay ran out of time before it could call Azure DevOps; nothing was sent, try again.", false, "timeout"},
+	{azdo.ErrConnection, 502, "Azure unreachable", "The connection to Azure DevOps broke after the request was sent. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false, "connection"},
 }
 
-var internal = rule{status: http.StatusInternalServerError, label: "Relay error", say: "The relay failed unexpectedly; nothing was sent."}
+var internal = rule{status: http.StatusInternalServerError, label: "Relay error", say: "The relay failed unexpectedly; nothing was sent.", class: "internal"}
 
 // classify returns the rule for err and the sentence for the caller.
 func classify(err error) (rule, string) {

@@ -1,0 +1,38 @@
+package relay
+
+import (
+	"log/slog"
+
+	"github.com/port-azure-relay/relay/shared/metrics"
+)
+
+// measure adds the invocation's metrics to its log line: what became of it
+// (Forwarded; Refused by reason; Failed by cause, from the rule of its error) and,
+// when Azure DevOps was called, how long that took and how many requests it made.
+// The rule's status, not the answer's, decides refused or failed: an AWS event
+// whose run may have been queued is answered as a result but still failed.
+func (r *Relay) measure(attrs []slog.Attr, o *outcome) []slog.Attr {
+	if r.Metrics == nil {
+		return attrs
+	}
+	var what metrics.Group
+	if o.err == nil {
+		what.Values = []metrics.Value{metrics.One(metrics.Forwarded)}
+	} else {
+		rule, _ := classify(o.err)
+		what.Key, what.Class = metrics.Cause, rule.class
+		name := metrics.Failed
+		if rule.status < 500 {
+			what.Key, name = metrics.Reason, metrics.Refused
+		}
+		what.Values = []metrics.Value{metrics.One(name)}
+	}
+	if o.attempts == 0 {
+		return r.Metrics.Append(attrs, what)
+	}
+	azure := metrics.Group{Values: []metrics.Value{
+		{Name: metrics.AzureLatency, Unit: metrics.Milliseconds, Value: float64(o.azureTook.Microseconds()) / 1000},
+		{Name: metrics.Attempts, Unit: metrics.Count, Value: float64(o.attempts)},
+	}}
+	return r.Metrics.Append(attrs, what, azure)
+}
