@@ -54,6 +54,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run("relay → verifier, "+shape.name, func(t *testing.T) {
 			before := len(verifierLines(verifier))
 			runID := fmt.Sprintf("r_roundtrip_%d", i)
+			port.CreateRuns(runID)
 			r := invoke(t, relay, signedEvent(i, "/", portBody(runID)))
 			if r.status != 200 || r.body["forwarded"] != true || r.body["runId"] != runID || r.body["azureStatus"] != float64(200) {
 				t.Fatalf("relay: %d %v %v, want 200 forwarded", r.status, r.body, r.fnErr)

@@ -71,6 +71,7 @@ func run() error {
 	step("Secrets Manager (local, SigV4-checked) holds %s", arn)
 	port := porttest.New(clientID, secret)
 	defer port.Close()
+	port.CreateRuns(runID) // the user clicks the action in Port
 
 	logs := &strings.Builder{}
 	verifier, err := lambdalocal.Start(ctx, lambdalocal.Options{
