@@ -38,6 +38,26 @@ type Verifier struct {
 	SecretTTL time.Duration
 }
 
+// Status is the status function's configuration.
+type Status struct {
+	SecretID   string
+	SecretTTL  time.Duration
+	PortAPIURL string
+}
+
+// LoadStatus reads the status function's configuration through getenv.
+func LoadStatus(getenv func(string) string) (Status, error) {
+	shared, err := loadShared(getenv)
+	if err != nil {
+		return Status{}, err
+	}
+	c := Status{SecretID: shared.SecretID, SecretTTL: shared.SecretTTL}
+	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
+		return Status{}, err
+	}
+	return c, nil
+}
+
 // Error names the variable that is missing or invalid.
 type Error struct {
 	Var    string
