@@ -22,6 +22,7 @@ var (
 	rie           string
 	relayBin      string
 	verifierBin   string
+	statusBin     string
 	skipReason    string
 	faultCases    atomic.Int64
 	badCases      atomic.Int64
@@ -30,6 +31,7 @@ var (
 	configCases   atomic.Int64
 	sampleCases   atomic.Int64
 	reportCases   atomic.Int64
+	statusCases   atomic.Int64
 	auditMu       sync.Mutex
 	auditSources  []func() []string // every function's output, read at the end
 )
@@ -69,9 +71,10 @@ func run(m *testing.M) int {
 		defer os.RemoveAll(dir)
 		relayBin = filepath.Join(dir, "relay", "bootstrap")
 		verifierBin = filepath.Join(dir, "verifier", "bootstrap")
+		statusBin = filepath.Join(dir, "status", "bootstrap")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin} {
+		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin, "../functions/status": statusBin} {
 			if err := lambdalocal.Build(ctx, pkg, out); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1
@@ -91,8 +94,8 @@ func run(m *testing.M) int {
 		}
 		code = 1
 	}
-	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, log audit %d lines clean\n",
-		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), lines-len(dirty))
+	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, status function %d passed, log audit %d lines clean\n",
+		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), statusCases.Load(), lines-len(dirty))
 	return code
 }
 
@@ -114,7 +117,8 @@ func audit() (total int, dirty []string) {
 
 func leaks(line string) bool {
 	if strings.Contains(line, portSecret) || strings.Contains(line, otherSecret) || strings.Contains(line, demoSecret) ||
-		strings.Contains(line, marker) {
+		strings.Contains(line, marker) || strings.Contains(line, hookPassword) ||
+		strings.Contains(line, samplePassword) {
 		return true
 	}
 	for _, s := range azureEchoes {

@@ -108,7 +108,7 @@ func sampleExpectations(t *testing.T) map[string]string {
 		t.Fatalf("events/README.md: %v", err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| `((?:relay|verifier)/[^`]+)` \\|.*\\| ([^|]+) \\|$")
+	row := regexp.MustCompile("^\\| `((?:relay|verifier|status)/[^`]+)` \\|.*\\| ([^|]+) \\|$")
 	want := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -170,10 +170,11 @@ func TestSamples(t *testing.T) {
 			"AZURE_DEVOPS_WEBHOOKS=port_trigger,deploy_service", "AZURE_DEVOPS_URL="+az.URL,
 			"PORT_API_URL=http://127.0.0.1:9")),
 		"verifier": start(t, verifierBin, faultTimeout, env),
+		"status":   sampleStatusFunction(t),
 	}
 	scheme := regexp.MustCompile("scheme: ([a-z0-9-]+)")
 	seen := 0
-	for _, dir := range []string{"relay", "verifier"} {
+	for _, dir := range []string{"relay", "verifier", "status"} {
 		files, _ := filepath.Glob(filepath.Join("..", "events", dir, "*.json"))
 		if len(files) == 0 {
 			t.Errorf("no samples in events/%s", dir)

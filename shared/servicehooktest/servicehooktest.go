@@ -114,7 +114,7 @@ func Notification(r Run) []byte {
 type Sender struct {
 	URL      string
 	Username string // Azure sends whatever the subscription holds; the status function ignores it
-	Password string // "" sends no Authorization header
+	Password string // with Username also "", no Authorization header is sent
 
 	HTTP   *http.Client    // nil: a client with a 10 s timeout
 	Delays []time.Duration // the waits before each retry; nil: AzureDelays
@@ -188,7 +188,7 @@ func (s *Sender) post(ctx context.Context, body []byte) (int, []byte) {
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "VSServices/16.255.0 (ServiceHooks)")
 	req.Header.Set("X-Request-Id", rand.Text())
-	if s.Password != "" {
+	if s.Username != "" || s.Password != "" {
 		req.SetBasicAuth(s.Username, s.Password)
 	}
 	client := s.HTTP
