@@ -42,7 +42,7 @@ var (
 	// ErrRunEnded means the run already has a final status, after which Port refuses any change (4xx).
 	ErrRunEnded = errors.New("the Port run has already ended")
 	// ErrUnavailable means Port could not be reached, or answered 429 or 5xx: trying again later may succeed.
-	ErrUnavailable = errors.New("Port's API is unavailable")
+	ErrUnavailable = errors.New("the Port API is unavailable")
 )
 
 // Credentials are a Port client id and client secret.
