@@ -20,12 +20,12 @@ LAMBDA_ENV     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 FUZZTIME ?= 3s
 EVENT    ?= events/relay/httpapi.json
 
-.PHONY: all build build-RelayFunction build-VerifierFunction test fuzz lint demo bench \
+.PHONY: all build build-RelayFunction build-VerifierFunction build-StatusFunction test fuzz lint demo bench \
         invoke-relay invoke-verifier deploy clean tools
 
 all: lint test build
 
-build: bin/relay/bootstrap bin/verifier/bootstrap
+build: bin/relay/bootstrap bin/verifier/bootstrap bin/status/bootstrap
 	@ls -l bin/*/bootstrap
 
 bin/%/bootstrap: FORCE
@@ -37,6 +37,9 @@ build-RelayFunction:
 
 build-VerifierFunction:
 	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/verifier
+
+build-StatusFunction:
+	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/status
 
 tools: $(RIE) $(STATICCHECK)
 

@@ -183,7 +183,7 @@ func TestGlobalsFunction(t *testing.T) {
 
 func TestFunctionsBuildWithMakefileFromRepositoryRoot(t *testing.T) {
 	tpl := loadTemplate(t)
-	for _, fn := range []string{"RelayFunction", "VerifierFunction"} {
+	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction"} {
 		t.Run(fn, func(t *testing.T) {
 			res := get(tpl, "Resources", fn)
 			if got := render(get(res, "Type")); got != "AWS::Serverless::Function" {
@@ -204,6 +204,10 @@ func TestFunctionsBuildWithMakefileFromRepositoryRoot(t *testing.T) {
 				t.Errorf("%s.Properties.Architectures = %s, want unset so Globals' [arm64] applies alone", fn, render(arch))
 			}
 			for _, key := range []string{"Runtime", "Handler", "Timeout", "MemorySize", "Role"} {
+				// The status function answers Azure's service hook, which waits only seconds.
+				if fn == "StatusFunction" && key == "Timeout" {
+					continue
+				}
 				if v := get(res, "Properties", key); v != nil {
 					t.Errorf("%s.Properties.%s = %s, want unset (Globals decide; Role would bypass Policies)", fn, key, render(v))
 				}
@@ -235,6 +239,7 @@ func TestHTTPRoutes(t *testing.T) {
 	}{
 		{"RelayFunction", "RelayApi", []string{"POST / on !Ref RelayApi", "POST /webhooks/{name} on !Ref RelayApi"}},
 		{"VerifierFunction", "VerifierApi", []string{"ANY /{proxy+} on !Ref VerifierApi", "POST / on !Ref VerifierApi"}},
+		{"StatusFunction", "RelayApi", []string{"POST /azure/events on !Ref RelayApi"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {
@@ -376,7 +381,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf(`SecretKmsKeyArn default = %s, want "" (no customer key, no kms grant)`, got)
 	}
 
-	for _, fn := range []string{"RelayFunction", "VerifierFunction"} {
+	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction"} {
 		t.Run(fn, func(t *testing.T) {
 			readsSecret := false
 			for _, st := range policyStatements(t, tpl, fn) {
@@ -520,7 +525,7 @@ func TestReservedConcurrencyIsTunable(t *testing.T) {
 
 func TestFunctionsLogToRetainedGroups(t *testing.T) {
 	tpl := loadTemplate(t)
-	for _, fn := range []string{"RelayFunction", "VerifierFunction"} {
+	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction"} {
 		ref := get(tpl, "Resources", fn, "Properties", "LoggingConfig", "LogGroup")
 		if ref == nil || ref.Tag != "!Ref" {
 			t.Errorf("%s LoggingConfig.LogGroup = %s, want !Ref <log group>", fn, render(ref))
@@ -545,6 +550,7 @@ func TestOutputs(t *testing.T) {
 		{"RelayUrl", "https://${RelayApi}.execute-api."},
 		{"RelayWebhookUrlTemplate", "/webhooks/{name}"},
 		{"VerifierUrl", "https://${VerifierApi}.execute-api."},
+		{"AzureServiceHookUrl", "https://${RelayApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/azure/events"},
 		{"RelayFunctionArn", "!GetAtt RelayFunction.Arn"},
 		{"ScheduleDeadLetterQueueUrl", "!Ref ScheduleDLQ"},
 		{"DashboardUrl", "#dashboards:name=${Dashboard}"},

@@ -23,6 +23,7 @@ var (
 	rie           string
 	relayBin      string
 	verifierBin   string
+	statusBin     string
 	skipReason    string
 	faultCases    atomic.Int64
 	badCases      atomic.Int64
@@ -31,6 +32,7 @@ var (
 	configCases   atomic.Int64
 	sampleCases   atomic.Int64
 	reportCases   atomic.Int64
+	statusCases   atomic.Int64
 	auditMu       sync.Mutex
 	auditSources  []func() []string // every function's output, read at the end
 )
@@ -70,9 +72,10 @@ func run(m *testing.M) int {
 		defer os.RemoveAll(dir)
 		relayBin = filepath.Join(dir, "relay", "bootstrap")
 		verifierBin = filepath.Join(dir, "verifier", "bootstrap")
+		statusBin = filepath.Join(dir, "status", "bootstrap")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin} {
+		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin, "../functions/status": statusBin} {
 			if err := lambdalocal.Build(ctx, pkg, out); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1
@@ -105,8 +108,8 @@ func run(m *testing.M) int {
 		}
 		code = 1
 	}
-	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, log audit %d lines clean, %d EMF records valid\n",
-		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), lines-len(dirty), records)
+	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, status function %d passed, log audit %d lines clean, %d EMF records valid\n",
+		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), statusCases.Load(), lines-len(dirty), records)
 	return code
 }
 
@@ -134,7 +137,8 @@ func audit() (total int, dirty []string, records int, invalid []string) {
 
 func leaks(line string) bool {
 	if strings.Contains(line, portSecret) || strings.Contains(line, otherSecret) || strings.Contains(line, demoSecret) ||
-		strings.Contains(line, marker) {
+		strings.Contains(line, marker) || strings.Contains(line, hookPassword) ||
+		strings.Contains(line, samplePassword) {
 		return true
 	}
 	for _, s := range azureEchoes {

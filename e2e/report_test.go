@@ -55,6 +55,7 @@ func TestReportToPort(t *testing.T) {
 			az.Reset()
 			az.Script(c.script...)
 			runID := "r_report_" + rand.Text()[:10]
+			port.CreateRuns(runID)
 			r := invoke(t, relay, signedEvent(i, c.path, c.body(runID)))
 			if r.status != c.status {
 				t.Fatalf("status %d %v, want %d", r.status, r.body, c.status)

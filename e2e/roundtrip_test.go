@@ -54,6 +54,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run("relay → verifier, "+shape.name, func(t *testing.T) {
 			before := len(verifierLines(verifier))
 			runID := fmt.Sprintf("r_roundtrip_%d", i)
+			port.CreateRuns(runID)
 			r := invoke(t, relay, signedEvent(i, "/", portBody(runID)))
 			if r.status != 200 || r.body["forwarded"] != true || r.body["runId"] != runID || r.body["azureStatus"] != float64(200) {
 				t.Fatalf("relay: %d %v %v, want 200 forwarded", r.status, r.body, r.fnErr)
@@ -107,7 +108,7 @@ func sampleExpectations(t *testing.T) map[string]string {
 		t.Fatalf("events/README.md: %v", err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| `((?:relay|verifier)/[^`]+)` \\|.*\\| ([^|]+) \\|$")
+	row := regexp.MustCompile("^\\| `((?:relay|verifier|status)/[^`]+)` \\|.*\\| ([^|]+) \\|$")
 	want := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -169,10 +170,11 @@ func TestSamples(t *testing.T) {
 			"AZURE_DEVOPS_WEBHOOKS=port_trigger,deploy_service", "AZURE_DEVOPS_URL="+az.URL,
 			"PORT_API_URL=http://127.0.0.1:9")),
 		"verifier": start(t, verifierBin, faultTimeout, env),
+		"status":   sampleStatusFunction(t),
 	}
 	scheme := regexp.MustCompile("scheme: ([a-z0-9-]+)")
 	seen := 0
-	for _, dir := range []string{"relay", "verifier"} {
+	for _, dir := range []string{"relay", "verifier", "status"} {
 		files, _ := filepath.Glob(filepath.Join("..", "events", dir, "*.json"))
 		if len(files) == 0 {
 			t.Errorf("no samples in events/%s", dir)

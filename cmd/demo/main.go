@@ -3,7 +3,8 @@
 // Emulator, each behind a local API Gateway front, the real Secrets Manager client
 // against a local endpoint, and a stand-in for Port's API. The verifier plays Azure
 // DevOps. It sends one Port-signed invocation, prints the trace, then one forged
-// request, refused.
+// request, refused; then Azure's service hook reports the pipeline run to the status
+// function, which ends the Port run SUCCESS with the run's link.
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/lambdalocal"
 	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
@@ -34,6 +36,7 @@ const (
 	webhook  = "port_trigger"
 	clientID = "demo-client-id"
 	runID    = "r_DemoRun0000001"
+	hookPass = "demo-service-hook-password"
 )
 
 func main() {
@@ -57,8 +60,8 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("building the relay and verifier bootstraps (static, -tags lambda.norpc)")
-	for _, fn := range []string{"relay", "verifier"} {
+	step("building the relay, verifier and status bootstraps (static, -tags lambda.norpc)")
+	for _, fn := range []string{"relay", "verifier", "status"} {
 		if err := lambdalocal.Build(ctx, "./functions/"+fn, filepath.Join(dir, fn, "bootstrap")); err != nil {
 			return err
 		}
@@ -67,10 +70,11 @@ func run() error {
 	secret := randomSecret()
 	sm := smtest.New()
 	defer sm.Close()
-	arn := sm.Put("port/azure-relay", fmt.Sprintf(`{"clientId":%q,"clientSecret":%q}`, clientID, secret))
+	arn := sm.Put("port/azure-relay", fmt.Sprintf(`{"clientId":%q,"clientSecret":%q,"serviceHookPassword":%q}`, clientID, secret, hookPass))
 	step("Secrets Manager (local, SigV4-checked) holds %s", arn)
 	port := porttest.New(clientID, secret)
 	defer port.Close()
+	port.CreateRuns(runID) // the user clicks the action in Port
 
 	logs := &strings.Builder{}
 	verifier, err := lambdalocal.Start(ctx, lambdalocal.Options{
@@ -101,7 +105,17 @@ func run() error {
 	defer relay.Close()
 	relayGW := lambdalocal.Gateway(relay)
 	defer relayGW.Close()
-	step("relay and verifier running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
+	statusFn, err := lambdalocal.Start(ctx, lambdalocal.Options{
+		RIE: rie, Bootstrap: filepath.Join(dir, "status", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
+		Env: append(sm.Env(), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL),
+	})
+	if err != nil {
+		return err
+	}
+	defer statusFn.Close()
+	statusGW := lambdalocal.Gateway(statusFn)
+	defer statusGW.Close()
+	step("relay, verifier and status running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
 	fmt.Println()
 
 	body := fmt.Sprintf(`{"environment":"staging","port_context":{"entity":"payments-api","blueprint":"service","runId":%q}}`, runID)
@@ -130,7 +144,31 @@ func run() error {
 		return fmt.Errorf("the forged request got %d, want 401", status)
 	}
 
-	fmt.Printf("\nThe relay's log (one JSON line per invocation; no secret, no payload):\n")
+	// The pipeline runs; Azure's service hook reports it, with Basic auth, to /azure/events.
+	fmt.Println()
+	hook := &servicehooktest.Sender{URL: statusGW.URL + "/azure/events", Username: "azure-devops", Password: hookPass}
+	pipelineRun := servicehooktest.Run{Org: org, PipelineID: 7, PipelineName: "deploy-service", ID: 42, Name: "20261201.1 " + runID}
+	for _, state := range []string{"inProgress", "completed"} {
+		pipelineRun.State, pipelineRun.Result = state, map[string]string{"completed": "succeeded"}[state]
+		fmt.Printf(hop+"POST /azure/events  Basic auth, run-state-changed: run %d %q %s\n", "Azure ──► status", pipelineRun.ID, pipelineRun.Name, strings.TrimSpace(state+" "+pipelineRun.Result))
+		start := time.Now()
+		d, err := hook.Send(ctx, servicehooktest.Notification(pipelineRun))
+		if err != nil {
+			return err
+		}
+		code, answer := d.Last()
+		fmt.Printf(hop+"%d %s  (%s)\n", "status ──► Azure", code, strings.TrimSpace(string(answer)), time.Since(start).Round(time.Millisecond))
+		if !d.Delivered {
+			return fmt.Errorf("the status function answered %d, want 200; its log:\n%s", code, logs)
+		}
+	}
+	run, _ := port.Run(runID)
+	fmt.Printf(hop+"run %s: %s %q, link %s\n", "Port (API)", runID, run.Status, run.StatusLabel, run.Link)
+	if run.Status != "SUCCESS" {
+		return fmt.Errorf("the Port run is %s, want SUCCESS", run.Status)
+	}
+
+	fmt.Printf("\nThe functions' log (one JSON line per invocation; no secret, no payload):\n")
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if strings.HasPrefix(line, "{") {
 			fmt.Println("  " + line)

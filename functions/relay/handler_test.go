@@ -112,6 +112,9 @@ func TestEverySampleEvent(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
+			if w.runID != "" {
+				e.port.CreateRuns(w.runID)
+			}
 			raw, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)

@@ -41,6 +41,27 @@ type Verifier struct {
 	Namespace string // METRICS_NAMESPACE
 }
 
+// Status is the status function's configuration.
+type Status struct {
+	SecretID   string
+	SecretTTL  time.Duration
+	PortAPIURL string
+	Namespace  string // METRICS_NAMESPACE
+}
+
+// LoadStatus reads the status function's configuration through getenv.
+func LoadStatus(getenv func(string) string) (Status, error) {
+	shared, err := loadShared(getenv)
+	if err != nil {
+		return Status{}, err
+	}
+	c := Status{SecretID: shared.SecretID, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
+	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
+		return Status{}, err
+	}
+	return c, nil
+}
+
 // Error names the variable that is missing or invalid.
 type Error struct {
 	Var    string

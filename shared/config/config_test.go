@@ -215,3 +215,25 @@ func TestErrorNamesTheVariable(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestLoadStatus(t *testing.T) {
+	base := env{"PORT_SECRET_ID": "port/client-secret"}
+	got, err := config.LoadStatus(base.with("SECRET_CACHE_TTL", "1m").get)
+	want := config.Status{SecretID: "port/client-secret", SecretTTL: time.Minute, PortAPIURL: "https://api.port.io", Namespace: "PortAzureRelay"}
+	if err != nil || got != want {
+		t.Errorf("LoadStatus() = %+v, %v, want %+v, nil", got, err, want)
+	}
+	for _, tt := range []struct{ name, set, value string }{
+		{"a missing secret id is refused", "PORT_SECRET_ID", unset},
+		{"a Port API URL with a query is refused", "PORT_API_URL", "https://api.port.io/?x=1"},
+		{"a metrics namespace CloudWatch reserves is refused", "METRICS_NAMESPACE", "AWS/Lambda"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.LoadStatus(base.with(tt.set, tt.value).get)
+			var cerr *config.Error
+			if !errors.As(err, &cerr) || cerr.Var != tt.set {
+				t.Errorf("LoadStatus(%s=%q) = %v, want a *config.Error naming %s", tt.set, tt.value, err, tt.set)
+			}
+		})
+	}
+}

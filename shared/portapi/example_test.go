@@ -2,6 +2,7 @@ package portapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/port-azure-relay/relay/shared/portapi"
@@ -11,6 +12,7 @@ import (
 func Example() {
 	port := porttest.New("my-client-id", "my-client-secret") // stands in for https://api.port.io
 	defer port.Close()
+	port.CreateRuns("r_accepted", "r_refused", "r_running") // as invoking an action does
 
 	c := &portapi.Client{BaseURL: port.URL}
 	creds := portapi.Credentials{ClientID: "my-client-id", ClientSecret: "my-client-secret"}
@@ -22,9 +24,18 @@ func Example() {
 	err = c.Fail(ctx, creds, "r_refused", "Webhook not registered", "Create the incoming webhook deploy in Azure DevOps.")
 	u := port.Updates("r_refused")[0]
 	fmt.Println(err, u.Status, u.StatusLabel)
+
+	done := portapi.RunUpdate{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: "https://dev.azure.com/org/p/_build/results?buildId=11", ExternalRunID: "11"}
+	err = c.Update(ctx, creds, "r_running", done)
+	run, _ := port.Run("r_running")
+	fmt.Println(err, run.Status, run.Link)
+	err = c.Update(ctx, creds, "r_running", done)
+	fmt.Println(errors.Is(err, portapi.ErrRunEnded))
 	fmt.Println("token requests:", port.TokenRequests())
 	// Output:
 	// <nil> Azure DevOps accepted webhook deploy (pipeline queued)
 	// <nil> FAILURE Webhook not registered
+	// <nil> SUCCESS https://dev.azure.com/org/p/_build/results?buildId=11
+	// true
 	// token requests: 1
 }

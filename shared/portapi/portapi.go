@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -33,8 +34,15 @@ var (
 	ErrBadRunID = errors.New("invalid Port run id")
 	// ErrToken means Port did not issue an access token for the credentials.
 	ErrToken = errors.New("no access token from Port")
-	// ErrRejected means Port answered the run request with a status other than 2xx.
+	// ErrRejected means Port answered the run request with a status other than 2xx. The errors below
+	// wrap it too, and name the answers a caller treats apart.
 	ErrRejected = errors.New("request rejected by Port")
+	// ErrRunNotFound means Port has no run with this id (404).
+	ErrRunNotFound = errors.New("no such Port run")
+	// ErrRunEnded means the run already has a final status, after which Port refuses any change (4xx).
+	ErrRunEnded = errors.New("the Port run has already ended")
+	// ErrUnavailable means Port could not be reached, or answered 429 or 5xx: trying again later may succeed.
+	ErrUnavailable = errors.New("the Port API is unavailable")
 )
 
 // Credentials are a Port client id and client secret.
@@ -95,6 +103,25 @@ func (c *Client) Fail(ctx context.Context, creds Credentials, runID, statusLabel
 	return nil
 }
 
+// RunUpdate is the body of PATCH /v1/actions/runs/{runID}: the keys Port documents, each replacing the run's
+// value when set. Status SUCCESS or FAILURE ends the run; empty leaves it in progress.
+type RunUpdate struct {
+	Status        string `json:"status,omitempty"`
+	StatusLabel   string `json:"statusLabel,omitempty"`
+	Link          string `json:"link,omitempty"`
+	Summary       string `json:"summary,omitempty"`
+	ExternalRunID string `json:"externalRunId,omitempty"`
+}
+
+// Update changes the run: PATCH /v1/actions/runs/{runID}. Besides ErrRejected, its errors say whether the run
+// does not exist (ErrRunNotFound), has already ended (ErrRunEnded), or Port could not be reached (ErrUnavailable).
+func (c *Client) Update(ctx context.Context, creds Credentials, runID string, u RunUpdate) error {
+	if err := c.run(ctx, creds, http.MethodPatch, runID, "", u); err != nil {
+		return fmt.Errorf("portapi: update run: %w", err)
+	}
+	return nil
+}
+
 // run sends body to /v1/actions/runs/{runID}{suffix}, refreshing the token once if Port refuses it.
 func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suffix string, body any) error {
 	if !runIDPattern.MatchString(runID) {
@@ -113,37 +140,70 @@ func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suff
 	if err != nil {
 		return err
 	}
-	status, err := c.send(ctx, method, path, tok, payload)
+	status, code, err := c.send(ctx, method, path, tok, payload)
 	if status == http.StatusUnauthorized {
 		if tok, err = c.token(ctx, creds, tok); err != nil {
 			return err
 		}
-		status, err = c.send(ctx, method, path, tok, payload)
+		status, code, err = c.send(ctx, method, path, tok, payload)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, path, transportError(ctx, err))
 	}
-	if status/100 != 2 {
+	switch {
+	case status/100 == 2:
+		return nil
+	case status == http.StatusNotFound:
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunNotFound, method, path, status)
+	// Port does not document the answer for a run that has ended; it is a 4xx, and 422 is its documented
+	// refusal. A 422 for a body that does not match the schema (invalid_request) is our error, not the run's.
+	case (status == http.StatusUnprocessableEntity || status == http.StatusConflict) && code != "invalid_request":
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunEnded, method, path, status)
+	case status == http.StatusTooManyRequests || status/100 == 5:
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrUnavailable, method, path, status)
+	default:
 		return fmt.Errorf("%w: %s %s: status %d", ErrRejected, method, path, status)
 	}
-	return nil
 }
 
-// send makes one request and returns Port's status; the answer's body is drained and dropped.
-func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte) (int, error) {
+// send makes one request and returns Port's status and, for a refusal, the short error code of its answer
+// ({"ok":false,"error":"<code>",…}); the rest of the body is drained and dropped, never shown.
+func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, bytes.NewReader(payload))
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
+	var answer struct {
+		Error string `json:"error"`
+	}
+	if resp.StatusCode/100 == 4 {
+		_ = json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&answer)
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	return resp.StatusCode, nil
+	return resp.StatusCode, answer.Error, nil
+}
+
+// transportError names the class of a failed request (the context's own error when it ended) without the
+// transport's text.
+func transportError(ctx context.Context, err error) error {
+	var timeout interface{ Timeout() bool }
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("connection refused")
+	case errors.As(err, &timeout) && timeout.Timeout():
+		return errors.New("timed out")
+	default:
+		return errors.New("request failed")
+	}
 }
 
 // token returns a cached token for creds, or fetches one. A non-empty refused token is never returned again: the
@@ -189,11 +249,14 @@ func (c *Client) fetchToken(ctx context.Context, creds Credentials, now time.Tim
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return token{}, fmt.Errorf("%w: %w", ErrToken, err)
+		return token{}, fmt.Errorf("%w: %w: %w", ErrToken, ErrUnavailable, transportError(ctx, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
+			return token{}, fmt.Errorf("%w: %w: status %d", ErrToken, ErrUnavailable, resp.StatusCode)
+		}
 		return token{}, fmt.Errorf("%w: status %d", ErrToken, resp.StatusCode)
 	}
 	var answer struct {

@@ -23,6 +23,7 @@ func newPort(t *testing.T) (*porttest.Server, *portapi.Client) {
 	t.Helper()
 	port := porttest.New(creds.ClientID, creds.ClientSecret)
 	t.Cleanup(port.Close)
+	port.CreateRuns(runID)
 	return port, &portapi.Client{BaseURL: port.URL}
 }
 
@@ -56,6 +57,92 @@ func TestFailEndsTheRunWithFailure(t *testing.T) {
 	}
 	if err := c.Log(t.Context(), creds, runID, "late"); !errors.Is(err, portapi.ErrRejected) {
 		t.Errorf("Log() after Fail = %v, want %v", err, portapi.ErrRejected)
+	}
+}
+
+func TestUpdateSaysWhyPortRefused(t *testing.T) {
+	running := portapi.RunUpdate{StatusLabel: "Running in Azure DevOps", Link: "https://dev.azure.com/o/p/_build/results?buildId=7", ExternalRunID: "7"}
+	final := portapi.RunUpdate{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: running.Link, ExternalRunID: "7", Summary: "deploy: run 7 succeeded."}
+	tests := []struct {
+		name   string
+		runID  string
+		before []portapi.RunUpdate
+		update portapi.RunUpdate
+		want   error // nil: accepted
+	}{
+		{"a run in progress takes its link", runID, nil, running, nil},
+		{"a run in progress takes its final status", runID, []portapi.RunUpdate{running}, final, nil},
+		{"a run that does not exist is ErrRunNotFound", "r_unknown", nil, running, portapi.ErrRunNotFound},
+		{"a second final status is ErrRunEnded", runID, []portapi.RunUpdate{final}, final, portapi.ErrRunEnded},
+		{"a link after the final status is ErrRunEnded", runID, []portapi.RunUpdate{final}, running, portapi.ErrRunEnded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, c := newPort(t)
+			for _, u := range tt.before {
+				if err := c.Update(t.Context(), creds, tt.runID, u); err != nil {
+					t.Fatalf("Update(%+v) = %v, want nil", u, err)
+				}
+			}
+			err := c.Update(t.Context(), creds, tt.runID, tt.update)
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && (!errors.Is(err, tt.want) || !errors.Is(err, portapi.ErrRejected))) {
+				t.Errorf("Update() = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestUpdateClassifiesPortsAnswers(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   error
+	}{
+		{"503 is ErrUnavailable", 503, `{"ok":false,"error":"internal_error"}`, portapi.ErrUnavailable},
+		{"500 is ErrUnavailable", 500, ``, portapi.ErrUnavailable},
+		{"429 is ErrUnavailable", 429, `{"ok":false,"error":"rate_limit"}`, portapi.ErrUnavailable},
+		{"404 is ErrRunNotFound", 404, `{"ok":false,"error":"not_found","message":"The action run was not found"}`, portapi.ErrRunNotFound},
+		{"409 is ErrRunEnded", 409, `{"ok":false,"error":"conflict"}`, portapi.ErrRunEnded},
+		{"422 for a finished run is ErrRunEnded", 422, `{"ok":false,"error":"run_already_finished"}`, portapi.ErrRunEnded},
+		{"422 for a body off the schema is only ErrRejected", 422, `{"ok":false,"error":"invalid_request","message":"body/x"}`, portapi.ErrRejected},
+		{"403 is only ErrRejected", 403, `{"ok":false,"error":"forbidden"}`, portapi.ErrRejected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/auth/access_token" {
+					w.Write([]byte(`{"accessToken":"tok","expiresIn":10800}`))
+					return
+				}
+				w.WriteHeader(tt.status)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c := &portapi.Client{BaseURL: srv.URL}
+			err := c.Update(t.Context(), creds, runID, portapi.RunUpdate{StatusLabel: "x"})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Update() = %v, want %v", err, tt.want)
+			}
+			for _, other := range []error{portapi.ErrUnavailable, portapi.ErrRunNotFound, portapi.ErrRunEnded} {
+				if other != tt.want && errors.Is(err, other) {
+					t.Errorf("Update() = %v, also %v", err, other)
+				}
+			}
+			if strings.Contains(err.Error(), "body/x") || strings.Contains(err.Error(), "run_already_finished") {
+				t.Errorf("Update() = %q, shows Port's answer", err)
+			}
+		})
+	}
+}
+
+func TestPortUnreachableIsErrUnavailable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close() // nothing listens there now
+	c := &portapi.Client{BaseURL: base}
+	if err := c.Update(t.Context(), creds, runID, portapi.RunUpdate{StatusLabel: "x"}); !errors.Is(err, portapi.ErrUnavailable) {
+		t.Errorf("Update() = %v, want %v", err, portapi.ErrUnavailable)
 	}
 }
 

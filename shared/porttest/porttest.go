@@ -36,8 +36,18 @@ type Update struct {
 	ExternalRunID string `json:"externalRunId,omitempty"`
 }
 
-// Server is a stand-in for Port's API on 127.0.0.1. Runs exist as soon as they are mentioned. It is safe for
-// concurrent use, and its accessors return copies.
+// Run is a run as Port shows it: each update replaces the keys it names.
+type Run struct {
+	Status        string // IN_PROGRESS, SUCCESS or FAILURE
+	StatusLabel   string
+	Link          string
+	Summary       string
+	ExternalRunID string
+}
+
+// Server is a stand-in for Port's API on 127.0.0.1. A run exists once CreateRuns has made it, as Port makes one
+// when a user invokes an action; any other run id is 404. Once a run has a final status it refuses every change,
+// as Port does. It is safe for concurrent use, and its accessors return copies.
 type Server struct {
 	URL string // base URL, e.g. http://127.0.0.1:12345, to use in place of https://api.port.io
 
@@ -51,7 +61,7 @@ type Server struct {
 	requests      int
 	logs          map[string][]Log
 	updates       map[string][]Update
-	ended         map[string]bool // runs that have a final status
+	runs          map[string]*Run
 }
 
 // New starts a server that issues tokens for clientID and clientSecret only. Close it when done.
@@ -62,7 +72,7 @@ func New(clientID, clientSecret string) *Server {
 		tokens:       make(map[string]bool),
 		logs:         make(map[string][]Log),
 		updates:      make(map[string][]Update),
-		ended:        make(map[string]bool),
+		runs:         make(map[string]*Run),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/auth/access_token", s.accessToken)
@@ -76,6 +86,27 @@ func New(clientID, clientSecret string) *Server {
 	}))
 	s.URL = s.srv.URL
 	return s
+}
+
+// CreateRuns makes runs in progress with these ids, as invoking an action does in Port.
+func (s *Server) CreateRuns(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if s.runs[id] == nil {
+			s.runs[id] = &Run{Status: "IN_PROGRESS"}
+		}
+	}
+}
+
+// Run returns the run as Port would show it, and false for a run that does not exist.
+func (s *Server) Run(id string) (Run, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.runs[id]; r != nil {
+		return *r, true
+	}
+	return Run{}, false
 }
 
 // Close shuts the server down.
@@ -168,11 +199,16 @@ func (s *Server) addLog(w http.ResponseWriter, r *http.Request) {
 	run := r.PathValue("runId")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended[run] {
-		reply(w, http.StatusUnprocessableEntity, "the run has already ended")
+	state, ok := s.changeable(w, run)
+	if !ok {
 		return
 	}
-	s.ended[run] = l.TerminationStatus != ""
+	if l.TerminationStatus != "" {
+		state.Status = l.TerminationStatus
+		if l.StatusLabel != "" {
+			state.StatusLabel = l.StatusLabel
+		}
+	}
 	s.logs[run] = append(s.logs[run], l)
 	writeJSON(w, http.StatusCreated, map[string]any{"ok": true})
 }
@@ -189,13 +225,38 @@ func (s *Server) updateRun(w http.ResponseWriter, r *http.Request) {
 	run := r.PathValue("runId")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u.Status != "" && s.ended[run] {
-		reply(w, http.StatusUnprocessableEntity, "the run has already ended")
+	state, ok := s.changeable(w, run)
+	if !ok {
 		return
 	}
-	s.ended[run] = s.ended[run] || u.Status != ""
+	for _, kv := range []struct {
+		to *string
+		v  string
+	}{
+		{&state.Status, u.Status}, {&state.StatusLabel, u.StatusLabel}, {&state.Link, u.Link},
+		{&state.Summary, u.Summary}, {&state.ExternalRunID, u.ExternalRunID},
+	} {
+		if kv.v != "" {
+			*kv.to = kv.v
+		}
+	}
 	s.updates[run] = append(s.updates[run], u)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": map[string]any{"id": run, "status": u.Status}})
+}
+
+// changeable returns the run if it exists and has not ended, or answers 404 or 422. Called with s.mu held.
+func (s *Server) changeable(w http.ResponseWriter, id string) (*Run, bool) {
+	state := s.runs[id]
+	switch {
+	case state == nil:
+		reply(w, http.StatusNotFound, "no action run with this identifier")
+		return nil, false
+	case state.Status != "IN_PROGRESS":
+		// Port documents that an ended run can no longer be modified, but not the status it answers: a 4xx.
+		reply(w, http.StatusUnprocessableEntity, "the run has already ended")
+		return nil, false
+	}
+	return state, true
 }
 
 // validStatus accepts a final status or none.

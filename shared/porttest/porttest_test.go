@@ -66,6 +66,8 @@ func TestServerChecksEveryRequest(t *testing.T) {
 		{"two JSON objects are refused", "POST", "/v1/actions/runs/r_1/logs", "valid", jsonType, `{"message":"a"}{"message":"b"}`, 400},
 		{"a GET of the logs is not allowed", "GET", "/v1/actions/runs/r_1/logs", "valid", jsonType, ``, 405},
 		{"a POST to the run is not allowed", "POST", "/v1/actions/runs/r_1", "valid", jsonType, `{"status":"FAILURE"}`, 405},
+		{"a log to a run that does not exist is not found", "POST", "/v1/actions/runs/r_2/logs", "valid", jsonType, `{"message":"hi"}`, 404},
+		{"an update of a run that does not exist is not found", "PATCH", "/v1/actions/runs/r_2", "valid", jsonType, `{"link":"https://x"}`, 404},
 		{"an unknown path is not found", "POST", "/v1/runs/r_1/logs", "valid", jsonType, `{"message":"hi"}`, 404},
 		{"wrong credentials get no token", "POST", "/v1/auth/access_token", "", jsonType, `{"clientId":"id","clientSecret":"wrong"}`, 401},
 		{"an undocumented key in the token request is refused", "POST", "/v1/auth/access_token", "", jsonType, `{"clientId":"id","clientSecret":"secret","scope":"x"}`, 400},
@@ -74,6 +76,7 @@ func TestServerChecksEveryRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := porttest.New("id", "secret")
 			defer s.Close()
+			s.CreateRuns("r_1")
 			tok := tt.token
 			if tok == "valid" {
 				tok = token(t, s)
@@ -94,13 +97,16 @@ func TestRunEndsOnlyOnce(t *testing.T) {
 		{"a log after a terminating log is refused", `{"message":"a","terminationStatus":"FAILURE"}`, `{"message":"b"}`, 422},
 		{"a final status after a terminating log is refused", `{"message":"a","terminationStatus":"SUCCESS"}`, `{"status":"FAILURE"}`, 422},
 		{"a second final status is refused", `{"status":"FAILURE"}`, `{"status":"SUCCESS"}`, 422},
-		{"a link after the final status is accepted", `{"status":"FAILURE"}`, `{"link":"https://x"}`, 200},
+		{"a link after the final status is refused", `{"status":"FAILURE"}`, `{"link":"https://x"}`, 422},
+		{"a label after a terminating log is refused", `{"message":"a","terminationStatus":"SUCCESS"}`, `{"statusLabel":"late"}`, 422},
+		{"a link before the final status is accepted", `{"link":"https://x"}`, `{"status":"SUCCESS"}`, 200},
 		{"logs that do not end the run may follow each other", `{"message":"a"}`, `{"message":"b"}`, 201},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := porttest.New("id", "secret")
 			defer s.Close()
+			s.CreateRuns("r_1")
 			tok := token(t, s)
 			send := func(body string) int {
 				if strings.Contains(body, `"message"`) {
@@ -128,6 +134,7 @@ func TestRunEndsOnlyOnce(t *testing.T) {
 func TestExpireTokensRefusesOldTokens(t *testing.T) {
 	s := porttest.New("id", "secret")
 	defer s.Close()
+	s.CreateRuns("r_1")
 	old := token(t, s)
 	s.ExpireTokens()
 	if got := do(t, "POST", s.URL+"/v1/actions/runs/r_1/logs", old, "application/json", `{"message":"hi"}`); got != 401 {

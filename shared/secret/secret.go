@@ -45,6 +45,9 @@ var (
 type Credentials struct {
 	ClientID     string
 	ClientSecret string
+	// ServiceHookPassword is the Basic auth password Azure DevOps' service hook sends
+	// the status function; empty when the secret has none.
+	ServiceHookPassword string
 }
 
 // Getter is the one Secrets Manager call the relay makes; *secretsmanager.Client has it.
@@ -244,6 +247,7 @@ func Parse(value string) (Credentials, error) {
 	var doc struct {
 		ClientID     *string `json:"clientId"`
 		ClientSecret *string `json:"clientSecret"`
+		ServiceHook  *string `json:"serviceHookPassword"`
 	}
 	if err := json.Unmarshal([]byte(value), &doc); err != nil {
 		return Credentials{}, fmt.Errorf("%w: it starts with { but is not a JSON object of strings", ErrMalformed)
@@ -254,6 +258,9 @@ func Parse(value string) (Credentials, error) {
 	creds := Credentials{ClientSecret: strings.TrimSpace(*doc.ClientSecret)}
 	if doc.ClientID != nil {
 		creds.ClientID = strings.TrimSpace(*doc.ClientID)
+	}
+	if doc.ServiceHook != nil {
+		creds.ServiceHookPassword = strings.TrimSpace(*doc.ServiceHook)
 	}
 	return creds, nil
 }

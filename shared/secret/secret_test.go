@@ -43,6 +43,8 @@ func TestParse(t *testing.T) {
 			want: secret.Credentials{ClientSecret: "p0rt-s3cret"}},
 		{name: "JSON values lose surrounding white space", value: `{"clientId":" id-123 ","clientSecret":" p0rt-s3cret\n"}`,
 			want: secret.Credentials{ClientID: "id-123", ClientSecret: "p0rt-s3cret"}},
+		{name: "JSON with serviceHookPassword is read", value: `{"clientId":"id-123","clientSecret":"p0rt-s3cret","serviceHookPassword":" h00k-pass\n"}`,
+			want: secret.Credentials{ClientID: "id-123", ClientSecret: "p0rt-s3cret", ServiceHookPassword: "h00k-pass"}},
 		{name: "JSON without clientSecret is ErrMalformed", value: `{"clientId":"id-123","secret":"p0rt-s3cret"}`,
 			err: secret.ErrMalformed, sensitive: "p0rt-s3cret"},
 		{name: "JSON with a key only like clientSecret is ErrMalformed", value: `{"ClientSecret ":"p0rt-s3cret"}`,

@@ -1,0 +1,38 @@
+// Command status is the Lambda function that takes Azure DevOps service-hook
+// notifications of pipeline runs and updates the Port runs they belong to.
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/port-azure-relay/relay/shared/config"
+	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/runstatus"
+	"github.com/port-azure-relay/relay/shared/secret"
+)
+
+func main() {
+	handler.Run(func(log *slog.Logger, sm *secretsmanager.Client) (handler.Core, error) {
+		cfg, err := config.LoadStatus(os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return newFollower(cfg, sm, log), nil
+	})
+}
+
+// newFollower builds the status function's core from its configuration, once per container.
+func newFollower(cfg config.Status, sm secret.Getter, log *slog.Logger) *runstatus.Follower {
+	return &runstatus.Follower{
+		Secrets: secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Port:    &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: runstatus.PortBudget}},
+		Log:     log,
+		Metrics: metrics.New(cfg.Namespace, metrics.FunctionStatus),
+	}
+}

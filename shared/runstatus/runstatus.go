@@ -1,0 +1,446 @@
+// Package runstatus makes a Port action run follow the Azure DevOps pipeline run it
+// started, from the run-state-changed notifications of Azure's service hooks.
+package runstatus
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/secret"
+)
+
+// EventType is the service-hook event the function reads; any other is ignored.
+const EventType = "ms.vss-pipelines.run-state-changed-event"
+
+// PortBudget bounds the calls to Port's API. Azure does not document how long its
+// service hook waits: answer within a few seconds.
+const PortBudget = 5 * time.Second
+
+// Margin is kept before the Lambda deadline to answer and log.
+const Margin = 300 * time.Millisecond
+
+// Errors are the reasons a notification is refused or ignored; rules maps each to
+// an answer.
+var (
+	ErrNotHTTP      = errors.New("not an HTTP event")
+	ErrBodyNotJSON  = errors.New("body is not a JSON object")
+	ErrNoAuth       = errors.New("no Basic authorization")
+	ErrBadAuth      = errors.New("wrong Basic auth password")
+	ErrNoPassword   = errors.New("the secret has no serviceHookPassword")
+	ErrNoClientID   = errors.New("the secret has no clientId")
+	ErrOtherEvent   = errors.New("not a run-state-changed event")
+	ErrNoRunID      = errors.New("no Port run id in the run name")
+	ErrCanceling    = errors.New("the run is canceling")
+	ErrUnknownState = errors.New("a run state or result this function does not follow")
+)
+
+// Secrets gives the credentials; *secret.Source is one. Renew reads them again
+// (at most every 30 s), for when a password does not match a cached secret.
+type Secrets interface {
+	Get(ctx context.Context) (secret.Credentials, error)
+	Renew(ctx context.Context) (secret.Credentials, bool, error)
+}
+
+// Updater changes a Port run; *portapi.Client is one.
+type Updater interface {
+	Update(ctx context.Context, creds portapi.Credentials, runID string, u portapi.RunUpdate) error
+}
+
+// Follower is the status function's core.
+type Follower struct {
+	Secrets Secrets
+	Port    Updater
+	Log     *slog.Logger
+	Metrics *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
+}
+
+// Outcomes, as logged.
+const (
+	Updated = "updated"
+	Ignored = "ignored"
+	Refused = "refused" // the request was bad; Azure's retry cannot help
+	Failed  = "failed"  // our side or Port's: Azure retries
+)
+
+// rule is what an error becomes. say is the caller's sentence; reason the log's class.
+type rule struct {
+	err     error
+	status  int
+	outcome string
+	reason  string
+	say     string
+}
+
+// rules is the one place where errors become answers. A 200 is "ignored": Azure
+// must not retry it, and a non-2xx other than 408/502/503/504 puts its subscription
+// on probation. Never 410, which disables it.
+var rules = []rule{
+	{event.ErrNotJSON, 400, Refused, "not-json", "The event is not a JSON object."},
+	{event.ErrMalformed, 400, Refused, "not-json", "The HTTP event is malformed."},
+	{ErrNotHTTP, 400, Refused, "not-http", "The status function answers Azure DevOps service hooks over HTTP only."},
+	{ErrBodyNotJSON, 400, Refused, "not-json", "The body is not a JSON service-hook event."},
+	{ErrNoAuth, 401, Refused, "auth-missing", "Basic authorization is required: set the service hook's password to the secret's serviceHookPassword."},
+	{ErrBadAuth, 401, Refused, "auth-wrong", "The Basic auth password does not match the secret's serviceHookPassword."},
+	{ErrNoPassword, 503, Failed, "no-password", "The status function's secret has no serviceHookPassword, so it refuses every notification."},
+	{ErrNoClientID, 503, Failed, "no-client-id", "The status function's secret has no clientId, so it cannot update Port runs."},
+	{secret.ErrNotFound, 503, Failed, "secret", "The status function's secret was not found in Secrets Manager: check PORT_SECRET_ID."},
+	{secret.ErrEmpty, 503, Failed, "secret", "The status function's secret in Secrets Manager is empty."},
+	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is JSON without a clientSecret string."},
+	{secret.ErrUnavailable, 503, Failed, "secret", "The status function could not read its secret from Secrets Manager; try again."},
+	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed event"},
+	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name"},
+	{ErrCanceling, 200, Ignored, "canceling", "the run is canceling; its completion will follow"},
+	{ErrUnknownState, 200, Ignored, "unknown-state", "a run state or result that does not change the Port run"},
+	{portapi.ErrRunNotFound, 200, Ignored, "run-not-found", "the Port run does not exist"},
+	{portapi.ErrRunEnded, 200, Ignored, "run-ended", "the Port run has already ended"},
+	{portapi.ErrUnavailable, 503, Failed, "port-unavailable", "Port's API could not be reached; try again."},
+	{portapi.ErrToken, 503, Failed, "port-token", "Port refused the clientId and clientSecret in the status function's secret."},
+	{portapi.ErrBadRunID, 200, Ignored, "no-run-id", "the run name's Port run id is not one Port issues"},
+	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the run update."},
+}
+
+var internal = rule{status: 500, outcome: Failed, reason: "internal", say: "The status function failed unexpectedly."}
+
+func classify(err error) rule {
+	for _, r := range rules {
+		if errors.Is(err, r.err) {
+			return r
+		}
+	}
+	return internal
+}
+
+// done is what one notification came to, for the answer and the log line.
+type done struct {
+	http       bool
+	runID      string
+	azureRunID string
+	state      string
+	portStatus string // SUCCESS, FAILURE, or "" while running
+	err        error
+}
+
+// Handle answers one raw Lambda event.
+func (f *Follower) Handle(ctx context.Context, requestID string, raw []byte) event.Response {
+	start := time.Now()
+	ctx, cancel := workContext(ctx)
+	defer cancel()
+	d := f.follow(ctx, raw)
+	resp := answer(d)
+	f.logLine(ctx, requestID, d, resp.Status, time.Since(start))
+	return resp
+}
+
+func (f *Follower) follow(ctx context.Context, raw []byte) done {
+	req, err := event.Parse(raw)
+	if err == nil && !req.Kind.IsHTTP() {
+		err = ErrNotHTTP
+	}
+	if err != nil {
+		return done{http: errors.Is(err, event.ErrMalformed), err: err}
+	}
+	d := done{http: true}
+	creds, err := f.authenticate(ctx, req.Get("authorization"))
+	if err != nil {
+		d.err = err
+		return d
+	}
+	n, err := parse(req.Body)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	d.runID, d.azureRunID, d.state = n.portRunID(), n.Resource.Run.ID.String(), n.Resource.Run.State
+	u, err := n.update()
+	if err != nil {
+		d.err = err
+		return d
+	}
+	if creds.ClientID == "" {
+		d.err = ErrNoClientID
+		return d
+	}
+	d.portStatus = u.Status
+	d.err = f.Port.Update(ctx, portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}, d.runID, u)
+	return d
+}
+
+// authenticate checks the Basic auth password against the secret's, reading the
+// secret again once when it does not match (a rotation).
+func (f *Follower) authenticate(ctx context.Context, authorization string) (secret.Credentials, error) {
+	creds, err := f.Secrets.Get(ctx)
+	if err != nil {
+		return creds, err
+	}
+	if creds.ServiceHookPassword == "" {
+		return creds, ErrNoPassword // fail closed: an empty password would let anyone in
+	}
+	password, ok := basicPassword(authorization)
+	if !ok {
+		return creds, ErrNoAuth
+	}
+	if samePassword(password, creds.ServiceHookPassword) {
+		return creds, nil
+	}
+	renewed, changed, err := f.Secrets.Renew(ctx)
+	if err == nil && changed && renewed.ServiceHookPassword != "" && samePassword(password, renewed.ServiceHookPassword) {
+		return renewed, nil
+	}
+	return creds, ErrBadAuth
+}
+
+// basicPassword reads the password of "Basic base64(user:password)"; the user name
+// is not checked. An empty password counts as none.
+func basicPassword(header string) (string, bool) {
+	scheme, value, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return "", false
+	}
+	decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	if err != nil {
+		return "", false
+	}
+	_, password, ok := strings.Cut(string(decoded), ":")
+	return password, ok && password != ""
+}
+
+// samePassword compares in constant time; hashing first hides the length too.
+func samePassword(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// workContext bounds the work to PortBudget, ending Margin before the Lambda
+// deadline at the latest.
+func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(PortBudget)
+	if d, ok := ctx.Deadline(); ok && d.Add(-Margin).Before(deadline) {
+		deadline = d.Add(-Margin)
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
+func answer(d done) event.Response {
+	if d.err == nil {
+		body, _ := json.Marshal(map[string]any{"updated": true, "runId": d.runID, "status": portStatus(d.portStatus)})
+		return event.Response{HTTP: true, Status: http.StatusOK, Body: body}
+	}
+	r := classify(d.err)
+	if r.status == http.StatusOK {
+		body, _ := json.Marshal(map[string]string{"ignored": r.say})
+		return event.Response{HTTP: true, Status: http.StatusOK, Body: body}
+	}
+	body, _ := json.Marshal(map[string]string{"error": r.say})
+	return event.Response{HTTP: d.http, Status: r.status, Body: body, Error: r.say}
+}
+
+func portStatus(s string) string {
+	if s == "" {
+		return "IN_PROGRESS"
+	}
+	return s
+}
+
+// logLine writes the invocation's one JSON line: ids and outcomes only, never the
+// password, the body or Port's answer.
+func (f *Follower) logLine(ctx context.Context, requestID string, d done, status int, took time.Duration) {
+	outcome, reason, level := Updated, "", slog.LevelInfo
+	if d.err != nil {
+		r := classify(d.err)
+		outcome, reason = r.outcome, r.reason
+		switch r.outcome {
+		case Failed:
+			level = slog.LevelError
+		case Refused:
+			level = slog.LevelWarn
+		}
+	}
+	attrs := []slog.Attr{
+		slog.String("requestId", requestID),
+		slog.String("outcome", outcome),
+		slog.Int("status", status),
+	}
+	if reason != "" {
+		attrs = append(attrs, slog.String("reason", reason))
+	}
+	if d.runID != "" {
+		attrs = append(attrs, slog.String("runId", d.runID))
+	}
+	if d.azureRunID != "" {
+		attrs = append(attrs, slog.String("azureRunId", d.azureRunID))
+	}
+	if d.state != "" {
+		attrs = append(attrs, slog.String("azureState", d.state))
+	}
+	if d.err == nil {
+		attrs = append(attrs, slog.String("portStatus", portStatus(d.portStatus)))
+	}
+	attrs = append(attrs, slog.Float64("durationMs", float64(took.Microseconds())/1000))
+	attrs = f.Metrics.Append(attrs, metrics.Group{Key: metrics.Outcome, Class: outcome, Values: []metrics.Value{metrics.One(metrics.RunsUpdated)}})
+	f.Log.LogAttrs(ctx, level, "run status "+outcome, attrs...)
+}
+
+// notification is what the function reads of a service-hook event. Microsoft's
+// samples differ, so every field is optional and checked where used.
+type notification struct {
+	EventType string `json:"eventType"`
+	Resource  struct {
+		Run struct {
+			ID     flexID `json:"id"`
+			Name   string `json:"name"`
+			State  string `json:"state"`
+			Result string `json:"result"`
+			Links  struct {
+				Web struct {
+					Href string `json:"href"`
+				} `json:"web"`
+			} `json:"_links"`
+			Pipeline *pipeline `json:"pipeline"`
+		} `json:"run"`
+		Pipeline *pipeline `json:"pipeline"`
+	} `json:"resource"`
+}
+
+type pipeline struct {
+	ID   flexID `json:"id"`
+	Name string `json:"name"`
+}
+
+// flexID is an id Azure writes as a number or a string.
+type flexID string
+
+func (f *flexID) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		*f = flexID(n.String())
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*f = flexID(s)
+	}
+	return nil // anything else: no id
+}
+
+func (f flexID) String() string {
+	if len(f) > 40 || strings.ContainsAny(string(f), " \t\r\n\"\\") {
+		return "" // not an id: keep it out of Port and the log
+	}
+	return string(f)
+}
+
+func parse(body []byte) (notification, error) {
+	var n notification
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return n, ErrBodyNotJSON
+	}
+	// Fields of unexpected types are left empty rather than failing the whole event.
+	if err := json.Unmarshal(body, &n); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) {
+			return n, ErrBodyNotJSON
+		}
+	}
+	return n, nil
+}
+
+// runIDWord is a Port run id as a word of the run name.
+var runIDWord = regexp.MustCompile(`\br_[A-Za-z0-9]+\b`)
+
+func (n notification) portRunID() string {
+	if n.EventType != EventType {
+		return ""
+	}
+	return runIDWord.FindString(n.Resource.Run.Name)
+}
+
+// update is the Port run change for the notification, or why there is none.
+func (n notification) update() (portapi.RunUpdate, error) {
+	run := n.Resource.Run
+	if n.EventType != EventType {
+		return portapi.RunUpdate{}, ErrOtherEvent
+	}
+	if n.portRunID() == "" {
+		return portapi.RunUpdate{}, ErrNoRunID
+	}
+	u := portapi.RunUpdate{Link: webLink(run.Links.Web.Href), ExternalRunID: run.ID.String()}
+	switch strings.ToLower(run.State) {
+	case "inprogress":
+		u.StatusLabel = "Running in Azure DevOps"
+		return u, nil
+	case "canceling":
+		return portapi.RunUpdate{}, ErrCanceling
+	case "completed":
+	default:
+		return portapi.RunUpdate{}, ErrUnknownState
+	}
+	var result string
+	switch strings.ToLower(run.Result) {
+	case "succeeded":
+		u.Status, result = "SUCCESS", "succeeded"
+	case "failed":
+		u.Status, result = "FAILURE", "failed"
+	case "canceled":
+		u.Status, result = "FAILURE", "canceled"
+	default:
+		return portapi.RunUpdate{}, ErrUnknownState
+	}
+	u.StatusLabel = "Azure DevOps run " + result
+	u.Summary = n.summary(result)
+	return u, nil
+}
+
+// summary names the pipeline and the run: "Azure DevOps pipeline deploy-service
+// (7), run 20261201.1 r_… (11): succeeded."
+func (n notification) summary(result string) string {
+	p := n.Resource.Pipeline
+	if p == nil {
+		p = n.Resource.Run.Pipeline
+	}
+	var b strings.Builder
+	b.WriteString("Azure DevOps pipeline")
+	if p != nil && p.Name != "" {
+		fmt.Fprintf(&b, " %s", clip(p.Name, 200))
+	}
+	if p != nil && p.ID.String() != "" {
+		fmt.Fprintf(&b, " (%s)", p.ID)
+	}
+	fmt.Fprintf(&b, ", run %s", clip(n.Resource.Run.Name, 255))
+	if id := n.Resource.Run.ID.String(); id != "" {
+		fmt.Fprintf(&b, " (%s)", id)
+	}
+	fmt.Fprintf(&b, ": %s.", result)
+	return b.String()
+}
+
+// webLink keeps an http(s) URL, the only kind Port should show as the run's link.
+func webLink(href string) string {
+	u, err := url.Parse(href)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(href) > 2048 {
+		return ""
+	}
+	return href
+}
+
+func clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}

@@ -1,0 +1,274 @@
+package runstatus_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/runstatus"
+	"github.com/port-azure-relay/relay/shared/secret"
+	"github.com/port-azure-relay/relay/shared/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/smtest"
+)
+
+const (
+	clientID     = "client-id"
+	clientSecret = "port-client-secret-Xy9"
+	hookPassword = "hook-password-Qw3"
+	portRun      = "r_QOz6WoOB1Q2lmhZZ"
+)
+
+type env struct {
+	now  time.Time // the secret cache's clock
+	f    *runstatus.Follower
+	port *porttest.Server
+	sm   *smtest.Server
+	logs *bytes.Buffer
+}
+
+func newEnv(t *testing.T, secretValue string) *env {
+	t.Helper()
+	e := &env{now: time.Now(), port: porttest.New(clientID, clientSecret), sm: smtest.New(), logs: &bytes.Buffer{}}
+	t.Cleanup(e.port.Close)
+	t.Cleanup(e.sm.Close)
+	arn := e.sm.Put("port/relay", secretValue)
+	e.port.CreateRuns(portRun)
+	e.f = &runstatus.Follower{
+		Secrets: secret.NewSource(e.sm.Client(), arn, 5*time.Minute, func() time.Time { return e.now }),
+		Port:    &portapi.Client{BaseURL: e.port.URL, HTTP: &http.Client{Timeout: 2 * time.Second}},
+		Log:     handler.Logger(e.logs),
+		Metrics: metrics.New("PortAzureRelay", metrics.FunctionStatus),
+	}
+	return e
+}
+
+var fullSecret = `{"clientId":"` + clientID + `","clientSecret":"` + clientSecret + `","serviceHookPassword":"` + hookPassword + `"}`
+
+func run(state, result string) servicehooktest.Run {
+	return servicehooktest.Run{PipelineID: 7, PipelineName: "deploy-service", ID: 11, Name: "20261201.1 " + portRun, State: state, Result: result}
+}
+
+// hookEvent is what API Gateway hands the function for a service-hook POST.
+func hookEvent(body []byte, password string) []byte {
+	h := http.Header{"Content-Type": {"application/json; charset=utf-8"}}
+	if password != "" {
+		r, _ := http.NewRequest("POST", "/", nil)
+		r.SetBasicAuth("azure", password)
+		h.Set("Authorization", r.Header.Get("Authorization"))
+	}
+	return lambdalocal.HTTPAPIEvent("POST", "/azure/events", h, body)
+}
+
+type answer struct {
+	status int
+	body   map[string]any
+}
+
+func handle(t *testing.T, e *env, ev []byte) answer {
+	t.Helper()
+	resp := e.f.Handle(context.Background(), "req-1", ev)
+	var a answer
+	a.status = resp.Status
+	if err := json.Unmarshal(resp.Body, &a.body); err != nil {
+		t.Fatalf("body %q is not JSON", resp.Body)
+	}
+	return a
+}
+
+func TestFollowsTheAzureRun(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []servicehooktest.Run
+		want   porttest.Run
+	}{
+		{"inProgress gives the link and the Azure run id, the run still in progress", []servicehooktest.Run{run("inProgress", "")},
+			porttest.Run{Status: "IN_PROGRESS", StatusLabel: "Running in Azure DevOps", Link: run("", "").WebURL(), ExternalRunID: "11"}},
+		{"inProgress then succeeded ends SUCCESS with the link", []servicehooktest.Run{run("inProgress", ""), run("completed", "succeeded")},
+			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: run("", "").WebURL(), ExternalRunID: "11",
+				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): succeeded."}},
+		{"failed ends FAILURE labelled failed", []servicehooktest.Run{run("completed", "failed")},
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run failed", Link: run("", "").WebURL(), ExternalRunID: "11",
+				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): failed."}},
+		{"canceled ends FAILURE labelled canceled", []servicehooktest.Run{run("canceling", ""), run("completed", "canceled")},
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run canceled", Link: run("", "").WebURL(), ExternalRunID: "11",
+				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): canceled."}},
+		{"completed before inProgress: the final status stands", []servicehooktest.Run{run("completed", "succeeded"), run("inProgress", "")},
+			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: run("", "").WebURL(), ExternalRunID: "11",
+				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): succeeded."}},
+		{"the same completion twice: the first stands", []servicehooktest.Run{run("completed", "failed"), run("completed", "failed")},
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run failed", Link: run("", "").WebURL(), ExternalRunID: "11",
+				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): failed."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, fullSecret)
+			for _, r := range tt.events {
+				if a := handle(t, e, hookEvent(servicehooktest.Notification(r), hookPassword)); a.status != 200 {
+					t.Fatalf("%s: %d %v, want 200", r.State, a.status, a.body)
+				}
+			}
+			if got, _ := e.port.Run(portRun); got != tt.want {
+				t.Errorf("Port run = %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	notification := servicehooktest.Notification(run("completed", "succeeded"))
+	other := bytes.Replace(notification, []byte(servicehooktest.EventType), []byte("build.complete"), 1)
+	noID := servicehooktest.Notification(servicehooktest.Run{ID: 12, Name: "20261201.2", State: "completed", Result: "succeeded"})
+	unknown := servicehooktest.Notification(servicehooktest.Run{ID: 13, Name: "20261201.3 r_NotAPortRun0001", State: "completed", Result: "succeeded"})
+	// Microsoft's published sample for this event has neither run.id nor run.name.
+	sample := []byte(`{"eventType":"ms.vss-pipelines.run-state-changed-event","resource":{"run":{"state":"completed","result":"succeeded"},"pipeline":{"id":4,"name":"pipeline"}}}`)
+	stringID := []byte(`{"eventType":"ms.vss-pipelines.run-state-changed-event","resource":{"run":{"id":"11","name":"nightly ` + portRun + `","state":"inProgress","_links":{"web":{"href":"javascript:alert(1)"}}}}}`)
+	tests := []struct {
+		name    string
+		secret  string
+		ev      []byte
+		status  int
+		key     string // "ignored", "error" or "updated" in the answer
+		outcome string
+		reason  string
+		port    bool // Port's API was asked
+	}{
+		{"a completed run is updated", fullSecret, hookEvent(notification, hookPassword), 200, "updated", "updated", "", true},
+		{"a string run id and a link that is not http are read defensively", fullSecret, hookEvent(stringID, hookPassword), 200, "updated", "updated", "", true},
+		{"canceling is ignored", fullSecret, hookEvent(servicehooktest.Notification(run("canceling", "")), hookPassword), 200, "ignored", "ignored", "canceling", false},
+		{"another event type is ignored", fullSecret, hookEvent(other, hookPassword), 200, "ignored", "ignored", "event-type", false},
+		{"a run name without a Port run id is ignored", fullSecret, hookEvent(noID, hookPassword), 200, "ignored", "ignored", "no-run-id", false},
+		{"Microsoft's sample without run id or name is ignored", fullSecret, hookEvent(sample, hookPassword), 200, "ignored", "ignored", "no-run-id", false},
+		{"a Port run that does not exist is ignored", fullSecret, hookEvent(unknown, hookPassword), 200, "ignored", "ignored", "run-not-found", true},
+		{"a wrong password is 401", fullSecret, hookEvent(notification, "guess"), 401, "error", "refused", "auth-wrong", false},
+		{"no Authorization is 401", fullSecret, hookEvent(notification, ""), 401, "error", "refused", "auth-missing", false},
+		{"a body that is not JSON is 400", fullSecret, hookEvent([]byte("run finished"), hookPassword), 400, "error", "refused", "not-json", false},
+		{"an event that is not JSON is 400", fullSecret, []byte("not json"), 400, "error", "refused", "not-json", false},
+		{"a secret without serviceHookPassword refuses everything with 503", `{"clientId":"` + clientID + `","clientSecret":"` + clientSecret + `"}`,
+			hookEvent(notification, hookPassword), 503, "error", "failed", "no-password", false},
+		{"a secret without clientId is 503", `{"clientSecret":"` + clientSecret + `","serviceHookPassword":"` + hookPassword + `"}`,
+			hookEvent(notification, hookPassword), 503, "error", "failed", "no-client-id", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.secret)
+			a := handle(t, e, tt.ev)
+			if a.status != tt.status || a.body[tt.key] == nil {
+				t.Fatalf("Handle() = %d %v, want %d with %q", a.status, a.body, tt.status, tt.key)
+			}
+			if asked := e.port.Requests() > 0; asked != tt.port {
+				t.Errorf("Port's API asked: %v, want %v", asked, tt.port)
+			}
+			line := oneLine(t, e)
+			if line["outcome"] != tt.outcome || (tt.reason != "" && line["reason"] != tt.reason) {
+				t.Errorf("log line %v, want outcome %q reason %q", line, tt.outcome, tt.reason)
+			}
+		})
+	}
+}
+
+// An empty password in the header ("user:") is as good as none.
+func TestEmptyBasicPasswordIsRefused(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	h := http.Header{"Authorization": {"Basic YXp1cmU6"}} // azure:
+	a := handle(t, e, lambdalocal.HTTPAPIEvent("POST", "/azure/events", h, servicehooktest.Notification(run("inProgress", ""))))
+	if a.status != 401 || e.port.Requests() != 0 {
+		t.Errorf("Handle() = %d %v with %d Port requests, want 401 and none", a.status, a.body, e.port.Requests())
+	}
+}
+
+func TestPortDownIs503ThenUpdates(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	e.f.Port = &portapi.Client{BaseURL: "http://127.0.0.1:9", HTTP: &http.Client{Timeout: time.Second}}
+	ev := hookEvent(servicehooktest.Notification(run("completed", "succeeded")), hookPassword)
+	if a := handle(t, e, ev); a.status != 503 {
+		t.Fatalf("Port down: %d %v, want 503 so that Azure retries", a.status, a.body)
+	}
+	if line := oneLine(t, e); line["reason"] != "port-unavailable" || line["level"] != "ERROR" {
+		t.Errorf("log line %v, want an ERROR port-unavailable", line)
+	}
+	e.f.Port = &portapi.Client{BaseURL: e.port.URL}
+	if a := handle(t, e, ev); a.status != 200 || a.body["updated"] != true {
+		t.Fatalf("Port back: %d %v, want 200 updated", a.status, a.body)
+	}
+	if got, _ := e.port.Run(portRun); got.Status != "SUCCESS" {
+		t.Errorf("Port run %+v, want SUCCESS", got)
+	}
+}
+
+func TestRotatedPasswordIsReadAgain(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	ev := servicehooktest.Notification(run("inProgress", ""))
+	if a := handle(t, e, hookEvent(ev, hookPassword)); a.status != 200 {
+		t.Fatalf("before rotation: %d", a.status)
+	}
+	e.logs.Reset()
+	e.sm.Put("port/relay", strings.Replace(fullSecret, hookPassword, "new-hook-password", 1))
+	// The first mismatch after a fill reads the secret again at once: the rotation is picked up.
+	if a := handle(t, e, hookEvent(ev, "new-hook-password")); a.status != 200 {
+		t.Errorf("new password after the rotation: %d %v, want 200: the secret is read again on a mismatch", a.status, a.body)
+	}
+	if n := e.sm.Calls(); n != 2 {
+		t.Errorf("Secrets Manager calls = %d, want 2", n)
+	}
+	// Then a flood of wrong passwords costs at most one read per MinRenewInterval.
+	for range 20 {
+		e.logs.Reset()
+		if a := handle(t, e, hookEvent(ev, "guess")); a.status != 401 {
+			t.Fatalf("a wrong password: %d, want 401", a.status)
+		}
+	}
+	if n := e.sm.Calls(); n != 2 {
+		t.Errorf("Secrets Manager calls after 20 wrong passwords = %d, want 2", n)
+	}
+	e.now = e.now.Add(secret.MinRenewInterval)
+	e.logs.Reset()
+	if a := handle(t, e, hookEvent(ev, "guess")); a.status != 401 {
+		t.Errorf("a wrong password: %d, want 401", a.status)
+	}
+	if n := e.sm.Calls(); n != 3 {
+		t.Errorf("Secrets Manager calls after MinRenewInterval = %d, want 3", n)
+	}
+}
+
+func oneLine(t *testing.T, e *env) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(e.logs.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines, want 1: %s", len(lines), e.logs)
+	}
+	for _, s := range []string{hookPassword, clientSecret, "deploy-service", "dev.azure.com", "guess"} {
+		if strings.Contains(lines[0], s) {
+			t.Errorf("log line holds %q: %s", s, lines[0])
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil || m["requestId"] != "req-1" {
+		t.Fatalf("log line %q: want JSON with requestId", lines[0])
+	}
+	e.logs.Reset()
+	return m
+}
+
+// TestLineCountsTheRun: each line is an EMF record counting RunsUpdated under the
+// status function and its outcome.
+func TestLineCountsTheRun(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	for _, tc := range []struct{ password, outcome string }{{hookPassword, runstatus.Updated}, {"guess", runstatus.Refused}} {
+		e.logs.Reset()
+		handle(t, e, hookEvent(servicehooktest.Notification(run("inProgress", "")), tc.password))
+		line := oneLine(t, e)
+		aws, _ := line["_aws"].(map[string]any)
+		if aws == nil || line["Function"] != metrics.FunctionStatus || line["Outcome"] != tc.outcome || line["RunsUpdated"] != float64(1) {
+			t.Errorf("line %v: want an EMF record with Function %s, Outcome %s, RunsUpdated 1", line, metrics.FunctionStatus, tc.outcome)
+		}
+	}
+}
