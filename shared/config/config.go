@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -28,6 +29,7 @@ type Relay struct {
 	Tolerance  time.Duration
 	SecretTTL  time.Duration
 	PortAPIURL string
+	Sources    allowlist.List // who may call over HTTP; empty: everyone
 }
 
 // Verifier is the verifier function's configuration.
@@ -87,7 +89,21 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
 		return Relay{}, err
 	}
+	if c.Sources, err = AllowedSources(getenv); err != nil {
+		return Relay{}, err
+	}
 	return c, nil
+}
+
+// AllowedSources reads ALLOWED_SOURCE_IPS, the addresses that may call a function
+// over HTTP (the relay's and the status function's): IP addresses, CIDR blocks and
+// the shorthands port-eu and port-us, comma-separated. Unset or blank allows everyone.
+func AllowedSources(getenv func(string) string) (allowlist.List, error) {
+	l, err := allowlist.Parse(getenv("ALLOWED_SOURCE_IPS"))
+	if err != nil {
+		return allowlist.List{}, &Error{"ALLOWED_SOURCE_IPS", "entry " + err.Error()}
+	}
+	return l, nil
 }
 
 // LoadVerifier reads the verifier's configuration through getenv.

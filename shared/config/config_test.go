@@ -2,10 +2,12 @@ package config_test
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/config"
 )
 
@@ -82,6 +84,9 @@ func TestLoadRelay(t *testing.T) {
 			change: func(c *config.Relay) { c.Tolerance = 24 * time.Hour }},
 		{name: "a secret cache TTL is read", set: "SECRET_CACHE_TTL", value: "1m",
 			change: func(c *config.Relay) { c.SecretTTL = time.Minute }},
+		{name: "a source allow-list is read", set: "ALLOWED_SOURCE_IPS", value: "port-eu, 192.0.2.0/24",
+			change: func(c *config.Relay) { c.Sources = mustList("port-eu,192.0.2.0/24") }},
+		{name: "a blank source allow-list allows everyone", set: "ALLOWED_SOURCE_IPS", value: " "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +147,10 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "a negative tolerance is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "-5m"},
 		{name: "a tolerance over a day is refused", set: "PORT_SIGNATURE_TOLERANCE", value: "25h"},
 		{name: "a secret cache TTL that is not a duration is refused", set: "SECRET_CACHE_TTL", value: "five minutes"},
+		{name: "a source list with an unknown shorthand is refused", set: "ALLOWED_SOURCE_IPS", value: "port-asia"},
+		{name: "a source list with a bad block is refused", set: "ALLOWED_SOURCE_IPS", value: "192.0.2.0/33"},
+		{name: "a source list with host bits set is refused", set: "ALLOWED_SOURCE_IPS", value: "10.0.0.1/8"},
+		{name: "a source list with a trailing comma is refused", set: "ALLOWED_SOURCE_IPS", value: "port-eu,"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,6 +210,39 @@ func TestLoadVerifier(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAllowedSources is the loader the functions share: each reads the same
+// variable the same way.
+func TestAllowedSources(t *testing.T) {
+	t.Run("unset allows everyone", func(t *testing.T) {
+		l, err := config.AllowedSources(env{}.get)
+		if err != nil || !l.Empty() {
+			t.Errorf("AllowedSources() = %v, %v, want an empty list", l, err)
+		}
+	})
+	t.Run("a list is read", func(t *testing.T) {
+		l, err := config.AllowedSources(env{"ALLOWED_SOURCE_IPS": "port-us"}.get)
+		if err != nil || !l.Allows(netip.MustParseAddr("44.221.30.248")) || l.Allows(netip.MustParseAddr("3.251.12.205")) {
+			t.Errorf("AllowedSources(port-us) = %v, %v, want Port's US addresses", l, err)
+		}
+	})
+	t.Run("a bad list names the variable and the entry in one line", func(t *testing.T) {
+		_, err := config.AllowedSources(env{"ALLOWED_SOURCE_IPS": "port-eu, example.com"}.get)
+		want := `ALLOWED_SOURCE_IPS entry "example.com" is not an IP address, a CIDR block, port-eu or port-us`
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || err.Error() != want {
+			t.Errorf("AllowedSources() = %v, want %q", err, want)
+		}
+	})
+}
+
+func mustList(s string) allowlist.List {
+	l, err := allowlist.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return l
 }
 
 func TestErrorNamesTheVariable(t *testing.T) {
