@@ -43,5 +43,6 @@ func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay
 		Allowed: cfg.Webhooks,
 		Report:  &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
 		Log:     log,
+		Sources: cfg.Sources,
 	}
 }
