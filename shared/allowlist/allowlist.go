@@ -34,10 +34,12 @@ type List struct {
 }
 
 // Parse reads a comma-separated list of IPv4 and IPv6 addresses, CIDR blocks and
-// the shorthands port-eu and port-us. Spaces around entries are ignored; a blank
-// list allows everyone. An empty entry, an address with a zone, and a CIDR block
-// with host bits set (10.0.0.1/8: a typo for /32 would open a whole block) are
-// refused. IPv4-mapped IPv6 forms (::ffff:192.0.2.1) are read as the IPv4 they map.
+// the shorthands port-eu and port-us. Spaces and empty entries are ignored (as in
+// the webhook list); a blank list allows everyone, and a list of commas alone is
+// refused rather than read as blank. A block is read as written, its host bits
+// cleared: 10.0.0.1/8 is 10.0.0.0/8, as the template's pattern cannot tell them
+// apart. An address with a zone is refused. IPv4-mapped IPv6 forms
+// (::ffff:192.0.2.1) are read as the IPv4 they map.
 func Parse(s string) (List, error) {
 	if strings.TrimSpace(s) == "" {
 		return List{}, nil
@@ -45,6 +47,9 @@ func Parse(s string) (List, error) {
 	var l List
 	for _, entry := range strings.Split(s, ",") {
 		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
 		if addrs, ok := shorthands[entry]; ok {
 			for _, a := range addrs {
 				l.prefixes = append(l.prefixes, netip.PrefixFrom(netip.MustParseAddr(a), 32))
@@ -57,14 +62,15 @@ func Parse(s string) (List, error) {
 		}
 		l.prefixes = append(l.prefixes, p)
 	}
+	if l.Empty() {
+		return List{}, &EntryError{s, "has no entries: leave it empty to let everyone in"}
+	}
 	return l, nil
 }
 
 func parseEntry(entry string) (netip.Prefix, error) {
 	const want = "is not an IP address, a CIDR block, port-eu or port-us"
 	switch {
-	case entry == "":
-		return netip.Prefix{}, &EntryError{entry, "is empty: remove the extra comma"}
 	case strings.Contains(entry, "%"):
 		return netip.Prefix{}, &EntryError{entry, "has a zone, which no caller's address has"}
 	case !strings.Contains(entry, "/"):
@@ -79,10 +85,7 @@ func parseEntry(entry string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, &EntryError{entry, want}
 	}
-	if p != p.Masked() {
-		return netip.Prefix{}, &EntryError{entry, fmt.Sprintf("has host bits set: write %s for the block, or %s/%d for one address",
-			p.Masked(), p.Addr(), p.Addr().BitLen())}
-	}
+	p = p.Masked()
 	// ::ffff:192.0.2.0/120 is 192.0.2.0/24: Allows compares unmapped addresses.
 	if p.Addr().Is4In6() && p.Bits() >= 96 {
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)

@@ -17,11 +17,11 @@ func ExampleParse() {
 	fmt.Println(l.Allows(netip.MustParseAddr("192.0.2.15")))     // the block's last address
 	fmt.Println(l.Allows(netip.MustParseAddr("192.0.2.16")))     // just outside it
 
-	_, err = allowlist.Parse("10.0.0.1/8")
+	_, err = allowlist.Parse("port-asia")
 	fmt.Println(err)
 	// Output:
 	// true
 	// true
 	// false
-	// "10.0.0.1/8" has host bits set: write 10.0.0.0/8 for the block, or 10.0.0.1/32 for one address
+	// "port-asia" is not an IP address, a CIDR block, port-eu or port-us
 }

@@ -149,8 +149,8 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "a secret cache TTL that is not a duration is refused", set: "SECRET_CACHE_TTL", value: "five minutes"},
 		{name: "a source list with an unknown shorthand is refused", set: "ALLOWED_SOURCE_IPS", value: "port-asia"},
 		{name: "a source list with a bad block is refused", set: "ALLOWED_SOURCE_IPS", value: "192.0.2.0/33"},
-		{name: "a source list with host bits set is refused", set: "ALLOWED_SOURCE_IPS", value: "10.0.0.1/8"},
-		{name: "a source list with a trailing comma is refused", set: "ALLOWED_SOURCE_IPS", value: "port-eu,"},
+		{name: "a source list of commas alone is refused", set: "ALLOWED_SOURCE_IPS", value: " , "},
+		{name: "a source list with a zone is refused", set: "ALLOWED_SOURCE_IPS", value: "fe80::1%eth0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
