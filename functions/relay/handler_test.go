@@ -130,12 +130,23 @@ func TestEverySampleEvent(t *testing.T) {
 					t.Fatalf("result = %s, want forwarded to %s", out, w.webhook)
 				}
 			} else {
-				resp := out.(events.APIGatewayV2HTTPResponse)
-				if resp.StatusCode != w.status {
-					t.Fatalf("status = %d (%s), want %d", resp.StatusCode, resp.Body, w.status)
+				// REST (1.0) events are answered in the 1.0 shape, the others in 2.0.
+				var status int
+				var body string
+				var headers map[string]string
+				switch resp := out.(type) {
+				case events.APIGatewayProxyResponse:
+					status, body, headers = resp.StatusCode, resp.Body, resp.Headers
+				case events.APIGatewayV2HTTPResponse:
+					status, body, headers = resp.StatusCode, resp.Body, resp.Headers
+				default:
+					t.Fatalf("answer %T, want an API Gateway response", out)
 				}
-				if !json.Valid([]byte(resp.Body)) || resp.Headers["Content-Type"] != "application/json" {
-					t.Errorf("body %q is not a JSON answer", resp.Body)
+				if status != w.status {
+					t.Fatalf("status = %d (%s), want %d", status, body, w.status)
+				}
+				if !json.Valid([]byte(body)) || headers["Content-Type"] != "application/json" {
+					t.Errorf("body %q is not a JSON answer", body)
 				}
 			}
 			checkDelivery(t, e, raw, w)
