@@ -96,11 +96,12 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 		"AzureSignatureHeader":   {"x-port-signature", "X-Hub-Signature", "x_sig", "bad header", "a:b", "", "-x"},
 		"MetricsNamespace":       {"PortAzureRelay", "PortAzureRelay/roundtrip", "AWS/Lambda", "a b", "", strings.Repeat("n", 256)},
 		"PortSignatureTolerance": {"5m", "1s", "24h", "0s", "48h", "1h30m", "0.5s", "86401s", "1441m", "25h", "5", "5 m", "1e3s"},
+		"AllowedSourceIps":       {"", "port-eu", "port-eu,port-us", "192.0.2.0/24", "10.0.0.1/8", "2001:db8::/32", "1:::2", ":1:2", "port-asia", ","},
 	}
 	vars := map[string]string{
 		"AzureDevOpsOrg": "AZURE_DEVOPS_ORG", "AzureDevOpsWebhook": "AZURE_DEVOPS_WEBHOOK", "AzureDevOpsWebhooks": "AZURE_DEVOPS_WEBHOOKS",
 		"AzureDevOpsUrl": "AZURE_DEVOPS_URL", "PortApiUrl": "PORT_API_URL", "AzureSignatureHeader": "AZURE_SIGNATURE_HEADER",
-		"PortSignatureTolerance": "PORT_SIGNATURE_TOLERANCE", "MetricsNamespace": "METRICS_NAMESPACE",
+		"PortSignatureTolerance": "PORT_SIGNATURE_TOLERANCE", "MetricsNamespace": "METRICS_NAMESPACE", "AllowedSourceIps": "ALLOWED_SOURCE_IPS",
 	}
 	// Every whole number of each unit around the bounds, as the regex spells them out digit by digit.
 	for _, unit := range []struct {

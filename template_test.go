@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/port-azure-relay/relay/shared/config"
 )
 
 const (
@@ -713,6 +715,63 @@ func checkOverrides(t *testing.T, sections map[string][]string) {
 	for name, value := range overrides(sections["[default.local_invoke.parameters]"]) {
 		if !accepts(name, value) {
 			t.Errorf("local_invoke %s=%q: the template refuses it", name, value)
+		}
+	}
+}
+
+// TestAllowedSourceIps: the parameter reaches the relay, sits in a parameter group, is
+// empty by default, and its pattern refuses what config refuses: the same samples go
+// through both.
+func TestAllowedSourceIps(t *testing.T) {
+	tpl := loadTemplate(t)
+	param := get(tpl, "Parameters", "AllowedSourceIps")
+	if got := render(get(param, "Default")); got != `""` {
+		t.Errorf("AllowedSourceIps default = %s, want \"\" (everyone, as without the option)", got)
+	}
+	if got := render(get(tpl, "Resources", "RelayFunction", "Properties", "Environment", "Variables", "ALLOWED_SOURCE_IPS")); got != "!Ref AllowedSourceIps" {
+		t.Errorf("RelayFunction ALLOWED_SOURCE_IPS = %s, want !Ref AllowedSourceIps", got)
+	}
+	grouped := false
+	for _, g := range get(tpl, "Metadata", "AWS::CloudFormation::Interface", "ParameterGroups").Content {
+		grouped = grouped || slices.Contains(scalars(get(g, "Parameters")), "AllowedSourceIps")
+	}
+	if !grouped {
+		t.Error("AllowedSourceIps is in no parameter group")
+	}
+	re, err := regexp.Compile(render(get(param, "AllowedPattern")))
+	if err != nil {
+		t.Fatalf("AllowedSourceIps AllowedPattern: %v", err)
+	}
+	load := func(v string) error {
+		_, err := config.AllowedSources(func(name string) string {
+			if name == "ALLOWED_SOURCE_IPS" {
+				return v
+			}
+			return ""
+		})
+		return err
+	}
+	agree := []string{
+		"", "   ", "port-eu", "port-us", "port-eu,port-us", " port-eu , 192.0.2.1 ", "192.0.2.1", "192.0.2.0/24", "port-eu,",
+		"0.0.0.0/0", "255.255.255.255/32", "10.0.0.0/8", "10.0.0.1/8", "2001:db8::1", "2001:db8::/32", "2001:db8::1/64",
+		"2001:DB8::A/128", "::", "::1", "::/0", "1:2:3:4:5:6:7:8", "1::", "1::8", "1:2:3:4:5:6::8", "::2:3:4:5:6:7:8",
+		"::ffff:192.0.2.1", "::ffff:192.0.2.0/120", "1:2:3:4:5:6:192.0.2.1", "1::192.0.2.1", "1:2::3:4:192.0.2.1",
+		"44.221.30.248,3.251.12.205/32, 2001:db8::/64",
+		// refused by both
+		"port-asia", "PORT-EU", ",", " , ", "192.0.2", "192.0.2.256", "192.0.2.07", "192.0.2.0/33", "192.0.2.0/",
+		"192.0.2.0/024", "2001:db8::/129", "2001:db8::g", "1:2", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::8", "2001::db8::1",
+		"1:::2", ":1:2", "1:2:3:4:5:6:7:192.0.2.1", "::1:2:3:4:5:6:192.0.2.1", "12345::1", "fe80::1%eth0", "api.port.io",
+		"192.0.2.1 192.0.2.2", "192.0.2.1;192.0.2.2", "192.0.2.1-192.0.2.9", "*", "any",
+	}
+	for _, v := range agree {
+		if byPattern, byConfig := re.MatchString(v), load(v) == nil; byPattern != byConfig {
+			t.Errorf("AllowedSourceIps=%q: the pattern accepts it %v, config %v (%v)", v, byPattern, byConfig, load(v))
+		}
+	}
+	// Stricter than config, which skips empty entries: refused at deploy time, fine at start-up.
+	for _, v := range []string{"192.0.2.1,,192.0.2.2", ", port-eu"} {
+		if re.MatchString(v) || load(v) != nil {
+			t.Errorf("AllowedSourceIps=%q: pattern %v, config error %v; want the pattern to refuse it, config to accept it", v, re.MatchString(v), load(v))
 		}
 	}
 }

@@ -48,6 +48,9 @@ func TestConfig(t *testing.T) {
 		{"relay with an invalid AZURE_SIGNATURE_HEADER", relayBin, without(relay, "AZURE_SIGNATURE_HEADER", "x port signature"), "AZURE_SIGNATURE_HEADER"},
 		{"verifier without PORT_SECRET_ID", verifierBin, without(verifier, "PORT_SECRET_ID"), "PORT_SECRET_ID"},
 		{"relay without AWS_REGION", relayBin, without(relay, "AWS_REGION"), "AWS_REGION"},
+		{"relay with an unknown shorthand in ALLOWED_SOURCE_IPS", relayBin, without(relay, "ALLOWED_SOURCE_IPS", "port-eu,port-asia"), "ALLOWED_SOURCE_IPS"},
+		{"relay with an IPv4 block over /32 in ALLOWED_SOURCE_IPS", relayBin, without(relay, "ALLOWED_SOURCE_IPS", "192.0.2.0/33"), "ALLOWED_SOURCE_IPS"},
+		{"relay with only commas in ALLOWED_SOURCE_IPS", relayBin, without(relay, "ALLOWED_SOURCE_IPS", ","), "ALLOWED_SOURCE_IPS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

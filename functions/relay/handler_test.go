@@ -146,11 +146,12 @@ func TestEverySampleEvent(t *testing.T) {
 				if isREST := strings.Contains(name, "rest"); isREST != !bytes.Contains(b, []byte(`"cookies"`)) {
 					t.Errorf("response %s: a REST event must get the 1.0 shape (no cookies), the others the 2.0 shape", b)
 				}
-				if resp.StatusCode != w.status {
-					t.Fatalf("status = %d (%s), want %d", resp.StatusCode, resp.Body, w.status)
+				status, body, headers := resp.StatusCode, resp.Body, resp.Headers
+				if status != w.status {
+					t.Fatalf("status = %d (%s), want %d", status, body, w.status)
 				}
-				if !json.Valid([]byte(resp.Body)) || resp.Headers["Content-Type"] != "application/json" {
-					t.Errorf("body %q is not a JSON answer", resp.Body)
+				if !json.Valid([]byte(body)) || headers["Content-Type"] != "application/json" {
+					t.Errorf("body %q is not a JSON answer", body)
 				}
 			}
 			checkDelivery(t, e, raw, w)

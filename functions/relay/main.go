@@ -45,5 +45,6 @@ func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay
 		Report:  &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
 		Log:     log,
 		Metrics: metrics.New(cfg.Namespace, metrics.FunctionRelay),
+		Sources: cfg.Sources,
 	}
 }

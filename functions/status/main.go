@@ -34,5 +34,6 @@ func newFollower(cfg config.Status, sm secret.Getter, log *slog.Logger) *runstat
 		Port:    &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: runstatus.PortBudget}},
 		Log:     log,
 		Metrics: metrics.New(cfg.Namespace, metrics.FunctionStatus),
+		Sources: cfg.Sources,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -29,7 +30,8 @@ type Relay struct {
 	Tolerance  time.Duration
 	SecretTTL  time.Duration
 	PortAPIURL string
-	Namespace  string // METRICS_NAMESPACE
+	Namespace  string         // METRICS_NAMESPACE
+	Sources    allowlist.List // who may call over HTTP; empty: everyone
 }
 
 // Verifier is the verifier function's configuration.
@@ -46,7 +48,8 @@ type Status struct {
 	SecretID   string
 	SecretTTL  time.Duration
 	PortAPIURL string
-	Namespace  string // METRICS_NAMESPACE
+	Namespace  string         // METRICS_NAMESPACE
+	Sources    allowlist.List // ALLOWED_SOURCE_IPS: empty (the default) is everyone
 }
 
 // LoadStatus reads the status function's configuration through getenv.
@@ -56,6 +59,9 @@ func LoadStatus(getenv func(string) string) (Status, error) {
 		return Status{}, err
 	}
 	c := Status{SecretID: shared.SecretID, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
+	if c.Sources, err = AllowedSources(getenv); err != nil {
+		return Status{}, err
+	}
 	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
 		return Status{}, err
 	}
@@ -111,7 +117,21 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
 		return Relay{}, err
 	}
+	if c.Sources, err = AllowedSources(getenv); err != nil {
+		return Relay{}, err
+	}
 	return c, nil
+}
+
+// AllowedSources reads ALLOWED_SOURCE_IPS, the addresses that may call a function
+// over HTTP (the relay's and the status function's): IP addresses, CIDR blocks and
+// the shorthands port-eu and port-us, comma-separated. Unset or blank allows everyone.
+func AllowedSources(getenv func(string) string) (allowlist.List, error) {
+	l, err := allowlist.Parse(getenv("ALLOWED_SOURCE_IPS"))
+	if err != nil {
+		return allowlist.List{}, &Error{"ALLOWED_SOURCE_IPS", "entry " + err.Error()}
+	}
+	return l, nil
 }
 
 // LoadVerifier reads the verifier's configuration through getenv.

@@ -2,10 +2,12 @@ package config_test
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/config"
 )
 
@@ -85,6 +87,9 @@ func TestLoadRelay(t *testing.T) {
 			change: func(c *config.Relay) { c.SecretTTL = time.Minute }},
 		{name: "a metrics namespace is read and trimmed", set: "METRICS_NAMESPACE", value: " Ops/port-relay ",
 			change: func(c *config.Relay) { c.Namespace = "Ops/port-relay" }},
+		{name: "a source allow-list is read", set: "ALLOWED_SOURCE_IPS", value: "port-eu, 192.0.2.0/24",
+			change: func(c *config.Relay) { c.Sources = mustList("port-eu,192.0.2.0/24") }},
+		{name: "a blank source allow-list allows everyone", set: "ALLOWED_SOURCE_IPS", value: " "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +152,10 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "a secret cache TTL that is not a duration is refused", set: "SECRET_CACHE_TTL", value: "five minutes"},
 		{name: "a metrics namespace with a space is refused", set: "METRICS_NAMESPACE", value: "Port Relay"},
 		{name: "a metrics namespace in AWS/ is refused", set: "METRICS_NAMESPACE", value: "AWS/Lambda"},
+		{name: "a source list with an unknown shorthand is refused", set: "ALLOWED_SOURCE_IPS", value: "port-asia"},
+		{name: "a source list with a bad block is refused", set: "ALLOWED_SOURCE_IPS", value: "192.0.2.0/33"},
+		{name: "a source list of commas alone is refused", set: "ALLOWED_SOURCE_IPS", value: " , "},
+		{name: "a source list with a zone is refused", set: "ALLOWED_SOURCE_IPS", value: "fe80::1%eth0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +218,39 @@ func TestLoadVerifier(t *testing.T) {
 	}
 }
 
+// TestAllowedSources is the loader the functions share: each reads the same
+// variable the same way.
+func TestAllowedSources(t *testing.T) {
+	t.Run("unset allows everyone", func(t *testing.T) {
+		l, err := config.AllowedSources(env{}.get)
+		if err != nil || !l.Empty() {
+			t.Errorf("AllowedSources() = %v, %v, want an empty list", l, err)
+		}
+	})
+	t.Run("a list is read", func(t *testing.T) {
+		l, err := config.AllowedSources(env{"ALLOWED_SOURCE_IPS": "port-us"}.get)
+		if err != nil || !l.Allows(netip.MustParseAddr("44.221.30.248")) || l.Allows(netip.MustParseAddr("3.251.12.205")) {
+			t.Errorf("AllowedSources(port-us) = %v, %v, want Port's US addresses", l, err)
+		}
+	})
+	t.Run("a bad list names the variable and the entry in one line", func(t *testing.T) {
+		_, err := config.AllowedSources(env{"ALLOWED_SOURCE_IPS": "port-eu, example.com"}.get)
+		want := `ALLOWED_SOURCE_IPS entry "example.com" is not an IP address, a CIDR block, port-eu or port-us`
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || err.Error() != want {
+			t.Errorf("AllowedSources() = %v, want %q", err, want)
+		}
+	})
+}
+
+func mustList(s string) allowlist.List {
+	l, err := allowlist.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
 func TestErrorNamesTheVariable(t *testing.T) {
 	err := error(&config.Error{Var: "AZURE_DEVOPS_ORG", Reason: "is required"})
 	if got, want := err.Error(), "AZURE_DEVOPS_ORG is required"; got != want {
@@ -220,13 +262,17 @@ func TestLoadStatus(t *testing.T) {
 	base := env{"PORT_SECRET_ID": "port/client-secret"}
 	got, err := config.LoadStatus(base.with("SECRET_CACHE_TTL", "1m").get)
 	want := config.Status{SecretID: "port/client-secret", SecretTTL: time.Minute, PortAPIURL: "https://api.port.io", Namespace: "PortAzureRelay"}
-	if err != nil || got != want {
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("LoadStatus() = %+v, %v, want %+v, nil", got, err, want)
+	}
+	if got, err := config.LoadStatus(base.with("ALLOWED_SOURCE_IPS", "192.0.2.0/24").get); err != nil || !reflect.DeepEqual(got.Sources, mustList("192.0.2.0/24")) {
+		t.Errorf("LoadStatus(ALLOWED_SOURCE_IPS) = %+v, %v, want the list", got, err)
 	}
 	for _, tt := range []struct{ name, set, value string }{
 		{"a missing secret id is refused", "PORT_SECRET_ID", unset},
 		{"a Port API URL with a query is refused", "PORT_API_URL", "https://api.port.io/?x=1"},
 		{"a metrics namespace CloudWatch reserves is refused", "METRICS_NAMESPACE", "AWS/Lambda"},
+		{"a bad source allow-list is refused", "ALLOWED_SOURCE_IPS", "port-asia"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := config.LoadStatus(base.with(tt.set, tt.value).get)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -46,6 +47,10 @@ type Request struct {
 	Path   string            // the request path; empty for AWS events
 	Header map[string]string // names in lower case
 	Body   []byte            // decoded from base64 where the event says so; the whole event for AWS events
+	// Source is the caller's address as API Gateway or the Function URL saw the
+	// connection (requestContext's sourceIp), never a header the caller controls
+	// such as X-Forwarded-For. Invalid when the event has none or not an address.
+	Source netip.Addr
 }
 
 // Get returns the value of the header name in any case.
@@ -75,9 +80,26 @@ type envelope struct {
 type requestContext struct {
 	DomainName string `json:"domainName"`
 	HTTP       *struct {
-		Method string `json:"method"`
-		Path   string `json:"path"`
+		Method   string   `json:"method"`
+		Path     string   `json:"path"`
+		SourceIP sourceIP `json:"sourceIp"` // HTTP API 2.0 and Function URLs
 	} `json:"http"`
+	Identity struct {
+		SourceIP sourceIP `json:"sourceIp"` // REST, payload 1.0
+	} `json:"identity"`
+}
+
+// sourceIP reads an address from its JSON string. What is not an address is left
+// invalid rather than failing the event: whoever checks the source then refuses it.
+type sourceIP netip.Addr
+
+func (s *sourceIP) UnmarshalText(text []byte) error {
+	var a netip.Addr
+	if a.UnmarshalText(text) != nil {
+		a = netip.Addr{}
+	}
+	*s = sourceIP(a)
+	return nil
 }
 
 // httpMarkers are the keys that only HTTP events have at the top level.
@@ -180,7 +202,11 @@ func looksHTTP(raw []byte) bool {
 // the event before decoding.
 func parseHTTP(env *envelope, bodyLit []byte) (Request, error) {
 	req := Request{Kind: REST, Method: env.HTTPMethod, Path: env.Path}
+	if env.RequestContext != nil {
+		req.Source = netip.Addr(env.RequestContext.Identity.SourceIP)
+	}
 	if env.RequestContext != nil && env.RequestContext.HTTP != nil {
+		req.Source = netip.Addr(env.RequestContext.HTTP.SourceIP)
 		req.Kind = HTTPAPI
 		if strings.Contains(env.RequestContext.DomainName, ".lambda-url.") {
 			req.Kind = FunctionURL

@@ -417,6 +417,71 @@ func mustJSON(s string) string {
 	return string(raw)
 }
 
+// TestParseSource: the caller's address comes from where API Gateway and Function
+// URLs put the connection's peer, never from a header.
+func TestParseSource(t *testing.T) {
+	rest := func(ip string, h map[string]string) []byte {
+		e := restEvent()
+		e.RequestContext.Identity.SourceIP = ip
+		for k, v := range h {
+			e.Headers[k] = v
+		}
+		return marshal(t, e)
+	}
+	v2 := func(ip string, h map[string]string) []byte {
+		e := httpAPIEvent()
+		e.RequestContext.HTTP.SourceIP = ip
+		for k, v := range h {
+			e.Headers[k] = v
+		}
+		return marshal(t, e)
+	}
+	url := func(ip string, h map[string]string) []byte {
+		e := functionURLEvent()
+		e.RequestContext.HTTP.SourceIP = ip
+		for k, v := range h {
+			e.Headers[k] = v
+		}
+		return marshal(t, e)
+	}
+	spoof := map[string]string{"X-Forwarded-For": "3.251.12.205", "x-real-ip": "3.251.12.205", "forwarded": "for=3.251.12.205"}
+	tests := []struct {
+		name  string
+		event []byte
+		want  string // "" for none
+	}{
+		{"a REST event's address is requestContext.identity.sourceIp", rest("198.51.100.7", nil), "198.51.100.7"},
+		{"an HTTP API event's address is requestContext.http.sourceIp", v2("198.51.100.8", nil), "198.51.100.8"},
+		{"a Function URL event's address is requestContext.http.sourceIp", url("198.51.100.9", nil), "198.51.100.9"},
+		{"an IPv6 address is read", v2("2001:db8::42", nil), "2001:db8::42"},
+		{"an IPv4-mapped address is kept as sent", url("::ffff:198.51.100.9", nil), "::ffff:198.51.100.9"},
+		{"X-Forwarded-For and friends are ignored on REST", rest("203.0.113.10", spoof), "203.0.113.10"},
+		{"X-Forwarded-For and friends are ignored on an HTTP API", v2("203.0.113.10", spoof), "203.0.113.10"},
+		{"X-Forwarded-For does not stand in for a missing address", v2("", spoof), ""},
+		{"an address that is not one is none", rest("localhost", nil), ""},
+		{"an address with a port is none", v2("198.51.100.8:443", nil), ""},
+		{"a REST event without an identity has none", []byte(`{"httpMethod":"POST","requestContext":{},"body":"{}"}`), ""},
+		{"an HTTP API event ignores an identity it does not have", []byte(`{"version":"2.0","requestContext":{"identity":{"sourceIp":"192.0.2.1"},"http":{"method":"POST"}}}`), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := event.Parse(tt.event)
+			if err != nil {
+				t.Fatalf("Parse(%q) = %v, want nil", tt.event, err)
+			}
+			if tt.want == "" && got.Source.IsValid() || tt.want != "" && got.Source.String() != tt.want {
+				t.Errorf("Parse(%q).Source = %v, want %q", tt.event, got.Source, tt.want)
+			}
+		})
+	}
+	t.Run("a source address that is not a string makes the HTTP event malformed", func(t *testing.T) {
+		raw := []byte(`{"httpMethod":"POST","requestContext":{"identity":{"sourceIp":5}},"body":"{}"}`)
+		if _, err := event.Parse(raw); !errors.Is(err, event.ErrMalformed) {
+			t.Errorf("Parse(%q) = %v, want ErrMalformed", raw, err)
+		}
+	})
+}
+
 func TestRequestGet(t *testing.T) {
 	raw := marshal(t, restEvent())
 	req, err := event.Parse(raw)
@@ -501,6 +566,9 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("Parse(%q).Method = %q, want non-empty upper case", raw, req.Method)
 			}
 			return
+		}
+		if req.Source.IsValid() {
+			t.Errorf("Parse(%q).Source = %v, want none for an AWS event", raw, req.Source)
 		}
 		if req.Kind != event.Scheduled && req.Kind != event.Direct {
 			t.Errorf("Parse(%q).Kind = %q, want a known kind", raw, req.Kind)

@@ -63,6 +63,9 @@ var tricky = []string{
 	`{"body":1}`,
 	`{"httpMethod":1,"body":"x"}`,
 	`{"headers":{"a":"1"},"headers":{"b":"2"},"httpMethod":"POST","body":"merged headers"}`,
+	`{"httpMethod":"POST","requestContext":{"identity":{"sourceIp":"192.0.2.1"},"http":{"method":"POST","sourceIp":"2001:db8::1"}}}`,
+	`{"httpMethod":"POST","requestContext":{"identity":{"sourceIp":"not an address"}}}`,
+	`{"httpMethod":"POST","requestContext":{"identity":{"sourceIp":5}}}`,
 	`{}`, `{"a":[1,2,{"b":"c"}],"httpMethod":"GET"}`, `[1]`, `{`, ` `, `{"body":"x"} trailing`,
 }
 
@@ -89,7 +92,7 @@ func sameAsReference(t *testing.T, raw []byte) {
 	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
 		t.Fatalf("Parse(%q) error = %v, want %v", raw, gotErr, wantErr)
 	}
-	if got.Kind != want.Kind || got.Method != want.Method || got.Path != want.Path ||
+	if got.Kind != want.Kind || got.Method != want.Method || got.Path != want.Path || got.Source != want.Source ||
 		!maps.Equal(got.Header, want.Header) || !bytes.Equal(got.Body, want.Body) {
 		t.Fatalf("Parse(%q) = %+v, want %+v", raw, got, want)
 	}

@@ -1,6 +1,7 @@
 package lambdalocal
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -223,4 +224,34 @@ func userAgentOf(headers map[string]string) string {
 		return ua
 	}
 	return userAgent
+}
+
+// WithSourceIP returns ev, an HTTP event built above, with the caller's address
+// set where API Gateway and Function URLs put the connection's peer:
+// requestContext.http.sourceIp (payload 2.0) or requestContext.identity.sourceIp
+// (REST). An empty ip removes it. The events above come from 203.0.113.10.
+func WithSourceIP(ev []byte, ip string) []byte {
+	var top, rc, inner map[string]json.RawMessage
+	if json.Unmarshal(ev, &top) != nil || json.Unmarshal(top["requestContext"], &rc) != nil {
+		return ev
+	}
+	key := "identity"
+	if _, ok := rc["http"]; ok {
+		key = "http"
+	}
+	if json.Unmarshal(rc[key], &inner) != nil || inner == nil {
+		inner = map[string]json.RawMessage{}
+	}
+	if ip == "" {
+		delete(inner, "sourceIp")
+	} else {
+		inner["sourceIp"], _ = json.Marshal(ip)
+	}
+	rc[key], _ = json.Marshal(inner)
+	top["requestContext"], _ = json.Marshal(rc)
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false) // leave the body's literal as the builder wrote it
+	_ = enc.Encode(top)
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n"))
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -70,6 +71,9 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev = RESTEvent(r.Method, r.URL.RequestURI(), header, b)
 	} else {
 		ev = httpAPIEvent(r.Method, r.URL.RequestURI(), header, b, "$default")
+	}
+	if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ev = WithSourceIP(ev, peer.Addr().String()) // as API Gateway: the connection's peer
 	}
 	out, err := h.fn.Invoke(r.Context(), ev)
 	var fe *FunctionError

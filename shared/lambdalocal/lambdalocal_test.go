@@ -54,6 +54,16 @@ func TestEventsParse(t *testing.T) {
 				if got := req.Get("x-port-signature"); got != "v1,abc=" {
 					t.Errorf("x-port-signature = %q", got)
 				}
+				if got := req.Source.String(); got != sourceIP {
+					t.Errorf("source = %s, want %s", got, sourceIP)
+				}
+				for _, ip := range []string{"2001:db8::7", "198.51.100.1", ""} {
+					moved, err := event.Parse(WithSourceIP(raw, ip))
+					if err != nil || !bytes.Equal(moved.Body, body.body) || moved.Get("x-multi") != req.Get("x-multi") ||
+						(ip == "" && moved.Source.IsValid()) || (ip != "" && moved.Source.String() != ip) {
+						t.Errorf("WithSourceIP(%q) parses to source %v, body %q, %v; want the source changed and nothing else", ip, moved.Source, moved.Body, err)
+					}
+				}
 				if got := req.Get("X-Port-Timestamp"); got != "1700000000" {
 					t.Errorf("x-port-timestamp = %q", got)
 				}
@@ -139,7 +149,7 @@ func TestGateway(t *testing.T) {
 				t.Fatalf("the gateway's event does not parse: %v\n%s", err, got)
 			}
 			if req2.Kind != event.HTTPAPI || req2.Path != "/org/_apis/public/distributedtask/webhooks/deploy" ||
-				string(req2.Body) != `{"a":1}` || req2.Get("x-port-signature") != "sha1=00" {
+				string(req2.Body) != `{"a":1}` || req2.Get("x-port-signature") != "sha1=00" || req2.Source.String() != "127.0.0.1" {
 				t.Errorf("event = %+v", req2)
 			}
 		})

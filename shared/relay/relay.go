@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/metrics"
@@ -61,11 +63,13 @@ type Relay struct {
 	Report  Reporter       // nil: nothing is reported to Port
 	Log     *slog.Logger
 	Metrics *metrics.Emitter // the log line's EMF members; nil: none
+	Sources allowlist.List   // who may call over HTTP; empty: everyone
 }
 
 // outcome collects what one invocation did, for its answer and its log line.
 type outcome struct {
 	kind        event.Kind
+	source      netip.Addr // the HTTP caller's address
 	webhook     string
 	runID       string
 	azureStatus int
@@ -119,6 +123,14 @@ func workContext(ctx context.Context, reporting bool) (context.Context, context.
 }
 
 func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outcome) {
+	// A stranger costs no secret read, no signature check and learns nothing else.
+	if o.source = req.Source; !r.Sources.Allows(req.Source) {
+		o.err = ErrSourceNotAllowed
+		if !req.Source.IsValid() {
+			o.err = fmt.Errorf("%w: the event has no valid source address", ErrSourceNotAllowed)
+		}
+		return
+	}
 	if req.Method != http.MethodPost {
 		o.err = ErrMethod
 		return
@@ -276,6 +288,9 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 		slog.String("kind", string(o.kind)),
 		slog.Int("status", status),
 		slog.Float64("durationMs", float64(took.Microseconds())/1000),
+	}
+	if o.source.IsValid() {
+		attrs = append(attrs, slog.String("sourceIp", o.source.String())) // an address is not a secret
 	}
 	if o.webhook != "" {
 		attrs = append(attrs, slog.String("webhook", o.webhook))

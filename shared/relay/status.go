@@ -17,6 +17,8 @@ import (
 var (
 	ErrMethod = errors.New("method not allowed")
 	ErrRoute  = errors.New("webhook not allowed")
+	// ErrSourceNotAllowed: the HTTP caller's address is not in ALLOWED_SOURCE_IPS.
+	ErrSourceNotAllowed = errors.New("source address not allowed")
 )
 
 // rule maps an error to what the caller is told. say is the user's sentence; with
@@ -35,6 +37,7 @@ type rule struct {
 
 // rules is the one place where errors become statuses. The first match wins.
 var rules = []rule{
+	{ErrSourceNotAllowed, 403, "", "Forbidden: the caller's address is not in the relay's allow list (ALLOWED_SOURCE_IPS).", false, "source"},
 	{event.ErrNotJSON, 400, "Bad event", "The event is not a JSON object.", false, "event"},
 	{event.ErrMalformed, 400, "Bad event", "The HTTP event is malformed", true, "event"},
 	{ErrMethod, 405, "Bad request", "Method not allowed: Port invokes webhooks with POST.", false, "method"},

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
@@ -46,6 +47,7 @@ var (
 	ErrNoRunID      = errors.New("no Port run id in the run name")
 	ErrCanceling    = errors.New("the run is canceling")
 	ErrUnknownState = errors.New("a run state or result this function does not follow")
+	ErrSource       = errors.New("the caller's address is not in ALLOWED_SOURCE_IPS")
 )
 
 // Secrets gives the credentials; *secret.Source is one. Renew reads them again
@@ -66,6 +68,10 @@ type Follower struct {
 	Port    Updater
 	Log     *slog.Logger
 	Metrics *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
+	// Sources may call over HTTP; empty (the default): everyone. Azure's service hooks
+	// come from Azure's wide ranges, so Basic auth is the guard; an operator may still
+	// set ALLOWED_SOURCE_IPS on the function.
+	Sources allowlist.List
 }
 
 // Outcomes, as logged.
@@ -89,6 +95,7 @@ type rule struct {
 // must not retry it, and a non-2xx other than 408/502/503/504 puts its subscription
 // on probation. Never 410, which disables it.
 var rules = []rule{
+	{ErrSource, 403, Refused, "source", "Forbidden: the caller's address is not in the status function's allow list (ALLOWED_SOURCE_IPS)."},
 	{event.ErrNotJSON, 400, Refused, "not-json", "The event is not a JSON object."},
 	{event.ErrMalformed, 400, Refused, "not-json", "The HTTP event is malformed."},
 	{ErrNotHTTP, 400, Refused, "not-http", "The status function answers Azure DevOps service hooks over HTTP only."},
@@ -154,6 +161,10 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		return done{http: errors.Is(err, event.ErrMalformed), err: err}
 	}
 	d := done{http: true}
+	if !f.Sources.Allows(req.Source) {
+		d.err = ErrSource // before the secret is read
+		return d
+	}
 	creds, err := f.authenticate(ctx, req.Get("authorization"))
 	if err != nil {
 		d.err = err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/lambdalocal"
 	"github.com/port-azure-relay/relay/shared/metrics"
@@ -270,5 +271,26 @@ func TestLineCountsTheRun(t *testing.T) {
 		if aws == nil || line["Function"] != metrics.FunctionStatus || line["Outcome"] != tc.outcome || line["RunsUpdated"] != float64(1) {
 			t.Errorf("line %v: want an EMF record with Function %s, Outcome %s, RunsUpdated 1", line, metrics.FunctionStatus, tc.outcome)
 		}
+	}
+}
+
+// TestSourceAllowList: with ALLOWED_SOURCE_IPS set, a caller outside it is refused
+// before the secret is read, whatever its password; one inside is served.
+func TestSourceAllowList(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	list, err := allowlist.Parse("198.51.100.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.f.Sources = list
+	ev := hookEvent(servicehooktest.Notification(run("inProgress", "")), hookPassword)
+	if a := handle(t, e, lambdalocal.WithSourceIP(ev, "203.0.113.9")); a.status != 403 {
+		t.Errorf("a caller outside the list: %d %v, want 403", a.status, a.body)
+	}
+	if n := e.sm.Calls(); n != 0 {
+		t.Errorf("Secrets Manager calls = %d, want none before the caller is allowed", n)
+	}
+	if a := handle(t, e, lambdalocal.WithSourceIP(ev, "198.51.100.7")); a.status != 200 {
+		t.Errorf("a caller inside the list: %d %v, want 200", a.status, a.body)
 	}
 }
