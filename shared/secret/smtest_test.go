@@ -183,7 +183,9 @@ func TestPreviousWithSecretsManager(t *testing.T) {
 	cur := secret.NewSource(sm, secretID, time.Hour, c.Now)
 	prev := secret.NewPrevious(sm, secretID, time.Hour, c.Now)
 	ctx := context.Background()
-	json := func(azure string) string { return `{"clientSecret":"p0rt-s3cret","azureWebhookSecret":"` + azure + `"}` }
+	json := func(azure string) string {
+		return `{"clientSecret":"p0rt-s3cret","azureWebhookSecret":"` + azure + `"}`
+	}
 
 	srv.Put(secretID, json("az-1"))
 	c1, err := cur.Get(ctx)
