@@ -137,6 +137,11 @@ func leaks(line string) bool {
 		strings.Contains(line, marker) {
 		return true
 	}
+	for _, s := range rotationSecrets {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
 	for _, s := range azureEchoes {
 		if strings.Contains(line, s) {
 			return true
