@@ -140,7 +140,7 @@ func NewPrevious(client Getter, id string, ttl time.Duration, now func() time.Ti
 func (p *Previous) Get(ctx context.Context, current Credentials) (Credentials, error) {
 	p.mu.Lock()
 	if current != p.beside {
-		p.source.Invalidate()
+		p.source.forget() // what it read, or failed to read, was beside another current value
 		p.beside = current
 	}
 	p.mu.Unlock()
@@ -207,6 +207,13 @@ func (s *Source) Renew(ctx context.Context) (Credentials, bool, error) {
 func (s *Source) Invalidate() {
 	s.mu.Lock()
 	s.expires = time.Time{}
+	s.mu.Unlock()
+}
+
+// forget is Invalidate that also forgets a remembered failure.
+func (s *Source) forget() {
+	s.mu.Lock()
+	s.expires, s.failed = time.Time{}, nil
 	s.mu.Unlock()
 }
 
