@@ -20,6 +20,7 @@ LAMBDA_ENV     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 FUZZTIME ?= 3s
 EVENT    ?= events/relay/httpapi.json
 
+.PHONY: demo-rotation
 .PHONY: all build build-RelayFunction build-VerifierFunction build-StatusFunction test fuzz lint demo bench \
         invoke-relay invoke-verifier deploy clean tools
 
@@ -73,6 +74,10 @@ lint: $(STATICCHECK)
 # The whole chain on this machine: no AWS account, no Docker.
 demo: $(RIE)
 	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/demo
+
+# Both rotations (Azure's webhook secret, Port's clientSecret) with no refused request.
+demo-rotation: $(RIE)
+	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/rotationdemo
 
 bench: $(RIE)
 	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/bench

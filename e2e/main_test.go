@@ -142,6 +142,11 @@ func leaks(line string) bool {
 		strings.Contains(line, samplePassword) {
 		return true
 	}
+	for _, s := range rotationSecrets {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
 	for _, s := range azureEchoes {
 		if strings.Contains(line, s) {
 			return true

@@ -32,7 +32,8 @@ func main() {
 // newRelay builds the relay's core from its configuration, once per container.
 func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay {
 	return &relay.Relay{
-		Secrets: secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Azure: &azdo.Client{
 			BaseURL: cfg.AzureURL,
 			Org:     cfg.Org,

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 
@@ -30,12 +29,8 @@ func main() {
 
 // newReceiver builds the verifier's core from its configuration, once per container.
 func newReceiver(cfg config.Verifier, sm secret.Getter, log *slog.Logger) *receiver.Receiver {
-	secrets := secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil)
 	return &receiver.Receiver{
-		Secret: func(ctx context.Context) (string, error) {
-			creds, err := secrets.Get(ctx)
-			return creds.ClientSecret, err
-		},
+		Secret:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil).Get,
 		Header:  cfg.Header,
 		Port:    signature.Port{Tolerance: cfg.Tolerance},
 		Log:     log,

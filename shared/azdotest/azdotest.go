@@ -61,11 +61,11 @@ type Server struct {
 
 	srv     *httptest.Server
 	org     string
-	hooks   []Webhook
 	closing chan struct{} // closed by Close to release hung and delayed requests
 	once    sync.Once
 
 	mu         sync.Mutex
+	hooks      []Webhook // SetSecret changes them
 	script     []Step
 	deliveries []*Delivery // guarded by mu, fields included
 	forget     time.Duration
@@ -182,6 +182,21 @@ func (s *Server) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.deliveries)
+}
+
+// SetSecret changes the secret of the named webhook's service connection from the
+// next request on, as an operator editing it in Azure DevOps does. It panics on a
+// webhook the server does not have.
+func (s *Server) SetSecret(name, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.hooks {
+		if strings.EqualFold(s.hooks[i].Name, name) {
+			s.hooks[i].Secret = secret
+			return
+		}
+	}
+	panic(fmt.Sprintf("azdotest: no webhook %q", name))
 }
 
 // Reset forgets the deliveries and any steps not yet played.
@@ -357,6 +372,8 @@ func (s *Server) route(path string) (string, bool) {
 }
 
 func (s *Server) lookup(name string) (Webhook, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, h := range s.hooks {
 		if strings.EqualFold(h.Name, name) {
 			return h, true

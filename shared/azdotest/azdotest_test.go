@@ -281,6 +281,31 @@ func TestScript(t *testing.T) {
 	}
 }
 
+// SetSecret is the operator changing the service connection: the old signature is
+// refused from the next request on, the new one accepted.
+func TestSetSecretChangesTheCheck(t *testing.T) {
+	srv := New("contoso", hooks...)
+	defer srv.Close()
+	status := func(secret string) int {
+		resp, _, err := post(t, http.DefaultClient, http.MethodPost, srv.WebhookURL("deploy"),
+			map[string]string{"X-Hub-Signature": "sha1=" + sign(secret, msBody)}, msBody)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if got := status("secret"); got != 200 {
+		t.Fatalf("before: %d, want 200", got)
+	}
+	srv.SetSecret("Deploy", "rotated")
+	if old, now := status("secret"), status("rotated"); old != 500 || now != 200 {
+		t.Errorf("after SetSecret: old secret %d, new secret %d; want 500 and 200", old, now)
+	}
+	if hooks[0].Secret != "secret" {
+		t.Error("SetSecret changed the caller's slice")
+	}
+}
+
 func TestScriptPlaysInOrder(t *testing.T) {
 	srv := New("contoso", hooks...)
 	defer srv.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -29,8 +30,10 @@ var ErrNotHTTP = errors.New("the verifier answers HTTP events only")
 
 // Receiver is the verifier's core.
 type Receiver struct {
-	Secret  func(ctx context.Context) (string, error) // the clientSecret
-	Header  string                                    // the Azure service connection's header, lower case
+	// Secret gives the credentials: the clientSecret checks Port's form, AzureKey
+	// (azureWebhookSecret when present) the Azure form, as Azure itself would.
+	Secret  func(ctx context.Context) (secret.Credentials, error)
+	Header  string // the Azure service connection's header, lower case
 	Port    signature.Port
 	Log     *slog.Logger
 	Metrics *metrics.Emitter // the log line's EMF members; nil: none
@@ -93,7 +96,7 @@ var errNoSecret = errors.New("the verifier could not read its secret")
 // verify picks the scheme by the value's form: Port's starts with "v1,". Both
 // schemes use x-port-signature by default, so the header name alone cannot tell.
 func (r *Receiver) verify(ctx context.Context, req event.Request) (string, error) {
-	key, err := r.Secret(ctx)
+	creds, err := r.Secret(ctx)
 	if err != nil {
 		return "", errNoSecret
 	}
@@ -101,9 +104,9 @@ func (r *Receiver) verify(ctx context.Context, req event.Request) (string, error
 	port := req.Get(signature.PortSignatureHeader)
 	switch {
 	case strings.HasPrefix(strings.TrimSpace(port), "v1,"):
-		return SchemePort, r.Port.Verify([]byte(key), port, req.Get(signature.PortTimestampHeader), req.Body)
+		return SchemePort, r.Port.Verify([]byte(creds.ClientSecret), port, req.Get(signature.PortTimestampHeader), req.Body)
 	case azure != "":
-		return SchemeAzure, signature.VerifyAzure([]byte(key), azure, req.Body)
+		return SchemeAzure, signature.VerifyAzure(creds.AzureKey(), azure, req.Body)
 	default:
 		return "", signature.ErrNoSignature
 	}

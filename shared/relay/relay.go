@@ -3,6 +3,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,12 @@ type Secrets interface {
 	ID() string
 }
 
+// PreviousSecrets gives the value the secret held before current, AWSPREVIOUS;
+// *secret.Previous is one.
+type PreviousSecrets interface {
+	Get(ctx context.Context, current secret.Credentials) (secret.Credentials, error)
+}
+
 // Deliverer posts a signed body to a webhook; *azdo.Client is one.
 type Deliverer interface {
 	Deliver(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
@@ -55,15 +62,16 @@ type Reporter interface {
 // Relay is the relay's core. Its fields are set once at start-up; it is then safe
 // for concurrent use.
 type Relay struct {
-	Secrets Secrets
-	Azure   Deliverer
-	Port    signature.Port // Port's signature check: tolerance and clock
-	Webhook string         // the default webhook
-	Allowed []string       // webhooks a request may select by path
-	Report  Reporter       // nil: nothing is reported to Port
-	Log     *slog.Logger
-	Metrics *metrics.Emitter // the log line's EMF members; nil: none
-	Sources allowlist.List   // who may call over HTTP; empty: everyone
+	Secrets  Secrets
+	Previous PreviousSecrets // nil: Azure is signed for with the current value only
+	Azure    Deliverer
+	Port     signature.Port // Port's signature check: tolerance and clock
+	Webhook  string         // the default webhook
+	Allowed  []string       // webhooks a request may select by path
+	Report   Reporter       // nil: nothing is reported to Port
+	Log      *slog.Logger
+	Metrics  *metrics.Emitter // the log line's EMF members; nil: none
+	Sources  allowlist.List   // who may call over HTTP; empty: everyone
 }
 
 // outcome collects what one invocation did, for its answer and its log line.
@@ -75,6 +83,7 @@ type outcome struct {
 	azureStatus int
 	attempts    int
 	azureTook   time.Duration // in Deliver, retries included
+	signedWith  string        // which value Azure accepted or refused last, when not the first one
 	err         error
 }
 
@@ -167,7 +176,7 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		o.err = bodyErr
 	}
 	if o.err == nil {
-		r.deliver(ctx, req.Body, key, o)
+		r.deliver(ctx, req.Body, creds, o)
 	}
 	r.report(invocation, creds, o)
 }
@@ -182,22 +191,62 @@ func (r *Relay) aws(ctx context.Context, req event.Request, o *outcome) {
 		o.err = err
 		return
 	}
-	r.deliver(ctx, req.Body, []byte(creds.ClientSecret), o)
+	r.deliver(ctx, req.Body, creds, o)
 }
 
-func (r *Relay) deliver(ctx context.Context, body, key []byte, o *outcome) {
-	start := time.Now()
-	res, err := r.Azure.Deliver(ctx, o.webhook, body, key)
-	o.azureTook = time.Since(start)
-	o.azureStatus, o.attempts = res.Status, res.Attempts
-	var azErr *azdo.Error
-	if errors.As(err, &azErr) {
-		o.azureStatus, o.attempts = azErr.Status, azErr.Attempts
-	}
+// deliver signs for Azure with the current value. When Azure refuses the signature,
+// which queues nothing, it signs once more with the value Azure may hold instead:
+// the current one read again, when this container's copy is stale, or else the
+// previous version, while the service connection still holds it. Never more than
+// these two, each once; any other failure is final, as Azure does not deduplicate.
+func (r *Relay) deliver(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
+	key := creds.AzureKey()
+	err := r.post(ctx, body, key, o)
 	if errors.Is(err, azdo.ErrSignatureRefused) {
-		r.Secrets.Invalidate() // the secret may have been rotated: read it again next time
+		if next, which := r.otherKey(ctx, key); next != nil {
+			o.signedWith = which
+			err = r.post(ctx, body, next, o)
+		}
 	}
 	o.err = err
+}
+
+// post makes one delivery; the outcome counts the attempts of all of them.
+func (r *Relay) post(ctx context.Context, body, key []byte, o *outcome) error {
+	start := time.Now()
+	res, err := r.Azure.Deliver(ctx, o.webhook, body, key)
+	o.azureTook += time.Since(start)
+	status, attempts := res.Status, res.Attempts
+	var azErr *azdo.Error
+	if errors.As(err, &azErr) {
+		status, attempts = azErr.Status, azErr.Attempts
+	}
+	o.azureStatus = status
+	o.attempts += attempts
+	return err
+}
+
+// otherKey returns the Azure key to try after refused was refused, and which value it
+// is, or nil when there is none other: the current value as Secrets Manager holds it
+// now, if it differs, else AWSPREVIOUS. Only authenticated requests get here, so the
+// read again costs what today's traffic does, not what an attacker wants.
+func (r *Relay) otherKey(ctx context.Context, refused []byte) ([]byte, string) {
+	r.Secrets.Invalidate()
+	current, err := r.Secrets.Get(ctx) // the cached value, if the read fails
+	if err != nil {
+		return nil, ""
+	}
+	if key := current.AzureKey(); !bytes.Equal(key, refused) {
+		return key, secret.StageCurrent
+	}
+	if r.Previous == nil {
+		return nil, ""
+	}
+	previous, err := r.Previous.Get(ctx, current)
+	if key := previous.AzureKey(); err != nil || len(key) == 0 || bytes.Equal(key, refused) {
+		return nil, ""
+	}
+	return previous.AzureKey(), secret.StagePrevious
 }
 
 // route picks the webhook: a path ending in /webhooks/{name} selects name from the
@@ -300,6 +349,10 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 	}
 	if o.attempts > 0 {
 		attrs = append(attrs, slog.Int("azureStatus", o.azureStatus), slog.Int("attempts", o.attempts))
+	}
+	if o.signedWith != "" {
+		// Azure refused the first signature: a rotation is under way (see docs/operations.md).
+		attrs = append(attrs, slog.String("azureSecret", o.signedWith))
 	}
 	level, msg := slog.LevelInfo, "forwarded"
 	if o.err != nil {

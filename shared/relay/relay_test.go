@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,5 +367,154 @@ func TestARotatedSecretIsReadAgainOnAMismatch(t *testing.T) {
 	resp = f.relay.Handle(context.Background(), "req-10", httpEvent("POST", "/", goodBody, "guess", now))
 	if resp.Status != 401 || f.secrets.renewed != 1 || len(f.delivered) != 0 {
 		t.Fatalf("a wrong signature: status %d after %d renewals, want 401 after 1 renewal that found nothing new", resp.Status, f.secrets.renewed)
+	}
+}
+
+// storedSecrets is a Secrets whose cache and store differ, as in a warm container
+// after put-secret-value: Get answers the cache until Invalidate.
+type storedSecrets struct {
+	cached, stored secret.Credentials
+	stale          bool
+	reads          int
+}
+
+func (s *storedSecrets) Get(context.Context) (secret.Credentials, error) {
+	if s.stale {
+		s.cached, s.stale = s.stored, false
+		s.reads++
+	}
+	return s.cached, nil
+}
+func (s *storedSecrets) Renew(context.Context) (secret.Credentials, bool, error) {
+	return s.cached, false, nil
+}
+func (s *storedSecrets) Invalidate() { s.stale = true }
+func (s *storedSecrets) ID() string  { return "port/relay" }
+
+// previousFunc is a PreviousSecrets from a function.
+type previousFunc func(ctx context.Context, current secret.Credentials) (secret.Credentials, error)
+
+func (f previousFunc) Get(ctx context.Context, current secret.Credentials) (secret.Credentials, error) {
+	return f(ctx, current)
+}
+
+func TestAzureRotation(t *testing.T) {
+	withAzure := func(azure string) secret.Credentials {
+		return secret.Credentials{ClientID: "id", ClientSecret: key, AzureWebhookSecret: azure}
+	}
+	tests := []struct {
+		name          string
+		cached        secret.Credentials // the container's copy
+		stored        secret.Credentials // AWSCURRENT now
+		previous      string             // AWSPREVIOUS's azureWebhookSecret; "" for none
+		azureHolds    string             // the service connection's secret
+		azureErr      error              // Azure fails so, whatever the signature
+		status        int
+		signed        []string // the keys Azure saw, in order
+		previousReads int
+		logs          string // in the log line
+	}{
+		{name: "azureWebhookSecret signs, not the clientSecret, and AWSPREVIOUS is not read",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureHolds: "az-new",
+			status: 200, signed: []string{"az-new"}},
+		{name: "without azureWebhookSecret the clientSecret signs, as in Port's own setup",
+			cached: withAzure(""), stored: withAzure(""), azureHolds: key,
+			status: 200, signed: []string{key}},
+		{name: "Azure still holds the previous value: refused, then signed with AWSPREVIOUS and queued",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureHolds: "az-old",
+			status: 200, signed: []string{"az-new", "az-old"}, previousReads: 1, logs: `"attempts":2,"azureSecret":"AWSPREVIOUS"`},
+		{name: "Azure was changed while this container held the old value: it reads the current one again",
+			cached: withAzure("az-old"), stored: withAzure("az-new"), previous: "az-old", azureHolds: "az-new",
+			status: 200, signed: []string{"az-old", "az-new"}, logs: `"azureSecret":"AWSCURRENT"`},
+		{name: "no AWSPREVIOUS: one attempt, 502",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), azureHolds: "az-other",
+			status: 502, signed: []string{"az-new"}, previousReads: 1},
+		{name: "AWSPREVIOUS with the same Azure key is not tried again: 502",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-new", azureHolds: "az-other",
+			status: 502, signed: []string{"az-new"}, previousReads: 1},
+		{name: "both refused: each signed once, 502",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureHolds: "az-other",
+			status: 502, signed: []string{"az-new", "az-old"}, previousReads: 1, logs: `"attempts":2`},
+		{name: "a stale copy, then both values refused: never more than two signatures",
+			cached: withAzure("az-older"), stored: withAzure("az-new"), previous: "az-old", azureHolds: "az-other",
+			status: 502, signed: []string{"az-older", "az-new"}},
+		{name: "an ambiguous server error is never sent again",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureErr: azdo.ErrServerError,
+			status: 502, signed: []string{"az-new"}},
+		{name: "a timeout is never sent again",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureErr: azdo.ErrNoAnswer,
+			status: 504, signed: []string{"az-new"}},
+		{name: "a dropped connection is never sent again",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureErr: azdo.ErrConnection,
+			status: 502, signed: []string{"az-new"}},
+		{name: "an unknown webhook is not signed again",
+			cached: withAzure("az-new"), stored: withAzure("az-new"), previous: "az-old", azureErr: azdo.ErrWebhookNotFound,
+			status: 502, signed: []string{"az-new"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(nil)
+			secrets := &storedSecrets{cached: tt.cached, stored: tt.stored}
+			var signed []string
+			previousReads := 0
+			f.relay.Secrets = secrets
+			f.relay.Previous = previousFunc(func(_ context.Context, current secret.Credentials) (secret.Credentials, error) {
+				previousReads++
+				if current != tt.stored {
+					t.Errorf("AWSPREVIOUS asked beside %+v, want the current value", current)
+				}
+				if tt.previous == "" {
+					return secret.Credentials{}, secret.ErrNotFound
+				}
+				return withAzure(tt.previous), nil
+			})
+			f.relay.Azure = deliverFunc(func(_ context.Context, webhook string, body, key []byte) (azdo.Result, error) {
+				signed = append(signed, string(key))
+				switch {
+				case tt.azureErr != nil:
+					return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: tt.azureErr}
+				case string(key) != tt.azureHolds:
+					return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azdo.ErrSignatureRefused}
+				}
+				return azdo.Result{Status: 200, Attempts: 1}, nil
+			})
+			resp := f.relay.Handle(context.Background(), "req-rot", httpEvent("POST", "/", goodBody, key, now))
+			if resp.Status != tt.status || !slices.Equal(signed, tt.signed) {
+				t.Fatalf("Handle = %d %s, signed with %q; want %d, signed with %q", resp.Status, resp.Body, signed, tt.status, tt.signed)
+			}
+			if previousReads != tt.previousReads {
+				t.Errorf("AWSPREVIOUS read %d times, want %d", previousReads, tt.previousReads)
+			}
+			if !strings.Contains(f.logs.String(), tt.logs) {
+				t.Errorf("log %s lacks %s", f.logs, tt.logs)
+			}
+			for _, v := range []string{key, "az-new", "az-old", "az-older", "az-other"} {
+				if strings.Contains(f.logs.String(), v) || strings.Contains(string(resp.Body), v) {
+					t.Errorf("log or answer holds the secret value %q", v)
+				}
+			}
+		})
+	}
+}
+
+// An EventBridge event takes the same second chance: the run is queued, no function error.
+func TestAzureRotationForAWSEvents(t *testing.T) {
+	f := newFixture(nil)
+	creds := secret.Credentials{ClientSecret: key, AzureWebhookSecret: "az-new"}
+	f.relay.Secrets = &storedSecrets{cached: creds, stored: creds}
+	f.relay.Previous = previousFunc(func(context.Context, secret.Credentials) (secret.Credentials, error) {
+		return secret.Credentials{ClientSecret: key, AzureWebhookSecret: "az-old"}, nil
+	})
+	var signed []string
+	f.relay.Azure = deliverFunc(func(_ context.Context, _ string, _, k []byte) (azdo.Result, error) {
+		signed = append(signed, string(k))
+		if string(k) != "az-old" {
+			return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azdo.ErrSignatureRefused}
+		}
+		return azdo.Result{Status: 200, Attempts: 1}, nil
+	})
+	resp := f.relay.Handle(context.Background(), "req-ev", []byte(`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`))
+	if resp.HTTP || resp.Status != 200 || !slices.Equal(signed, []string{"az-new", "az-old"}) {
+		t.Fatalf("Handle = %+v, signed with %q; want a result after az-new then az-old", resp, signed)
 	}
 }

@@ -37,7 +37,7 @@ var (
 	ErrUnavailable = errors.New("secret could not be read")
 	ErrNotFound    = errors.New("secret not found")
 	ErrEmpty       = errors.New("secret is empty")
-	ErrMalformed   = errors.New("secret JSON has no clientSecret string")
+	ErrMalformed   = errors.New("secret JSON is malformed")
 )
 
 // Credentials are what the secret holds: Port's clientSecret, and its clientId when
@@ -48,6 +48,18 @@ type Credentials struct {
 	// ServiceHookPassword is the Basic auth password Azure DevOps' service hook sends
 	// the status function; empty when the secret has none.
 	ServiceHookPassword string
+	// AzureWebhookSecret is the Azure DevOps service connection's own secret, when the
+	// secret holds one: then Port's clientSecret never leaves AWS.
+	AzureWebhookSecret string
+}
+
+// AzureKey is the key that signs for Azure DevOps (and that the verifier checks):
+// azureWebhookSecret when present, else the clientSecret, as Port's own setup has it.
+func (c Credentials) AzureKey() []byte {
+	if c.AzureWebhookSecret != "" {
+		return []byte(c.AzureWebhookSecret)
+	}
+	return []byte(c.ClientSecret)
 }
 
 // Getter is the one Secrets Manager call the relay makes; *secretsmanager.Client has it.
@@ -62,6 +74,7 @@ type Getter interface {
 type Source struct {
 	client Getter
 	id     string
+	stage  string // the version stage read; "" is AWSCURRENT
 	ttl    time.Duration
 	now    func() time.Time
 
@@ -92,6 +105,49 @@ func NewSource(client Getter, id string, ttl time.Duration, now func() time.Time
 		now = time.Now
 	}
 	return &Source{client: client, id: id, ttl: ttl, now: now}
+}
+
+// Version stages a Source can read; the default is StageCurrent.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePrevious = "AWSPREVIOUS" // the value before the last put-secret-value
+)
+
+// NewStageSource is NewSource for one version stage of the secret, e.g. StagePrevious.
+// A stage the secret does not have is ErrNotFound, remembered like any failure.
+func NewStageSource(client Getter, id, stage string, ttl time.Duration, now func() time.Time) *Source {
+	s := NewSource(client, id, ttl, now)
+	if stage != StageCurrent {
+		s.stage = stage
+	}
+	return s
+}
+
+// Previous reads the secret's previous version (AWSPREVIOUS), only when asked, and
+// caches it as a Source does, for as long as the current value it is asked beside
+// stays the same: a newer put-secret-value moves AWSPREVIOUS too.
+type Previous struct {
+	source *Source
+
+	mu     sync.Mutex
+	beside Credentials // the current value the cache belongs to
+}
+
+// NewPrevious returns the previous version of the secret id; ttl and now as NewSource.
+func NewPrevious(client Getter, id string, ttl time.Duration, now func() time.Time) *Previous {
+	return &Previous{source: NewStageSource(client, id, StagePrevious, ttl, now)}
+}
+
+// Get returns the value that preceded current. ErrNotFound means there is none: the
+// secret has never been rotated.
+func (p *Previous) Get(ctx context.Context, current Credentials) (Credentials, error) {
+	p.mu.Lock()
+	if current != p.beside {
+		p.source.forget() // what it read, or failed to read, was beside another current value
+		p.beside = current
+	}
+	p.mu.Unlock()
+	return p.source.Get(ctx)
 }
 
 // ID returns the secret id the source reads, for logs.
@@ -157,6 +213,13 @@ func (s *Source) Invalidate() {
 	s.mu.Unlock()
 }
 
+// forget is Invalidate that also forgets a remembered failure.
+func (s *Source) forget() {
+	s.mu.Lock()
+	s.expires, s.failed = time.Time{}, nil
+	s.mu.Unlock()
+}
+
 // refresh is called with s.mu held and releases it. It joins the read in flight or
 // makes one, and returns the result with the value the cache has and whether it has
 // one. Only a successful read replaces the value.
@@ -202,7 +265,11 @@ func (s *Source) refresh(ctx context.Context, now time.Time, renew bool) (Creden
 }
 
 func (s *Source) read(ctx context.Context) (Credentials, error) {
-	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.id})
+	in := &secretsmanager.GetSecretValueInput{SecretId: &s.id}
+	if s.stage != "" {
+		in.VersionStage = &s.stage
+	}
+	out, err := s.client.GetSecretValue(ctx, in)
 	if err != nil {
 		var notFound *types.ResourceNotFoundException
 		if errors.As(err, &notFound) {
@@ -234,7 +301,8 @@ func transportError(err error) string {
 }
 
 // Parse reads a SecretString: Port's clientSecret as plain text, or a JSON object
-// with clientSecret and, optionally, clientId. Surrounding white space is dropped:
+// with clientSecret and, optionally, clientId and azureWebhookSecret (which, when
+// present, must not be blank: it would sign with nothing). Surrounding white space is dropped:
 // Port's credentials have none, and a secret stored with `echo` ends in a newline.
 func Parse(value string) (Credentials, error) {
 	value = strings.TrimSpace(value)
@@ -245,15 +313,16 @@ func Parse(value string) (Credentials, error) {
 		return Credentials{ClientSecret: value}, nil
 	}
 	var doc struct {
-		ClientID     *string `json:"clientId"`
-		ClientSecret *string `json:"clientSecret"`
-		ServiceHook  *string `json:"serviceHookPassword"`
+		ClientID           *string `json:"clientId"`
+		ClientSecret       *string `json:"clientSecret"`
+		AzureWebhookSecret *string `json:"azureWebhookSecret"`
+		ServiceHook        *string `json:"serviceHookPassword"`
 	}
 	if err := json.Unmarshal([]byte(value), &doc); err != nil {
 		return Credentials{}, fmt.Errorf("%w: it starts with { but is not a JSON object of strings", ErrMalformed)
 	}
 	if doc.ClientSecret == nil || strings.TrimSpace(*doc.ClientSecret) == "" {
-		return Credentials{}, ErrMalformed
+		return Credentials{}, fmt.Errorf("%w: no clientSecret string", ErrMalformed)
 	}
 	creds := Credentials{ClientSecret: strings.TrimSpace(*doc.ClientSecret)}
 	if doc.ClientID != nil {
@@ -261,6 +330,11 @@ func Parse(value string) (Credentials, error) {
 	}
 	if doc.ServiceHook != nil {
 		creds.ServiceHookPassword = strings.TrimSpace(*doc.ServiceHook)
+	}
+	if doc.AzureWebhookSecret != nil {
+		if creds.AzureWebhookSecret = strings.TrimSpace(*doc.AzureWebhookSecret); creds.AzureWebhookSecret == "" {
+			return Credentials{}, fmt.Errorf("%w: azureWebhookSecret is blank", ErrMalformed)
+		}
 	}
 	return creds, nil
 }

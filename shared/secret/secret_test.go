@@ -63,6 +63,12 @@ func TestParse(t *testing.T) {
 			err: secret.ErrMalformed, sensitive: "p0rt-s3cret"},
 		{name: "a brace and plain text is ErrMalformed", value: `{p0rt-s3cret`,
 			err: secret.ErrMalformed, sensitive: "p0rt-s3cret"},
+		{name: "JSON with azureWebhookSecret is read", value: `{"clientId":"id-123","clientSecret":"p0rt-s3cret","azureWebhookSecret":" az-hook-s3cret\n"}`,
+			want: secret.Credentials{ClientID: "id-123", ClientSecret: "p0rt-s3cret", AzureWebhookSecret: "az-hook-s3cret"}},
+		{name: "JSON with a blank azureWebhookSecret is ErrMalformed", value: `{"clientSecret":"p0rt-s3cret","azureWebhookSecret":" "}`,
+			err: secret.ErrMalformed, sensitive: "p0rt-s3cret"},
+		{name: "JSON with a number azureWebhookSecret is ErrMalformed", value: `{"clientSecret":"p0rt-s3cret","azureWebhookSecret":8675309}`,
+			err: secret.ErrMalformed, sensitive: "8675309"},
 		{name: "an empty value is ErrEmpty", value: "", err: secret.ErrEmpty},
 		{name: "a white-space value is ErrEmpty", value: " \n\t\r\n", err: secret.ErrEmpty},
 	}
@@ -87,6 +93,23 @@ func TestParse(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("Parse(%q) = %+v, %v, want %+v, nil", tt.value, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAzureKey(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		creds secret.Credentials
+		want  string
+	}{
+		{"azureWebhookSecret signs for Azure when present", secret.Credentials{ClientSecret: "port", AzureWebhookSecret: "azure"}, "azure"},
+		{"the clientSecret signs for Azure without one, as in Port's own setup", secret.Credentials{ClientSecret: "port"}, "port"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(tt.creds.AzureKey()); got != tt.want {
+				t.Errorf("AzureKey() = %q, want %q", got, tt.want)
 			}
 		})
 	}

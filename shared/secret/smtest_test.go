@@ -172,3 +172,52 @@ func TestSourceWithSecretsManagerCallsOnceWithinTTL(t *testing.T) {
 		t.Errorf("smtest.Calls() = %d after %d Gets within the TTL, want 1", n, gets)
 	}
 }
+
+// Previous reads AWSPREVIOUS only when asked, caches it, and reads it again once the
+// current value it was asked beside has changed (a newer rotation).
+func TestPreviousWithSecretsManager(t *testing.T) {
+	srv := smtest.New()
+	defer srv.Close()
+	sm := newSM(srv, smtest.AccessKeyID, smtest.SecretAccessKey)
+	c := &clock{t: time.Now()}
+	cur := secret.NewSource(sm, secretID, time.Hour, c.Now)
+	prev := secret.NewPrevious(sm, secretID, time.Hour, c.Now)
+	ctx := context.Background()
+	json := func(azure string) string {
+		return `{"clientSecret":"p0rt-s3cret","azureWebhookSecret":"` + azure + `"}`
+	}
+
+	srv.Put(secretID, json("az-1"))
+	c1, err := cur.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.StageCalls("AWSPREVIOUS") != 0 {
+		t.Fatal("AWSPREVIOUS was read before anyone asked")
+	}
+	if _, err := prev.Get(ctx, c1); !errors.Is(err, secret.ErrNotFound) {
+		t.Fatalf("Previous before any rotation = %v, want ErrNotFound", err)
+	}
+
+	srv.Put(secretID, json("az-2"))
+	c2, _, err := cur.Renew(ctx)
+	if err != nil || c2.AzureWebhookSecret != "az-2" {
+		t.Fatalf("Renew = %+v, %v, want az-2", c2, err)
+	}
+	c.Advance(secret.FailureTTL) // the ErrNotFound above is remembered that long
+	for range 3 {
+		if p, err := prev.Get(ctx, c2); err != nil || p.AzureWebhookSecret != "az-1" {
+			t.Fatalf("Previous = %+v, %v, want az-1", p, err)
+		}
+	}
+	if n := srv.StageCalls("AWSPREVIOUS"); n != 2 {
+		t.Errorf("AWSPREVIOUS read %d times, want 2: once before the rotation, then cached", n)
+	}
+
+	srv.Put(secretID, json("az-3"))
+	cur.Invalidate()
+	c3, _ := cur.Get(ctx)
+	if p, err := prev.Get(ctx, c3); err != nil || p.AzureWebhookSecret != "az-2" {
+		t.Errorf("Previous after a second rotation = %+v, %v, want az-2, not the cached az-1", p, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,19 +74,33 @@ type Server struct {
 	done  chan struct{} // closed by Close, so slow answers don't hold it up
 	calls atomic.Int64
 
-	mu      sync.Mutex
-	secrets map[string]secret // by name
-	fault   Fault
+	mu         sync.Mutex
+	secrets    map[string]*secret // by name
+	fault      Fault
+	stageCalls map[string]int // GetSecretValue calls by the stage asked for
 }
 
 type secret struct {
-	arn, name, value, versionID string
-	created                     time.Time
+	arn, name string
+	versions  []version // oldest first
 }
+
+// version is one value of a secret with its staging labels, as PutSecretValue keeps them.
+type version struct {
+	id, value string
+	stages    []string
+	created   time.Time
+}
+
+// Version stages that Put moves, as Secrets Manager does.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePrevious = "AWSPREVIOUS"
+)
 
 // New starts a server on 127.0.0.1 with a random port. Close it when done.
 func New() *Server {
-	s := &Server{done: make(chan struct{}), secrets: make(map[string]secret)}
+	s := &Server{done: make(chan struct{}), secrets: make(map[string]*secret), stageCalls: make(map[string]int)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -111,8 +126,10 @@ func (s *Server) Env() []string {
 	}
 }
 
-// Put creates the secret or gives it a new current version, and returns its ARN.
-// As in AWS, the ARN ends in a random suffix and stays the same across versions.
+// Put creates the secret or stores a new value, as CreateSecret and PutSecretValue do,
+// and returns its ARN. The new version becomes AWSCURRENT, the version that was current
+// becomes AWSPREVIOUS, and the one before loses its label (it stays readable by
+// VersionId). As in AWS, the ARN ends in a random suffix and stays the same across versions.
 func (s *Server) Put(name, secretString string) (arn string) {
 	if name == "" {
 		panic("smtest: Put with an empty secret name")
@@ -121,10 +138,17 @@ func (s *Server) Put(name, secretString string) (arn string) {
 	defer s.mu.Unlock()
 	sec, ok := s.secrets[name]
 	if !ok {
-		sec = secret{name: name, arn: arnPrefix + name + "-" + rand.Text()[:6]}
+		sec = &secret{name: name, arn: arnPrefix + name + "-" + rand.Text()[:6]}
+		s.secrets[name] = sec
 	}
-	sec.value, sec.versionID, sec.created = secretString, newUUID(), time.Now()
-	s.secrets[name] = sec
+	for i := range sec.versions {
+		v := &sec.versions[i]
+		v.stages = slices.DeleteFunc(v.stages, func(st string) bool { return st == StagePrevious })
+		if i := slices.Index(v.stages, StageCurrent); i >= 0 {
+			v.stages[i] = StagePrevious
+		}
+	}
+	sec.versions = append(sec.versions, version{id: newUUID(), value: secretString, stages: []string{StageCurrent}, created: time.Now()})
 	return sec.arn
 }
 
@@ -137,6 +161,14 @@ func (s *Server) Delete(name string) {
 
 // Calls counts the GetSecretValue requests that passed authentication, faulted or not.
 func (s *Server) Calls() int { return int(s.calls.Load()) }
+
+// StageCalls counts the GetSecretValue requests that asked for a version stage
+// ("" for those that asked for none, which read AWSCURRENT), faulted or not.
+func (s *Server) StageCalls(stage string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stageCalls[stage]
+}
 
 // SetFault makes the server fail from now on as f says; SetFault(None) heals it.
 func (s *Server) SetFault(f Fault) {
@@ -159,10 +191,9 @@ func (s *Server) takeFault() Fault {
 	return f
 }
 
-// lookup finds a secret by name, full ARN, or ARN without the random suffix, as AWS does.
-func (s *Server) lookup(id string) (secret, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// lookup finds a secret by name, full ARN, or ARN without the random suffix, as AWS
+// does. It is called with s.mu held.
+func (s *Server) lookup(id string) (*secret, bool) {
 	if sec, ok := s.secrets[id]; ok {
 		return sec, true
 	}
@@ -171,7 +202,7 @@ func (s *Server) lookup(id string) (secret, bool) {
 			return sec, true
 		}
 	}
-	return secret{}, false
+	return nil, false
 }
 
 // An apiError is an error answered the way AWS JSON 1.1 services do, which the SDK turns into typed errors.
@@ -213,6 +244,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls.Add(1)
+	var in getSecretValueInput
+	_ = json.Unmarshal(body, &in)
+	s.mu.Lock()
+	s.stageCalls[in.VersionStage]++
+	s.mu.Unlock()
 	if e := s.inject(r.Context(), fault); e != nil {
 		writeError(w, e)
 		return
@@ -283,26 +319,43 @@ func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *apiError) 
 	if in.SecretID == "" {
 		return nil, errNoSecretID
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	sec, ok := s.lookup(in.SecretID)
 	if !ok {
 		return nil, errNotFound
 	}
-	// Only the current version is kept: other versions and stages don't exist, as after they age out in AWS.
-	if in.VersionID != "" && in.VersionID != sec.versionID {
+	// As in AWS: VersionId and VersionStage, when both given, must name the same
+	// version; neither means AWSCURRENT.
+	stage := in.VersionStage
+	if stage == "" && in.VersionID == "" {
+		stage = StageCurrent
+	}
+	var v *version
+	for i := range sec.versions {
+		if c := &sec.versions[i]; (in.VersionID == "" || c.id == in.VersionID) && (stage == "" || slices.Contains(c.stages, stage)) {
+			v = c
+		}
+	}
+	switch {
+	case v != nil:
+	case in.VersionID != "" && stage != "" && slices.ContainsFunc(sec.versions, func(c version) bool { return c.id == in.VersionID }):
+		return nil, &apiError{http.StatusBadRequest, "InvalidRequestException",
+			"You provided a VersionStage that is not associated to the provided VersionId."}
+	case in.VersionID != "":
 		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
 			"Secrets Manager can't find the specified secret value for VersionId: " + in.VersionID}
-	}
-	if in.VersionStage != "" && in.VersionStage != "AWSCURRENT" {
+	default:
 		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
-			"Secrets Manager can't find the specified secret value for staging label: " + in.VersionStage}
+			"Secrets Manager can't find the specified secret value for staging label: " + stage}
 	}
 	return &getSecretValueOutput{
 		ARN:           sec.arn,
-		CreatedDate:   json.Number(strconv.FormatFloat(float64(sec.created.UnixMilli())/1000, 'f', 3, 64)),
+		CreatedDate:   json.Number(strconv.FormatFloat(float64(v.created.UnixMilli())/1000, 'f', 3, 64)),
 		Name:          sec.name,
-		SecretString:  sec.value,
-		VersionID:     sec.versionID,
-		VersionStages: []string{"AWSCURRENT"},
+		SecretString:  v.value,
+		VersionID:     v.id,
+		VersionStages: slices.Clone(v.stages),
 	}, nil
 }
 

@@ -93,6 +93,71 @@ func TestPutReplacesTheValueUnderANewVersionAndTheSameARN(t *testing.T) {
 	}
 }
 
+// Put is PutSecretValue: AWSCURRENT moves to the new version, AWSPREVIOUS to the
+// one that was current, and the one before keeps no label but its VersionId.
+func TestPutMovesTheVersionStagesAsSecretsManagerDoes(t *testing.T) {
+	srv := newServer(t)
+	client := newClient(srv)
+	read := func(stage, versionID string) (*secretsmanager.GetSecretValueOutput, error) {
+		in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretName)}
+		if stage != "" {
+			in.VersionStage = aws.String(stage)
+		}
+		if versionID != "" {
+			in.VersionId = aws.String(versionID)
+		}
+		return client.GetSecretValue(context.Background(), in)
+	}
+	srv.Put(secretName, "v1")
+	if _, err := read("AWSPREVIOUS", ""); !errors.As(err, new(*types.ResourceNotFoundException)) ||
+		!strings.Contains(err.Error(), "staging label: AWSPREVIOUS") {
+		t.Fatalf("AWSPREVIOUS before any rotation: %v, want ResourceNotFoundException naming the label", err)
+	}
+	v1, err := read("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Put(secretName, "v2")
+	srv.Put(secretName, "v3")
+
+	tests := []struct {
+		name, stage, versionID string
+		want                   string   // the value, "" for an error
+		stages                 []string // the version's labels
+		code                   string   // the error code
+	}{
+		{name: "no stage reads AWSCURRENT", want: "v3", stages: []string{"AWSCURRENT"}},
+		{name: "AWSCURRENT is the last put", stage: "AWSCURRENT", want: "v3", stages: []string{"AWSCURRENT"}},
+		{name: "AWSPREVIOUS is the one before", stage: "AWSPREVIOUS", want: "v2", stages: []string{"AWSPREVIOUS"}},
+		{name: "a version without a label is still read by VersionId", versionID: aws.ToString(v1.VersionId), want: "v1", stages: []string{}},
+		{name: "a VersionId with a stage it does not have is an InvalidRequestException",
+			stage: "AWSCURRENT", versionID: aws.ToString(v1.VersionId), code: "InvalidRequestException"},
+		{name: "an unknown stage is a ResourceNotFoundException", stage: "AWSPENDING", code: "ResourceNotFoundException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := read(tt.stage, tt.versionID)
+			if tt.code != "" {
+				var apiErr smithy.APIError
+				if !errors.As(err, &apiErr) || apiErr.ErrorCode() != tt.code {
+					t.Fatalf("GetSecretValue(%q, %q) = %v, want %s", tt.stage, tt.versionID, err, tt.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("GetSecretValue(%q, %q) = %v", tt.stage, tt.versionID, err)
+			}
+			if aws.ToString(out.SecretString) != tt.want || !slices.Equal(out.VersionStages, tt.stages) {
+				t.Errorf("GetSecretValue(%q, %q) = %q %v, want %q %v", tt.stage, tt.versionID,
+					aws.ToString(out.SecretString), out.VersionStages, tt.want, tt.stages)
+			}
+		})
+	}
+	if got := srv.StageCalls("AWSPREVIOUS"); got != 2 {
+		t.Errorf("StageCalls(AWSPREVIOUS) = %d, want 2", got)
+	}
+}
+
 func TestErrorsBecomeTheSDKsErrors(t *testing.T) {
 	wrongKey := credentials.NewStaticCredentialsProvider(smtest.AccessKeyID, "not-the-key", "")
 	tests := []struct {
