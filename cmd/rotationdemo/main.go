@@ -154,7 +154,11 @@ func (d *demo) send(what string) error {
 	case "AWSCURRENT":
 		note = "Azure refused the cached value; signed again with the value read anew"
 	}
-	fmt.Printf("   %-44s %d  (%d Azure attempts: %s)\n", what, resp.StatusCode, line.Attempts, note)
+	attempts := fmt.Sprintf("%d Azure attempts", line.Attempts)
+	if line.Attempts == 1 {
+		attempts = "1 Azure attempt"
+	}
+	fmt.Printf("   %-44s %d  (%s: %s)\n", what, resp.StatusCode, attempts, note)
 	if resp.StatusCode != 200 {
 		d.refused++
 	}
