@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -132,18 +129,9 @@ func TestRESTAPIFront(t *testing.T) {
 	}{{"signed by Port", portSecret, 200}, {"signed with another secret", otherSecret, 401}} {
 		t.Run(tc.name, func(t *testing.T) {
 			w.az.Reset()
-			body := portBody("r_rest_front")
-			req, _ := http.NewRequest("POST", gw.URL+"/webhooks/"+hookDeploy, bytes.NewReader(body))
-			req.Header = portHeaders(tc.secret, time.Now().Unix(), body)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var v map[string]any
-			if resp.StatusCode != tc.status || json.Unmarshal(b, &v) != nil {
-				t.Fatalf("%d %s, want %d with the relay's JSON", resp.StatusCode, b, tc.status)
+			status, b, v := postSigned(t, gw.URL+"/webhooks/"+hookDeploy, tc.secret, portBody("r_rest_front"))
+			if status != tc.status || v == nil {
+				t.Fatalf("%d %s, want %d with the relay's JSON", status, b, tc.status)
 			}
 			if tc.status == 200 && (v["forwarded"] != true || w.az.Count() != 1) {
 				t.Errorf("body %v, %d deliveries: want forwarded once", v, w.az.Count())

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -205,6 +206,26 @@ func oneLogLine(t *testing.T, r result) map[string]any {
 		t.Errorf("log line %v: want level, msg and requestId %q", line, r.id)
 	}
 	return line
+}
+
+// postSigned POSTs body to url signed as Port signs it now with secret, through a
+// real HTTP client (a gateway in front of a function), and returns the status, the
+// raw answer and the answer as JSON (nil when it is not).
+func postSigned(t *testing.T, url, secret string, body []byte) (int, []byte, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header = portHeaders(secret, time.Now().Unix(), body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	if json.Unmarshal(b, &v) != nil {
+		v = nil
+	}
+	return resp.StatusCode, b, v
 }
 
 // portHeaders signs body as Port does, at ts, with secret.

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -81,18 +79,9 @@ func TestRoundTrip(t *testing.T) {
 			status  int
 			verdict bool
 		}{{"signed by Port", portSecret, 200, true}, {"signed with another secret", otherSecret, 401, false}} {
-			req, _ := http.NewRequest("POST", gw.URL+"/any/path", bytes.NewReader(body))
-			req.Header = portHeaders(tc.secret, time.Now().Unix(), body)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var v map[string]any
-			_ = json.Unmarshal(b, &v)
-			if resp.StatusCode != tc.status || v["verified"] != tc.verdict || (tc.verdict && v["scheme"] != "port-v1") {
-				t.Errorf("%s: %d %s, want %d verified=%v scheme port-v1", tc.name, resp.StatusCode, b, tc.status, tc.verdict)
+			status, b, v := postSigned(t, gw.URL+"/any/path", tc.secret, body)
+			if status != tc.status || v["verified"] != tc.verdict || (tc.verdict && v["scheme"] != "port-v1") {
+				t.Errorf("%s: %d %s, want %d verified=%v scheme port-v1", tc.name, status, b, tc.status, tc.verdict)
 			}
 		}
 	})
