@@ -106,7 +106,7 @@ var rules = []rule{
 	{ErrNoClientID, 503, Failed, "no-client-id", "The status function's secret has no clientId, so it cannot update Port runs."},
 	{secret.ErrNotFound, 503, Failed, "secret", "The status function's secret was not found in Secrets Manager: check PORT_SECRET_ID."},
 	{secret.ErrEmpty, 503, Failed, "secret", "The status function's secret in Secrets Manager is empty."},
-	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is JSON without a clientSecret string."},
+	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, and no blank azureWebhookSecret."},
 	{secret.ErrUnavailable, 503, Failed, "secret", "The status function could not read its secret from Secrets Manager; try again."},
 	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed event"},
 	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name"},
