@@ -4,6 +4,7 @@ package smtest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -102,6 +103,17 @@ const (
 func New() *Server {
 	s := &Server{done: make(chan struct{}), secrets: make(map[string]*secret), stageCalls: make(map[string]int)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	return s
+}
+
+// NewTLS is New over HTTPS, as AWS serves it, with config's certificate (httptest's
+// own when config has none): the client pays for a TLS handshake, as against AWS.
+func NewTLS(config *tls.Config) *Server {
+	s := &Server{done: make(chan struct{}), secrets: make(map[string]secret)}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.TLS = config
+	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	return s
 }
