@@ -63,13 +63,13 @@ type function struct {
 	env       []string
 	host, arm string // bootstraps: for this machine, and as deployed
 
-	cold  []time.Duration // RIE start to first response
-	first []time.Duration // first invocation alone, once the RIE listens
-	warm  []time.Duration
-	own   []time.Duration // warm less the Azure double's time
-	smCold int            // GetSecretValue calls during the cold starts
-	rss   int64           // bytes, VmHWM of the bootstrap after the warm run
-	size  int64           // bytes, arm64
+	cold   []time.Duration // RIE start to first response
+	first  []time.Duration // first invocation alone, once the RIE listens
+	warm   []time.Duration
+	own    []time.Duration // warm less the Azure double's time
+	smCold int             // GetSecretValue calls during the cold starts
+	rss    int64           // bytes, VmHWM of the bootstrap after the warm run
+	size   int64           // bytes, arm64
 }
 
 func main() {
