@@ -13,9 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -67,10 +67,19 @@ type Result struct {
 	Attempts int
 }
 
-var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
-
-// ValidName reports whether name is a webhook name Azure DevOps allows.
-func ValidName(name string) bool { return len(name) <= 256 && validName.MatchString(name) }
+// ValidName reports whether name is a webhook name Azure DevOps allows:
+// ^[-_A-Za-z0-9]+$, at most 256 bytes (checked without a regexp compiled at start-up).
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 256 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Client posts to Azure DevOps. Retries happen only where no run can have started:
 // 429 and 503 answers and refused connections, within the context's deadline.
@@ -118,7 +127,8 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 }
 
 // defaultHTTP is for a Client with no HTTP: http.DefaultClient would follow redirects.
-var defaultHTTP = NewHTTPClient(nil)
+// It is made when first needed, not at every start-up.
+var defaultHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(nil) })
 
 // A redirect would move a signed payload elsewhere: Azure's webhook endpoint never
 // redirects, so one means misconfiguration.
@@ -150,7 +160,7 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	target := c.URL(webhook)
 	hc := c.HTTP
 	if hc == nil {
-		hc = defaultHTTP
+		hc = defaultHTTP()
 	}
 	attempts := c.MaxAttempts
 	if attempts <= 0 {

@@ -27,7 +27,7 @@ const PreconnectMaxAge = 10 * time.Second
 func (c *Client) Preconnect(ctx context.Context) {
 	hc := c.HTTP
 	if hc == nil {
-		hc = defaultHTTP
+		hc = defaultHTTP()
 	}
 	t, ok := hc.Transport.(*http.Transport)
 	if !ok || t.DialTLSContext == nil {
