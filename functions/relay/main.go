@@ -40,10 +40,12 @@ func main() {
 // warmUp starts, in the background, the two round trips a cold container's first
 // invocation would otherwise make one after the other: reading the secret and the
 // TLS handshake with Azure. Neither blocks the start-up, and neither can fail it:
-// the first invocation joins them, or does without them.
+// the first invocation joins them, or does without them. With ALLOWED_SOURCE_IPS
+// set, a refused caller must cost no secret read, even a container's first: the
+// secret is then read for the first caller allowed, as before.
 func warmUp(r *relay.Relay) {
 	ctx := context.Background()
-	if s, ok := r.Secrets.(*secret.Source); ok {
+	if s, ok := r.Secrets.(*secret.Source); ok && r.Sources.Empty() {
 		s.Prefetch(ctx)
 	}
 	if az, ok := r.Azure.(*azdo.Client); ok {
