@@ -101,8 +101,8 @@ const (
 
 // New starts a server on 127.0.0.1 with a random port. Close it when done.
 func New() *Server {
-	s := &Server{done: make(chan struct{}), secrets: make(map[string]*secret), stageCalls: make(map[string]int)}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := newServer()
+	s.srv.Start()
 	s.URL = s.srv.URL
 	return s
 }
@@ -110,11 +110,16 @@ func New() *Server {
 // NewTLS is New over HTTPS, as AWS serves it, with config's certificate (httptest's
 // own when config has none): the client pays for a TLS handshake, as against AWS.
 func NewTLS(config *tls.Config) *Server {
-	s := &Server{done: make(chan struct{}), secrets: make(map[string]secret)}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s := newServer()
 	s.srv.TLS = config
 	s.srv.StartTLS()
 	s.URL = s.srv.URL
+	return s
+}
+
+func newServer() *Server {
+	s := &Server{done: make(chan struct{}), secrets: make(map[string]*secret), stageCalls: make(map[string]int)}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	return s
 }
 
