@@ -3,6 +3,8 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,13 +22,35 @@ import (
 )
 
 func main() {
+	// Azure's TLS handshake needs the system's trust roots, which Go reads from disk
+	// and parses once per process (hundreds of certificates): start on them now,
+	// beside the AWS configuration, rather than in the handshake.
+	go x509.SystemCertPool()
 	handler.Run(func(log *slog.Logger, sm *secretsmanager.Client) (handler.Core, error) {
 		cfg, err := config.LoadRelay(os.Getenv)
 		if err != nil {
 			return nil, err
 		}
-		return newRelay(cfg, sm, log), nil
+		r := newRelay(cfg, sm, log)
+		warmUp(r)
+		return r, nil
 	})
+}
+
+// warmUp starts, in the background, the two round trips a cold container's first
+// invocation would otherwise make one after the other: reading the secret and the
+// TLS handshake with Azure. Neither blocks the start-up, and neither can fail it:
+// the first invocation joins them, or does without them. With ALLOWED_SOURCE_IPS
+// set, a refused caller must cost no secret read, even a container's first: the
+// secret is then read for the first caller allowed, as before.
+func warmUp(r *relay.Relay) {
+	ctx := context.Background()
+	if s, ok := r.Secrets.(*secret.Source); ok && r.Sources.Empty() {
+		s.Prefetch(ctx)
+	}
+	if az, ok := r.Azure.(*azdo.Client); ok {
+		az.Preconnect(ctx)
+	}
 }
 
 // newRelay builds the relay's core from its configuration, once per container.

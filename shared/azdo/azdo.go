@@ -13,9 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -67,10 +67,19 @@ type Result struct {
 	Attempts int
 }
 
-var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
-
-// ValidName reports whether name is a webhook name Azure DevOps allows.
-func ValidName(name string) bool { return len(name) <= 256 && validName.MatchString(name) }
+// ValidName reports whether name is a webhook name Azure DevOps allows:
+// ^[-_A-Za-z0-9]+$, at most 256 bytes (checked without a regexp compiled at start-up).
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 256 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Client posts to Azure DevOps. Retries happen only where no run can have started:
 // 429 and 503 answers and refused connections, within the context's deadline.
@@ -84,6 +93,7 @@ type Client struct {
 	IdleReset   time.Duration // DefaultIdleReset when zero
 
 	lastUsed atomic.Int64 // unix nanoseconds when the last request ended
+	pre      atomic.Pointer[preconn]
 }
 
 // DefaultIdleReset is the idle gap after which pooled connections are closed before
@@ -103,11 +113,22 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 	t.IdleConnTimeout = 90 * time.Second
 	t.MaxIdleConnsPerHost = 8
 	t.TLSClientConfig = tlsConfig
+	// The same TLS as the transport's own, by a dialer that can hand over a
+	// connection Preconnect made; offering HTTP/2 as the transport would.
+	d := &dialer{net: &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}, handshakeTimeout: t.TLSHandshakeTimeout}
+	if d.tls = tlsConfig.Clone(); d.tls == nil {
+		d.tls = &tls.Config{}
+	}
+	if d.tls.NextProtos == nil {
+		d.tls.NextProtos = []string{"h2", "http/1.1"}
+	}
+	t.DialTLSContext = d.dialTLS
 	return &http.Client{Transport: t, CheckRedirect: noRedirects}
 }
 
 // defaultHTTP is for a Client with no HTTP: http.DefaultClient would follow redirects.
-var defaultHTTP = NewHTTPClient(nil)
+// It is made when first needed, not at every start-up.
+var defaultHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(nil) })
 
 // A redirect would move a signed payload elsewhere: Azure's webhook endpoint never
 // redirects, so one means misconfiguration.
@@ -139,7 +160,7 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	target := c.URL(webhook)
 	hc := c.HTTP
 	if hc == nil {
-		hc = defaultHTTP
+		hc = defaultHTTP()
 	}
 	attempts := c.MaxAttempts
 	if attempts <= 0 {
@@ -151,6 +172,11 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	}
 	c.resetIfIdle(hc)
 	defer c.lastUsed.Store(time.Now().UnixNano())
+	if p := c.pre.Swap(nil); p != nil {
+		// The first delivery's dial to Azure takes the connection Preconnect made.
+		ctx = context.WithValue(ctx, preconnKey{}, p)
+		defer p.discard()
+	}
 
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {

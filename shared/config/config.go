@@ -5,7 +5,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -76,10 +75,27 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Var + " " + e.Reason }
 
-var (
-	orgName    = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9]{0,49}$`)
-	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-)
+// orgName matches ^[A-Za-z0-9][-A-Za-z0-9]{0,49}$ and headerName an HTTP token,
+// ^[!#$%&'*+.^_`|~0-9A-Za-z-]+$, by hand: compiling them cost every cold start.
+func orgName(s string) bool {
+	if len(s) == 0 || len(s) > 50 || s[0] == '-' {
+		return false
+	}
+	return allIn(s, "-")
+}
+
+func headerName(s string) bool { return len(s) > 0 && allIn(s, "!#$%&'*+.^_`|~-") }
+
+// allIn reports whether every byte of s is an ASCII letter, a digit or in extra.
+func allIn(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // LoadRelay reads the relay's configuration through getenv (os.Getenv in main).
 func LoadRelay(getenv func(string) string) (Relay, error) {
@@ -91,7 +107,7 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if c.Org, err = required(getenv, "AZURE_DEVOPS_ORG"); err != nil {
 		return Relay{}, err
 	}
-	if !orgName.MatchString(c.Org) {
+	if !orgName(c.Org) {
 		return Relay{}, &Error{"AZURE_DEVOPS_ORG", "must be an Azure DevOps organization name (letters, digits, hyphens)"}
 	}
 	if c.Webhook, err = required(getenv, "AZURE_DEVOPS_WEBHOOK"); err != nil {
@@ -149,7 +165,7 @@ func loadShared(getenv func(string) string) (Verifier, error) {
 	if c.Header == "" {
 		c.Header = signature.AzureDefaultHeader
 	}
-	if !headerName.MatchString(c.Header) {
+	if !headerName(c.Header) {
 		return Verifier{}, &Error{"AZURE_SIGNATURE_HEADER", "must be an HTTP header name"}
 	}
 	c.Header = strings.ToLower(c.Header)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"unicode/utf8"
 
 	"github.com/port-azure-relay/relay/shared/jsonscan"
@@ -48,7 +47,36 @@ var reserved = map[string]string{
 
 // guid matches a GUID as .NET's Guid.Parse reads it: 32 hex digits, or 8-4-4-4-12 with
 // hyphens, bare or in braces. Braces must pair; hyphens are all there or none.
-var guid = regexp.MustCompile(`^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|\{[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\})$`)
+// guid matches ^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|\{…\})$:
+// 32 hex digits, the 8-4-4-4-12 form, or that form in braces; without a regexp
+// compiled at every start-up.
+func guid(s string) bool {
+	if len(s) == 38 && s[0] == '{' && s[37] == '}' {
+		s = s[1:37]
+	}
+	hex := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+	switch len(s) {
+	case 32:
+		for i := 0; i < 32; i++ {
+			if !hex(s[i]) {
+				return false
+			}
+		}
+		return true
+	case 36:
+		for i := 0; i < 36; i++ {
+			if i == 8 || i == 13 || i == 18 || i == 23 {
+				if s[i] != '-' {
+					return false
+				}
+			} else if !hex(s[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
 
 // Check returns the Port run id of body (from port_context.runId or context.runId,
 // empty when there is none) and an error when Azure DevOps would not run it. The run
@@ -130,7 +158,7 @@ func hasType(value []byte, want string) bool {
 		return value[0] == '"'
 	case "guid":
 		var s string
-		return json.Unmarshal(value, &s) == nil && guid.MatchString(s)
+		return json.Unmarshal(value, &s) == nil && guid(s)
 	case "object":
 		return value[0] == '{'
 	case "array":

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,7 +75,18 @@ type token struct {
 // maxBody bounds what is read of Port's answers; error bodies are never shown, only their status.
 const maxBody = 64 << 10
 
-var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
+// validRunID matches ^[A-Za-z0-9_-]{1,100}$, without a regexp compiled at start-up.
+func validRunID(id string) bool {
+	if len(id) == 0 || len(id) > 100 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Log adds a line to the run's log: POST /v1/actions/runs/{runID}/logs.
 func (c *Client) Log(ctx context.Context, creds Credentials, runID, message string) error {
@@ -124,7 +134,7 @@ func (c *Client) Update(ctx context.Context, creds Credentials, runID string, u 
 
 // run sends body to /v1/actions/runs/{runID}{suffix}, refreshing the token once if Port refuses it.
 func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suffix string, body any) error {
-	if !runIDPattern.MatchString(runID) {
+	if !validRunID(runID) {
 		return ErrBadRunID
 	}
 	if creds.ClientID == "" || creds.ClientSecret == "" {

@@ -90,9 +90,37 @@ type Source struct {
 }
 
 type fetch struct {
-	done  chan struct{}
-	creds Credentials
-	err   error
+	done     chan struct{}
+	creds    Credentials
+	err      error
+	prefetch bool // made by Prefetch: its failure is nobody's answer
+}
+
+// PrefetchTimeout bounds a Prefetch's read. A Get that joined it and sees it fail
+// reads the secret itself, so a prefetch stuck in a frozen or slow container costs
+// the first invocation at most this long.
+const PrefetchTimeout = 3 * time.Second
+
+// Prefetch starts reading the secret in the background, for a container's start:
+// the read overlaps the rest of the start-up, and the first Get joins it or finds
+// its value. It never blocks. Its success fills the cache as a Get's read would;
+// its failure is neither remembered nor answered: a Get that finds it failed reads
+// the secret itself, so the first invocation gets its own answer, as without a
+// prefetch. It does nothing when the source has a value or a read in flight.
+func (s *Source) Prefetch(ctx context.Context) {
+	s.mu.Lock()
+	if s.have || s.inflight != nil {
+		s.mu.Unlock()
+		return
+	}
+	f := s.start(s.now(), false)
+	f.prefetch = true
+	s.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PrefetchTimeout)
+		defer cancel()
+		s.complete(ctx, f)
+	}()
 }
 
 // NewSource returns a Source for the secret id (a name or an ARN). A ttl of zero or
@@ -235,6 +263,10 @@ func (s *Source) refresh(ctx context.Context, now time.Time, renew bool) (Creden
 			return creds, have, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 		}
 		s.mu.Lock()
+		if f.err != nil && f.prefetch {
+			// Not this caller's read: make its own, as if there had been no prefetch.
+			return s.refresh(ctx, s.now(), renew)
+		}
 		creds, have := s.creds, s.have
 		s.mu.Unlock()
 		if f.err != nil {
@@ -242,10 +274,20 @@ func (s *Source) refresh(ctx context.Context, now time.Time, renew bool) (Creden
 		}
 		return f.creds, true, nil
 	}
+	f := s.start(now, renew)
+	s.mu.Unlock()
+	return s.complete(ctx, f)
+}
+
+// start registers a read in flight; s.mu must be held.
+func (s *Source) start(now time.Time, renew bool) *fetch {
 	f := &fetch{done: make(chan struct{})}
 	s.inflight, s.attempted, s.renewed = f, now, renew
-	s.mu.Unlock()
+	return f
+}
 
+// complete makes f's read and stores its outcome; s.mu must not be held.
+func (s *Source) complete(ctx context.Context, f *fetch) (Credentials, bool, error) {
 	f.creds, f.err = s.read(ctx)
 
 	s.mu.Lock()
@@ -253,8 +295,9 @@ func (s *Source) refresh(ctx context.Context, now time.Time, renew bool) (Creden
 	switch {
 	case f.err == nil:
 		s.creds, s.have, s.expires, s.failed = f.creds, true, done.Add(s.ttl), nil
-	case ctx.Err() == nil:
-		// A read that failed because its caller gave up says nothing of Secrets Manager.
+	case ctx.Err() == nil && !f.prefetch:
+		// A read that failed because its caller gave up says nothing of Secrets Manager,
+		// and a prefetch's failure must not become the first invocation's answer.
 		s.failed, s.failUntil = f.err, done.Add(FailureTTL)
 	}
 	s.inflight = nil

@@ -4,6 +4,7 @@ package smtest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -100,9 +101,25 @@ const (
 
 // New starts a server on 127.0.0.1 with a random port. Close it when done.
 func New() *Server {
-	s := &Server{done: make(chan struct{}), secrets: make(map[string]*secret), stageCalls: make(map[string]int)}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := newServer()
+	s.srv.Start()
 	s.URL = s.srv.URL
+	return s
+}
+
+// NewTLS is New over HTTPS, as AWS serves it, with config's certificate (httptest's
+// own when config has none): the client pays for a TLS handshake, as against AWS.
+func NewTLS(config *tls.Config) *Server {
+	s := newServer()
+	s.srv.TLS = config
+	s.srv.StartTLS()
+	s.URL = s.srv.URL
+	return s
+}
+
+func newServer() *Server {
+	s := &Server{done: make(chan struct{}), secrets: make(map[string]*secret), stageCalls: make(map[string]int)}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	return s
 }
 
