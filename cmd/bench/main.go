@@ -5,15 +5,20 @@
 // posts to Azure the obvious way), runs all four under the Lambda Runtime Interface
 // Emulator on 127.0.0.1 with a local Secrets Manager and Azure DevOps behind TLS (a
 // CA made for the run), interleaved so that machine noise hits all alike, and prints
-// one table with the targets of issues 6 and 13 beside the figures.
+// a table with the targets of issues 6 and 13 beside the figures: once on bare
+// loopback, and once with the network modelled (a delaying proxy in front of each
+// upstream, see delay.go), since a cold start against AWS and Azure waits on round
+// trips that loopback does not have.
 //
 //	AWS_LAMBDA_RIE=.tools/bin/aws-lambda-rie go run ./cmd/bench [-cold 20] [-warm 2000] [-size 16384]
+//	    [-rtt-sm 2ms] [-rtt-azure 5ms] [-azure-origin 20ms] [-warm-modeled 500]
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -77,14 +82,36 @@ func main() {
 	warm := flag.Int("warm", 2000, "warm invocations per function")
 	size := flag.Int("size", 16<<10, "body size of the relay's Port-signed request, in bytes")
 	handlerBench := flag.Bool("handler-bench", true, "run BenchmarkHandler for the relay's own work in-process")
+	// The modelled network (docs/performance.md says why these defaults): a Lambda
+	// calling Secrets Manager in its region, and dev.azure.com, whose TLS ends at a
+	// Microsoft edge near the caller, with the organisation's region behind it.
+	rttSM := flag.Duration("rtt-sm", 2*time.Millisecond, "modelled round trip to Secrets Manager")
+	rttAzure := flag.Duration("rtt-azure", 5*time.Millisecond, "modelled round trip to where Azure's TLS ends")
+	origin := flag.Duration("azure-origin", 20*time.Millisecond, "modelled time from Azure's edge to the organisation's region and back, added to each delivery")
+	warmModeled := flag.Int("warm-modeled", 500, "warm invocations per function on the modelled network (0: loopback only)")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*cold, *warm, *size, *handlerBench); err != nil {
+	nets := []network{{name: "loopback (no added latency)", warmN: *warm}}
+	if *warmModeled > 0 {
+		nets = append(nets, network{
+			name:  fmt.Sprintf("modelled network (Secrets Manager rtt %v; Azure rtt %v to its edge, +%v to the organisation per delivery)", *rttSM, *rttAzure, *origin),
+			rttSM: *rttSM, rttAzure: *rttAzure, origin: *origin, warmN: *warmModeled,
+		})
+	}
+	if err := run(*cold, *size, *handlerBench, nets); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
 
-func run(coldN, warmN, size int, handlerBench bool) error {
+// network is how the functions reach the two upstreams in one pass of the bench.
+type network struct {
+	name            string
+	rttSM, rttAzure time.Duration // through a delayProxy when not 0
+	origin          time.Duration // added by the Azure double to each delivery
+	warmN           int
+}
+
+func run(coldN, size int, handlerBench bool, nets []network) error {
 	ctx := context.Background()
 	rie, err := lambdalocal.FindRIE()
 	if err != nil {
@@ -105,32 +132,13 @@ func run(coldN, warmN, size int, handlerBench bool) error {
 	arn := sm.Put("port/relay", secret)
 	az := azdotest.New(org, azdotest.Webhook{Name: webhook, Secret: secret, Header: signature.AzureDefaultHeader})
 	defer az.Close()
-	// Azure's share of each round trip, timed on the server side: from the handler's
-	// start (headers read) to its answer. Whatever else the round trip costs stays
-	// in the relay's figure.
-	azure := &timed{h: az.Handler()}
-	front := httptest.NewUnstartedServer(azure)
-	front.TLS = serverTLS
-	front.StartTLS()
-	defer front.Close()
 
-	relayEnv := []string{
-		"PORT_SECRET_ID=" + arn,
-		"AZURE_DEVOPS_ORG=" + org,
-		"AZURE_DEVOPS_WEBHOOK=" + webhook,
-		"AZURE_DEVOPS_URL=" + front.URL,
-	}
-	env := func(extra ...string) []string { return slices.Concat(tlsEnv, sm.Env(), extra) }
 	fns := []*function{
-		{name: "hello", pkg: "./cmd/bench/hello", env: env()},
-		{name: "sdkhello", pkg: "./cmd/bench/sdkhello", env: env()},
-		{name: "naive", pkg: "./cmd/bench/naive", env: env(relayEnv...)},
-		{name: "relay", pkg: "./functions/relay", env: env(append(relayEnv,
-			"PORT_API_URL=https://127.0.0.1:9", // never called: the secret has no clientId
-		)...)},
+		{name: "hello", pkg: "./cmd/bench/hello"},
+		{name: "sdkhello", pkg: "./cmd/bench/sdkhello"},
+		{name: "naive", pkg: "./cmd/bench/naive"},
+		{name: "relay", pkg: "./functions/relay"},
 	}
-	delivering := 2 // naive and relay
-	relay := fns[3]
 	fmt.Fprintf(os.Stderr, "building %d bootstraps for %s/%s and for linux/arm64 …\n", len(fns), runtime.GOOS, runtime.GOARCH)
 	for _, f := range fns {
 		f.host = filepath.Join(dir, f.name, "bootstrap")
@@ -143,37 +151,148 @@ func run(coldN, warmN, size int, handlerBench bool) error {
 		}
 	}
 
-	// Port signs each invocation once and the relay refuses a repeat: each event has
-	// its own run id, and is signed now (the relay's tolerance is five minutes).
-	invocations := 0
-	event := func() []byte {
-		invocations++
-		body := bytes.Replace(porttest.Payload(size), []byte(porttest.RunID), fmt.Appendf(nil, "r_%016x", invocations), 1)
-		ts := time.Now().Unix()
-		h := http.Header{}
-		h.Set("Content-Type", "application/json")
-		h.Set(signature.PortTimestampHeader, strconv.FormatInt(ts, 10))
-		h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(secret), ts, body))
-		return lambdalocal.HTTPAPIEvent(http.MethodPost, "/", h, body)
+	var inProcess benchResult
+	if handlerBench {
+		fmt.Fprintf(os.Stderr, "in-process: BenchmarkHandler/%s …\n", sizeName(size))
+		if inProcess, err = runHandlerBench(ctx, size); err != nil {
+			return err
+		}
 	}
 
+	b := &bench{rie: rie, size: size, coldN: coldN, sm: sm, az: az, serverTLS: serverTLS, tlsEnv: tlsEnv, arn: arn}
+	var ratios []string
+	for i, n := range nets {
+		results, in, err := b.measure(ctx, n, fns)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			in.inProcess = inProcess
+		}
+		ratios = append(ratios, report(os.Stdout, results, in))
+	}
+	deliveries := 0
+	for _, n := range nets {
+		deliveries += 2 * (coldN + 1 + n.warmN) // naive and relay
+	}
+	if d := az.Count(); d != deliveries {
+		return fmt.Errorf("the Azure double received %d deliveries, want %d", d, deliveries)
+	}
+	for _, d := range az.Deliveries() {
+		if !d.Verified || len(d.Body) != size {
+			return errors.New("the Azure double received a delivery it could not verify, or not the body sent")
+		}
+	}
+	fmt.Println()
+	for _, r := range ratios {
+		fmt.Println(r)
+	}
+	return nil
+}
+
+// bench holds what every pass shares: the emulator, the doubles, the trust.
+type bench struct {
+	rie         string
+	size, coldN int
+	sm          *smtest.Server
+	az          *azdotest.Server
+	serverTLS   *tls.Config
+	tlsEnv      []string
+	arn         string
+	invocations int
+}
+
+// event is a new Port-signed invocation. Port signs each invocation once and the
+// relay refuses a repeat: each event has its own run id, and is signed now (the
+// relay's tolerance is five minutes).
+func (b *bench) event() []byte {
+	b.invocations++
+	body := bytes.Replace(porttest.Payload(b.size), []byte(porttest.RunID), fmt.Appendf(nil, "r_%016x", b.invocations), 1)
+	ts := time.Now().Unix()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(signature.PortTimestampHeader, strconv.FormatInt(ts, 10))
+	h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(secret), ts, body))
+	return lambdalocal.HTTPAPIEvent(http.MethodPost, "/", h, body)
+}
+
+// measure runs the cold starts and the warm invocations of every function with the
+// upstreams reached through network n, and returns fresh copies of fns with the
+// figures.
+func (b *bench) measure(ctx context.Context, n network, static []*function) ([]*function, reportInput, error) {
+	fmt.Fprintf(os.Stderr, "%s:\n", n.name)
+	// Azure's share of each round trip, timed on the server side: from the handler's
+	// start (headers read) to its answer, the modelled origin leg included. Whatever
+	// else the round trip costs stays in the relay's figure.
+	var h http.Handler = b.az.Handler()
+	if n.origin > 0 {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(n.origin)
+			inner.ServeHTTP(w, r)
+		})
+	}
+	azure := &timed{h: h}
+	front := httptest.NewUnstartedServer(azure)
+	front.TLS = b.serverTLS
+	front.StartTLS()
+	defer front.Close()
+	smURL, azURL := b.sm.URL, front.URL
+	for _, up := range []struct {
+		url *string
+		rtt time.Duration
+	}{{&smURL, n.rttSM}, {&azURL, n.rttAzure}} {
+		if up.rtt <= 0 {
+			continue
+		}
+		p, err := newDelayProxy(strings.TrimPrefix(*up.url, "https://"), up.rtt)
+		if err != nil {
+			return nil, reportInput{}, err
+		}
+		defer p.Close()
+		*up.url = "https://" + p.Addr()
+	}
+
+	base := slices.Concat(b.tlsEnv, b.sm.Env())
+	for i, kv := range base {
+		if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_SECRETS_MANAGER=") {
+			base[i] = "AWS_ENDPOINT_URL_SECRETS_MANAGER=" + smURL
+		}
+	}
+	relayEnv := []string{
+		"PORT_SECRET_ID=" + b.arn,
+		"AZURE_DEVOPS_ORG=" + org,
+		"AZURE_DEVOPS_WEBHOOK=" + webhook,
+		"AZURE_DEVOPS_URL=" + azURL,
+	}
+	fns := make([]*function, len(static))
+	for i, f := range static {
+		fns[i] = &function{name: f.name, pkg: f.pkg, host: f.host, arm: f.arm, size: f.size, env: base}
+	}
+	fns[2].env = slices.Concat(base, relayEnv) // naive
+	fns[3].env = slices.Concat(base, relayEnv, []string{
+		"PORT_API_URL=https://127.0.0.1:9", // never called: the secret has no clientId
+	})
+	relay := fns[3]
+	sm := b.sm
+
 	// Cold starts, interleaved: a new emulator each time, the same event for all.
-	fmt.Fprintf(os.Stderr, "cold starts: %d × %d …\n", coldN, len(fns))
-	for range coldN {
-		ev := event()
+	fmt.Fprintf(os.Stderr, "  cold starts: %d × %d …\n", b.coldN, len(fns))
+	for range b.coldN {
+		ev := b.event()
 		for _, f := range fns {
 			smBefore := sm.Calls()
 			t0 := time.Now()
-			fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
+			fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: b.rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
 			if err != nil {
-				return err
+				return nil, reportInput{}, err
 			}
 			t1 := time.Now()
 			out, err := fn.Invoke(ctx, ev)
 			done := time.Now()
 			fn.Close()
 			if err := answered200(f.name, out, err); err != nil {
-				return err
+				return nil, reportInput{}, err
 			}
 			f.cold = append(f.cold, done.Sub(t0))
 			f.first = append(f.first, done.Sub(t1))
@@ -182,34 +301,34 @@ func run(coldN, warmN, size int, handlerBench bool) error {
 	}
 
 	// Warm invocations, interleaved, each function in one container.
-	fmt.Fprintf(os.Stderr, "warm invocations: %d × %d …\n", warmN, len(fns))
+	fmt.Fprintf(os.Stderr, "  warm invocations: %d × %d …\n", n.warmN, len(fns))
 	// The relay may read the secret as soon as its container starts: count from here.
 	smBefore := sm.Calls()
 	running := make([]*lambdalocal.Function, len(fns))
 	for i, f := range fns {
-		fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
+		fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: b.rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
 		if err != nil {
-			return err
+			return nil, reportInput{}, err
 		}
 		defer fn.Close()
 		running[i] = fn
 	}
-	ev := event()
+	ev := b.event()
 	for i, f := range fns { // the cold invocation, not counted as warm
 		out, err := running[i].Invoke(ctx, ev)
 		if err := answered200(f.name, out, err); err != nil {
-			return err
+			return nil, reportInput{}, err
 		}
 	}
-	for range warmN {
-		ev := event() // built before the clock starts
+	for range n.warmN {
+		ev := b.event() // built before the clock starts
 		for i, f := range fns {
 			azure.spent.Store(0)
 			t0 := time.Now()
 			out, err := running[i].Invoke(ctx, ev)
 			took := time.Since(t0)
 			if err := answered200(f.name, out, err); err != nil {
-				return err
+				return nil, reportInput{}, err
 			}
 			f.warm = append(f.warm, took)
 			f.own = append(f.own, took-time.Duration(azure.spent.Load()))
@@ -219,34 +338,17 @@ func run(coldN, warmN, size int, handlerBench bool) error {
 	// invocation answered 200, and it never reads again.
 	warmSMCalls := sm.Calls() - smBefore - 1
 	for i, f := range fns {
+		var err error
 		if f.rss, err = peakRSS(running[i]); err != nil {
-			return err
+			return nil, reportInput{}, err
 		}
 	}
-	if d := az.Count(); d != delivering*(coldN+1+warmN) {
-		return fmt.Errorf("the Azure double received %d deliveries, want %d", d, delivering*(coldN+1+warmN))
-	}
-	for _, d := range az.Deliveries() {
-		if !d.Verified || len(d.Body) != size {
-			return errors.New("the Azure double received a delivery it could not verify, or not the body sent")
-		}
-	}
-
-	var inProcess benchResult
-	if handlerBench {
-		fmt.Fprintf(os.Stderr, "in-process: BenchmarkHandler/%s …\n", sizeName(size))
-		if inProcess, err = runHandlerBench(ctx, size); err != nil {
-			return err
-		}
-	}
-
-	report(os.Stdout, fns, reportInput{
-		coldN: coldN, warmN: warmN, size: size,
+	return fns, reportInput{
+		title: n.name,
+		coldN: b.coldN, warmN: n.warmN, size: b.size,
 		coldSMCalls: relay.smCold, warmSMCalls: warmSMCalls,
-		azureP50:  percentile(azure.all(), 50),
-		inProcess: inProcess,
-	})
-	return nil
+		azureP50: percentile(azure.all(), 50),
+	}, nil
 }
 
 // timed wraps the Azure double's handler and adds up the time it spends.
@@ -386,13 +488,15 @@ func percentile(ds []time.Duration, p int) time.Duration {
 }
 
 type reportInput struct {
+	title                    string
 	coldN, warmN, size       int
 	coldSMCalls, warmSMCalls int
 	azureP50                 time.Duration
 	inProcess                benchResult
 }
 
-func report(w io.Writer, fns []*function, in reportInput) {
+// report prints one pass's table and returns its ratios line.
+func report(w io.Writer, fns []*function, in reportInput) string {
 	hello, sdk, naive, relay := fns[0], fns[1], fns[2], fns[3]
 	mark := func(ok bool) string {
 		if ok {
@@ -414,8 +518,8 @@ func report(w io.Writer, fns []*function, in reportInput) {
 	perK := float64(in.warmSMCalls) * 1000 / float64(invocations)
 	smOK := in.coldSMCalls == in.coldN && in.warmSMCalls == 1
 
-	fmt.Fprintf(w, "\nrelay vs baselines under aws-lambda-rie on 127.0.0.1, Secrets Manager and Azure behind TLS; %s Port-signed HTTP API body; %d cold starts and %d warm invocations each, interleaved\n\n",
-		sizeName(in.size), in.coldN, in.warmN)
+	fmt.Fprintf(w, "\n%s: relay vs baselines under aws-lambda-rie on 127.0.0.1, Secrets Manager and Azure behind TLS; %s Port-signed HTTP API body; %d cold starts and %d warm invocations each, interleaved\n\n",
+		in.title, sizeName(in.size), in.coldN, in.warmN)
 	row("figure", "hello", "sdkhello", "naive", "relay", "target", "")
 	row("---", "---:", "---:", "---:", "---:", "---", ":-:")
 	row(fmt.Sprintf("cold start, RIE start → first response, median of %d", in.coldN),
@@ -449,8 +553,10 @@ func report(w io.Writer, fns []*function, in reportInput) {
 		fmt.Fprintf(w, "in-process: %s\n", in.inProcess.line)
 	}
 	holds := coldRatio <= maxColdRatio && warmRatio <= maxWarmRatio
-	fmt.Fprintf(w, "\nratios: cold relay/naive %.2f (target ≤ %.2f), warm p50 relay/naive %.2f (target ≤ %.2f): %s\n",
-		coldRatio, maxColdRatio, warmRatio, maxWarmRatio, map[bool]string{true: "they hold", false: "NOT MET"}[holds])
+	line := fmt.Sprintf("ratios, %s: cold relay/naive %.2f (target ≤ %.2f), warm p50 relay/naive %.2f (target ≤ %.2f): %s",
+		in.title, coldRatio, maxColdRatio, warmRatio, maxWarmRatio, map[bool]string{true: "they hold", false: "NOT MET"}[holds])
+	fmt.Fprintf(w, "\n%s\n", line)
+	return line
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }

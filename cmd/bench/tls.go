@@ -19,6 +19,12 @@ import (
 // AWS and Azure present theirs: the doubles serve it, and the functions trust the CA
 // through SSL_CERT_FILE (Go's roots) and AWS_CA_BUNDLE (the SDK's), which the
 // returned env sets. Nothing else trusts it; it lives as long as dir.
+//
+// Go also reads every file of its certificate directories, whatever SSL_CERT_FILE
+// says. The env points them (SSL_CERT_DIR) at a directory holding one copy of this
+// machine's CA bundle, as Lambda's al2023 holds a bundle or two there, rather than
+// at this machine's /etc/ssl/certs (hundreds of files on Debian): every function
+// pays the same, a bundle's worth of parsing, once per process.
 func newTLS(dir string) (server *tls.Config, env []string, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -62,6 +68,27 @@ func newTLS(dir string) (server *tls.Config, env []string, err error) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
 		return nil, nil, err
 	}
+	roots := filepath.Join(dir, "certs")
+	if err := os.Mkdir(roots, 0o755); err != nil {
+		return nil, nil, err
+	}
+	for _, bundle := range systemBundles {
+		if pem, err := os.ReadFile(bundle); err == nil {
+			if err := os.WriteFile(filepath.Join(roots, "ca-bundle.crt"), pem, 0o644); err != nil {
+				return nil, nil, err
+			}
+			break
+		}
+	}
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}}
-	return server, []string{"SSL_CERT_FILE=" + caFile, "AWS_CA_BUNDLE=" + caFile}, nil
+	return server, []string{"SSL_CERT_FILE=" + caFile, "SSL_CERT_DIR=" + roots, "AWS_CA_BUNDLE=" + caFile}, nil
+}
+
+// systemBundles are where Linux distributions keep their CA bundle (the first of Go's
+// own list, crypto/x509/root_linux.go); the first found is copied.
+var systemBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
+	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL, Amazon Linux
+	"/etc/ssl/ca-bundle.pem",             // openSUSE
+	"/etc/ssl/cert.pem",                  // Alpine
 }
