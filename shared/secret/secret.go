@@ -295,9 +295,11 @@ func (s *Source) complete(ctx context.Context, f *fetch) (Credentials, bool, err
 	switch {
 	case f.err == nil:
 		s.creds, s.have, s.expires, s.failed = f.creds, true, done.Add(s.ttl), nil
-	case ctx.Err() == nil && !f.prefetch:
-		// A read that failed because its caller gave up says nothing of Secrets Manager,
-		// and a prefetch's failure must not become the first invocation's answer.
+	case !f.prefetch && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded):
+		// A read cut off because its caller gave up says nothing of Secrets Manager (its
+		// error names the context's), and a prefetch's failure must not become the first
+		// invocation's answer. An answer Secrets Manager gave, such as throttling, counts
+		// even when the caller's deadline has passed since.
 		s.failed, s.failUntil = f.err, done.Add(FailureTTL)
 	}
 	s.inflight = nil

@@ -488,3 +488,45 @@ func TestSourceRenewUnderAttackWhileReadsFail(t *testing.T) {
 	}
 	runSteps(t, time.Hour, steps)
 }
+
+// TestSourceRemembersWhatSecretsManagerSaid: a failure Secrets Manager answered is
+// remembered even when the caller's deadline passed meanwhile; a read cut off by
+// the deadline alone is not, and the next Get reads again.
+func TestSourceRemembersWhatSecretsManagerSaid(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answer   func(ctx context.Context) error
+		remember bool
+	}{
+		{"throttled, then the deadline passed", func(ctx context.Context) error {
+			<-ctx.Done()
+			return &smithy.GenericAPIError{Code: "ThrottlingException"}
+		}, true},
+		{"cut off by the deadline", func(ctx context.Context) error {
+			<-ctx.Done()
+			return &smithy.OperationError{ServiceID: "Secrets Manager", OperationName: "GetSecretValue", Err: ctx.Err()}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			failing := true
+			s := secret.NewSource(getterFunc(func(ctx context.Context, _ *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+				calls.Add(1)
+				if failing {
+					return nil, tc.answer(ctx)
+				}
+				return &secretsmanager.GetSecretValueOutput{SecretString: aws.String("p0rt-s3cret")}, nil
+			}), secretID, time.Hour, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			if _, err := s.Get(ctx); !errors.Is(err, secret.ErrUnavailable) {
+				t.Fatalf("Get = %v, want %v", err, secret.ErrUnavailable)
+			}
+			failing = false
+			_, err := s.Get(context.Background())
+			if remembered := err != nil && calls.Load() == 1; remembered != tc.remember {
+				t.Errorf("next Get = %v after %d calls: remembered %v, want %v", err, calls.Load(), remembered, tc.remember)
+			}
+		})
+	}
+}
