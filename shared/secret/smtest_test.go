@@ -133,8 +133,9 @@ func TestSourceWithSlowSecretsManager(t *testing.T) {
 	if !errors.Is(err, secret.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Get = %v, want %v wrapping %v", err, secret.ErrUnavailable, context.DeadlineExceeded)
 	}
-	if elapsed > deadline+200*time.Millisecond {
-		t.Errorf("Get took %v, want at most its %v deadline and a little", elapsed, deadline)
+	// Far below the 5 s Secrets Manager takes, with room for a loaded CI machine.
+	if elapsed > deadline+2*time.Second {
+		t.Errorf("Get took %v, want about its %v deadline, not Secrets Manager's 5 s", elapsed, deadline)
 	}
 
 	srv.SetFault(smtest.None)
