@@ -134,6 +134,7 @@ func classify(err error) rule {
 // done is what one notification came to, for the answer and the log line.
 type done struct {
 	http       bool
+	kind       event.Kind // the event's shape, for the response's (REST gets 1.0)
 	runID      string
 	azureRunID string
 	state      string
@@ -158,9 +159,10 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		err = ErrNotHTTP
 	}
 	if err != nil {
-		return done{http: errors.Is(err, event.ErrMalformed), err: err}
+		// A broken HTTP event is answered in the 1.0 shape, which every API accepts.
+		return done{http: errors.Is(err, event.ErrMalformed), kind: event.REST, err: err}
 	}
-	d := done{http: true}
+	d := done{http: true, kind: req.Kind}
 	if !f.Sources.Allows(req.Source) {
 		d.err = ErrSource // before the secret is read
 		return d
@@ -248,15 +250,15 @@ func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 func answer(d done) event.Response {
 	if d.err == nil {
 		body, _ := json.Marshal(map[string]any{"updated": true, "runId": d.runID, "status": portStatus(d.portStatus)})
-		return event.Response{HTTP: true, Status: http.StatusOK, Body: body}
+		return event.Response{HTTP: true, Kind: d.kind, Status: http.StatusOK, Body: body}
 	}
 	r := classify(d.err)
 	if r.status == http.StatusOK {
 		body, _ := json.Marshal(map[string]string{"ignored": r.say})
-		return event.Response{HTTP: true, Status: http.StatusOK, Body: body}
+		return event.Response{HTTP: true, Kind: d.kind, Status: http.StatusOK, Body: body}
 	}
 	body, _ := json.Marshal(map[string]string{"error": r.say})
-	return event.Response{HTTP: d.http, Status: r.status, Body: body, Error: r.say}
+	return event.Response{HTTP: d.http, Kind: d.kind, Status: r.status, Body: body, Error: r.say}
 }
 
 func portStatus(s string) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
+	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/lambdalocal"
 	"github.com/port-azure-relay/relay/shared/metrics"
@@ -292,5 +293,28 @@ func TestSourceAllowList(t *testing.T) {
 	}
 	if a := handle(t, e, lambdalocal.WithSourceIP(ev, "198.51.100.7")); a.status != 200 {
 		t.Errorf("a caller inside the list: %d %v, want 200", a.status, a.body)
+	}
+}
+
+// TestAnswersInTheEventsShape: behind a REST API (payload 1.0) the answer must be
+// the 1.0 shape, or API Gateway refuses it; the Kind tells the handler which.
+func TestAnswersInTheEventsShape(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	body := servicehooktest.Notification(run("inProgress", ""))
+	h := http.Header{"Content-Type": {"application/json"}}
+	r, _ := http.NewRequest("POST", "/", nil)
+	r.SetBasicAuth("azure", hookPassword)
+	h.Set("Authorization", r.Header.Get("Authorization"))
+	for _, tc := range []struct {
+		ev   []byte
+		want event.Kind
+	}{
+		{lambdalocal.RESTEvent("POST", "/azure/events", h, body), event.REST},
+		{lambdalocal.HTTPAPIEvent("POST", "/azure/events", h, body), event.HTTPAPI},
+		{lambdalocal.RESTEvent("POST", "/azure/events", http.Header{}, body), event.REST}, // refused: no auth
+	} {
+		if resp := e.f.Handle(context.Background(), "req-1", tc.ev); !resp.HTTP || resp.Kind != tc.want {
+			t.Errorf("Handle = %d, HTTP %v, Kind %q; want Kind %q", resp.Status, resp.HTTP, resp.Kind, tc.want)
+		}
 	}
 }
