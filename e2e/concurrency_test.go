@@ -18,11 +18,11 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
 )
 
 // syncBuffer is a log destination shared by concurrent invocations.
@@ -52,8 +52,8 @@ func TestConcurrentInvocations(t *testing.T) {
 	sm := newSM(t)
 	az := newAzure(t, false)
 	cfg := aws.Config{
-		Region:      smtest.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(smtest.AccessKeyID, smtest.SecretAccessKey, ""),
+		Region:      awstest.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, ""),
 	}
 	client := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(sm.URL) })
 	var logs syncBuffer

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
@@ -41,7 +42,7 @@ func TestPrefetch(t *testing.T) {
 			defer srv.Close()
 			srv.Put(secretID, "p0rt-s3cret")
 			srv.SetFault(tt.atInit)
-			s := secret.NewSource(newSM(srv, smtest.AccessKeyID, smtest.SecretAccessKey), secretID, 0, nil)
+			s := secret.NewSource(newSM(srv, awstest.AccessKeyID, awstest.SecretAccessKey), secretID, 0, nil)
 
 			start := time.Now()
 			s.Prefetch(context.Background())

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
@@ -24,7 +25,7 @@ const maxAttempts = 2
 // newSM returns the real SDK client pointed at srv, signing with the given keys.
 func newSM(srv *smtest.Server, accessKey, secretKey string) *secretsmanager.Client {
 	cfg := aws.Config{
-		Region:      smtest.Region,
+		Region:      awstest.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -86,7 +87,7 @@ func TestSourceWithSecretsManager(t *testing.T) {
 				}
 			}
 			srv.SetFault(tt.fault)
-			accessKey, secretKey := smtest.AccessKeyID, smtest.SecretAccessKey
+			accessKey, secretKey := awstest.AccessKeyID, awstest.SecretAccessKey
 			if tt.badKeys {
 				secretKey = "not-the-secret-key"
 			}
@@ -102,7 +103,7 @@ func TestSourceWithSecretsManager(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.text) {
 					t.Errorf("Get(%q) error %q does not name %q", id, err, tt.text)
 				}
-				for _, leak := range []string{"p0rt-s3cret", "id-123", "127.0.0.1", "not authorized", smtest.AccessKeyID} {
+				for _, leak := range []string{"p0rt-s3cret", "id-123", "127.0.0.1", "not authorized", awstest.AccessKeyID} {
 					if strings.Contains(err.Error(), leak) {
 						t.Errorf("Get(%q) error %q contains %q", id, err, leak)
 					}
@@ -123,7 +124,7 @@ func TestSourceWithSlowSecretsManager(t *testing.T) {
 	defer srv.Close()
 	srv.Put(secretID, "p0rt-s3cret")
 	srv.SetFault(smtest.Slow(5 * time.Second))
-	s := secret.NewSource(newSM(srv, smtest.AccessKeyID, smtest.SecretAccessKey), secretID, 0, nil)
+	s := secret.NewSource(newSM(srv, awstest.AccessKeyID, awstest.SecretAccessKey), secretID, 0, nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -149,7 +150,7 @@ func TestSourceWithSecretsManagerCallsOnceWithinTTL(t *testing.T) {
 	srv := smtest.New()
 	defer srv.Close()
 	srv.Put(secretID, `{"clientSecret":"p0rt-s3cret"}`)
-	s := secret.NewSource(newSM(srv, smtest.AccessKeyID, smtest.SecretAccessKey), secretID, time.Minute, nil)
+	s := secret.NewSource(newSM(srv, awstest.AccessKeyID, awstest.SecretAccessKey), secretID, time.Minute, nil)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, gets)
@@ -179,7 +180,7 @@ func TestSourceWithSecretsManagerCallsOnceWithinTTL(t *testing.T) {
 func TestPreviousWithSecretsManager(t *testing.T) {
 	srv := smtest.New()
 	defer srv.Close()
-	sm := newSM(srv, smtest.AccessKeyID, smtest.SecretAccessKey)
+	sm := newSM(srv, awstest.AccessKeyID, awstest.SecretAccessKey)
 	c := &clock{t: time.Now()}
 	cur := secret.NewSource(sm, secretID, time.Hour, c.Now)
 	prev := secret.NewPrevious(sm, secretID, time.Hour, c.Now)

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
 
@@ -17,8 +18,8 @@ func Example() {
 	srv.Put("relay/port", `{"clientSecret":"s3cret"}`)
 
 	cfg := aws.Config{
-		Region:      smtest.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(smtest.AccessKeyID, smtest.SecretAccessKey, ""),
+		Region:      awstest.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, ""),
 	}
 	client := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(srv.URL)

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 )
 
 // signing is how a request is signed; each test row changes one thing of a valid one.
@@ -141,7 +141,7 @@ func TestTheServerChecksSignaturesLikeAWS(t *testing.T) {
 			if tt.before != nil {
 				tt.before(req)
 			}
-			s := signing{smtest.AccessKeyID, smtest.SecretAccessKey, smtest.Region, "secretsmanager", time.Now()}
+			s := signing{awstest.AccessKeyID, awstest.SecretAccessKey, awstest.Region, "secretsmanager", time.Now()}
 			if tt.sign != nil {
 				tt.sign(&s)
 			}

@@ -5,33 +5,23 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// The only credentials and region the server accepts. Requests must be signed with them (Signature Version 4).
-const (
-	AccessKeyID     = "AKIASMTESTEXAMPLE123"
-	SecretAccessKey = "smtest/K7MDENG/bPxRfiCYEXAMPLEKEY"
-	Region          = "us-east-1"
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 )
-
-// MaxClockSkew is how far X-Amz-Date may be from the server's clock, as AWS allows.
-const MaxClockSkew = 5 * time.Minute
 
 const (
 	service     = "secretsmanager"
 	jsonType    = "application/x-amz-json-1.1"
-	arnPrefix   = "arn:aws:secretsmanager:" + Region + ":123456789012:secret:"
+	arnPrefix   = "arn:aws:secretsmanager:" + awstest.Region + ":" + awstest.AccountID + ":secret:"
 	maxBodySize = 1 << 20
 )
 
@@ -129,18 +119,10 @@ func (s *Server) Close() {
 	s.srv.Close()
 }
 
-// Env returns the KEY=VALUE lines that point the real SDK in a child process at this server.
-// AWS_SESSION_TOKEN and AWS_PROFILE are blanked so that the parent's environment can't override them.
+// Env returns the KEY=VALUE lines that point the real SDK in a child process at this server,
+// with the test account's credentials (awstest.Env).
 func (s *Server) Env() []string {
-	return []string{
-		"AWS_REGION=" + Region,
-		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
-		"AWS_SESSION_TOKEN=",
-		"AWS_PROFILE=",
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + s.URL,
-		"AWS_EC2_METADATA_DISABLED=true",
-	}
+	return append(awstest.Env(), "AWS_ENDPOINT_URL_SECRETS_MANAGER="+s.URL)
 }
 
 // Put creates the secret or stores a new value, as CreateSecret and PutSecretValue do,
@@ -165,7 +147,7 @@ func (s *Server) Put(name, secretString string) (arn string) {
 			v.stages[i] = StagePrevious
 		}
 	}
-	sec.versions = append(sec.versions, version{id: newUUID(), value: secretString, stages: []string{StageCurrent}, created: time.Now()})
+	sec.versions = append(sec.versions, version{id: awstest.NewUUID(), value: secretString, stages: []string{StageCurrent}, created: time.Now()})
 	return sec.arn
 }
 
@@ -222,21 +204,15 @@ func (s *Server) lookup(id string) (*secret, bool) {
 	return nil, false
 }
 
-// An apiError is an error answered the way AWS JSON 1.1 services do, which the SDK turns into typed errors.
-type apiError struct {
-	status        int
-	code, message string
-}
-
 var (
-	errNotFound      = &apiError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
-	errThrottled     = &apiError{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
-	errInternal      = &apiError{http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."}
-	errAccessDenied  = &apiError{http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/smtest is not authorized to perform: secretsmanager:GetSecretValue because no identity-based policy allows the secretsmanager:GetSecretValue action"}
-	errBadBody       = &apiError{http.StatusBadRequest, "SerializationException", "Malformed request body: expected a JSON object."}
-	errNoSecretID    = &apiError{http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null"}
-	errTooLarge      = &apiError{http.StatusRequestEntityTooLarge, "SerializationException", "Request body too large."}
-	errUnknownTarget = &apiError{http.StatusBadRequest, "UnknownOperationException", ""}
+	errNotFound      = &awstest.Error{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
+	errThrottled     = &awstest.Error{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
+	errInternal      = &awstest.Error{http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."}
+	errAccessDenied  = &awstest.Error{http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/smtest is not authorized to perform: secretsmanager:GetSecretValue because no identity-based policy allows the secretsmanager:GetSecretValue action"}
+	errBadBody       = &awstest.Error{http.StatusBadRequest, "SerializationException", "Malformed request body: expected a JSON object."}
+	errNoSecretID    = &awstest.Error{http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null"}
+	errTooLarge      = &awstest.Error{http.StatusRequestEntityTooLarge, "SerializationException", "Request body too large."}
+	errUnknownTarget = &awstest.Error{http.StatusBadRequest, "UnknownOperationException", ""}
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -250,7 +226,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errTooLarge)
 		return
 	}
-	if e := verify(r, body, time.Now()); e != nil {
+	if e := awstest.Verify(r, body, service, time.Now()); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -279,7 +255,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // inject waits or fails as the fault says; a nil result means answer normally.
-func (s *Server) inject(ctx context.Context, f Fault) *apiError {
+func (s *Server) inject(ctx context.Context, f Fault) *awstest.Error {
 	switch f.kind {
 	case "slow":
 		t := time.NewTimer(f.delay)
@@ -328,7 +304,7 @@ type getSecretValueOutput struct {
 	VersionStages []string
 }
 
-func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *apiError) {
+func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *awstest.Error) {
 	var in getSecretValueInput
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, errBadBody
@@ -357,13 +333,13 @@ func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *apiError) 
 	switch {
 	case v != nil:
 	case in.VersionID != "" && stage != "" && slices.ContainsFunc(sec.versions, func(c version) bool { return c.id == in.VersionID }):
-		return nil, &apiError{http.StatusBadRequest, "InvalidRequestException",
+		return nil, &awstest.Error{http.StatusBadRequest, "InvalidRequestException",
 			"You provided a VersionStage that is not associated to the provided VersionId."}
 	case in.VersionID != "":
-		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
+		return nil, &awstest.Error{http.StatusBadRequest, "ResourceNotFoundException",
 			"Secrets Manager can't find the specified secret value for VersionId: " + in.VersionID}
 	default:
-		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
+		return nil, &awstest.Error{http.StatusBadRequest, "ResourceNotFoundException",
 			"Secrets Manager can't find the specified secret value for staging label: " + stage}
 	}
 	return &getSecretValueOutput{
@@ -376,11 +352,11 @@ func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *apiError) 
 	}, nil
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, struct {
+func writeError(w http.ResponseWriter, e *awstest.Error) {
+	writeJSON(w, e.Status, struct {
 		Type    string `json:"__type"`
 		Message string `json:"message,omitempty"`
-	}{e.code, e.message})
+	}{e.Code, e.Message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -389,17 +365,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status, b = http.StatusInternalServerError, []byte(`{"__type":"InternalServiceError"}`)
 	}
 	w.Header().Set("Content-Type", jsonType)
-	w.Header().Set("X-Amzn-Requestid", newUUID())
+	w.Header().Set("X-Amzn-Requestid", awstest.NewUUID())
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-// newUUID returns a random (version 4) UUID, the form of AWS's version and request IDs.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return strings.Join([]string{h[:8], h[8:12], h[12:16], h[16:20], h[20:]}, "-")
 }

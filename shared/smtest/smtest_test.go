@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
 
@@ -26,8 +27,8 @@ const secretName = "relay/port"
 // newClient builds the real SDK client the way a Lambda would, pointed at srv, with one attempt unless opts say more.
 func newClient(srv *smtest.Server, opts ...func(*secretsmanager.Options)) *secretsmanager.Client {
 	cfg := aws.Config{
-		Region:      smtest.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(smtest.AccessKeyID, smtest.SecretAccessKey, ""),
+		Region:      awstest.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, ""),
 	}
 	base := func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(srv.URL)
@@ -159,7 +160,7 @@ func TestPutMovesTheVersionStagesAsSecretsManagerDoes(t *testing.T) {
 }
 
 func TestErrorsBecomeTheSDKsErrors(t *testing.T) {
-	wrongKey := credentials.NewStaticCredentialsProvider(smtest.AccessKeyID, "not-the-key", "")
+	wrongKey := credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, "not-the-key", "")
 	tests := []struct {
 		name       string
 		setup      func(*smtest.Server)
@@ -195,12 +196,12 @@ func TestErrorsBecomeTheSDKsErrors(t *testing.T) {
 			wantCode: "InvalidSignatureException", wantStatus: 403},
 		{name: "an unknown access key is an UnrecognizedClientException",
 			opt: func(o *secretsmanager.Options) {
-				o.Credentials = credentials.NewStaticCredentialsProvider("AKIAOTHER", smtest.SecretAccessKey, "")
+				o.Credentials = credentials.NewStaticCredentialsProvider("AKIAOTHER", awstest.SecretAccessKey, "")
 			},
 			wantCode: "UnrecognizedClientException", wantStatus: 403},
 		{name: "a session token is an UnrecognizedClientException",
 			opt: func(o *secretsmanager.Options) {
-				o.Credentials = credentials.NewStaticCredentialsProvider(smtest.AccessKeyID, smtest.SecretAccessKey, "token")
+				o.Credentials = credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, "token")
 			},
 			wantCode: "UnrecognizedClientException", wantStatus: 403},
 		{name: "another region is an InvalidSignatureException",

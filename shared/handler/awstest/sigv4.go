@@ -1,4 +1,4 @@
-package smtest
+package awstest
 
 import (
 	"cmp"
@@ -15,7 +15,7 @@ import (
 )
 
 // This file checks Signature Version 4 on its own, from AWS's specification, rather than with the SDK's signer:
-// a test double that shared the client's code would agree with the client's mistakes.
+// a stand-in that shared the client's code would agree with the client's mistakes.
 
 const (
 	algorithm         = "AWS4-HMAC-SHA256"
@@ -24,19 +24,20 @@ const (
 		"Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 )
 
+// The errors AWS answers for a request it cannot authenticate; each stand-in writes them in its protocol's shape.
 var (
-	errNoAuth       = &apiError{http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"}
-	errUnknownKey   = &apiError{http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid."}
+	errNoAuth       = &Error{http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"}
+	errUnknownKey   = &Error{http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid."}
 	errNoDate       = incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	errHostUnsigned = invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 )
 
-func incomplete(msg string) *apiError {
-	return &apiError{http.StatusForbidden, "IncompleteSignatureException", msg}
+func incomplete(msg string) *Error {
+	return &Error{http.StatusForbidden, "IncompleteSignatureException", msg}
 }
 
-func invalid(msg string) *apiError {
-	return &apiError{http.StatusForbidden, "InvalidSignatureException", msg}
+func invalid(msg string) *Error {
+	return &Error{http.StatusForbidden, "InvalidSignatureException", msg}
 }
 
 // authorization is a parsed Authorization header.
@@ -48,7 +49,7 @@ type authorization struct {
 
 // parseAuthorization reads "AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request,
 // SignedHeaders=a;b, Signature=hex".
-func parseAuthorization(h string) (*authorization, *apiError) {
+func parseAuthorization(h string) (*authorization, *Error) {
 	alg, rest, _ := strings.Cut(h, " ")
 	if alg != algorithm {
 		return nil, incomplete("Authorization header requires the '" + algorithm + "' algorithm. Authorization=" + h)
@@ -77,8 +78,10 @@ func parseAuthorization(h string) (*authorization, *apiError) {
 	}, nil
 }
 
-// verify checks r's signature over body as AWS does, and returns nil or the error AWS would answer.
-func verify(r *http.Request, body []byte, now time.Time) *apiError {
+// Verify checks r's signature over body as AWS does for service (its signing name: "secretsmanager",
+// "dynamodb", "sts"), signed with this package's credentials and Region, and returns nil or the error AWS
+// would answer.
+func Verify(r *http.Request, body []byte, service string, now time.Time) *Error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return errNoAuth
@@ -132,7 +135,7 @@ func verify(r *http.Request, body []byte, now time.Time) *apiError {
 	canonical := canonicalRequest(r, a.signedHeaders, payloadHash)
 	scope := strings.Join([]string{a.date, Region, service, "aws4_request"}, "/")
 	stringToSign := stringToSign(amzDate, scope, canonical)
-	want := hex.EncodeToString(hmacSHA256(signingKey(SecretAccessKey, a.date), stringToSign))
+	want := hex.EncodeToString(hmacSHA256(signingKey(SecretAccessKey, a.date, service), stringToSign))
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		// Like AWS, say what was expected, so a client's mistake can be found by comparing.
 		return invalid(signatureMismatch + "\n\nThe Canonical String for this request should have been\n'" +
@@ -237,7 +240,7 @@ func stringToSign(amzDate, scope, canonical string) string {
 }
 
 // signingKey is step 3 of SigV4: the secret key narrowed to one day, region and service.
-func signingKey(secretKey, date string) []byte {
+func signingKey(secretKey, date, service string) []byte {
 	k := hmacSHA256([]byte("AWS4"+secretKey), date)
 	k = hmacSHA256(k, Region)
 	k = hmacSHA256(k, service)

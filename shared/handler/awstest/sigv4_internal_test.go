@@ -1,4 +1,4 @@
-package smtest
+package awstest
 
 import (
 	"strings"
