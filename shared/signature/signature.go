@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,15 +156,35 @@ func (p Port) checkTimestamp(value string) (string, time.Time, error) {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	signed := time.Unix(secs, 0)
-	age := p.now().Sub(signed)
+	// Compared as whole seconds and nanoseconds, never as a time.Duration between the
+	// two times: a timestamp centuries ahead would saturate now.Sub(signed), and its
+	// negation overflow, so that it passed the check and never expired.
+	now := p.now()
+	tolSecs, tolNanos := int64(tolerance/time.Second), int64(tolerance%time.Second)
+	nowSecs, nowNanos := now.Unix(), int64(now.Nanosecond())
 	switch {
-	case age > tolerance:
-		return "", time.Time{}, fmt.Errorf("%w: %s old, tolerance %s", ErrTimestampTooOld, age.Truncate(time.Second), tolerance)
-	case -age > tolerance:
-		return "", time.Time{}, fmt.Errorf("%w: %s ahead, tolerance %s", ErrTimestampTooNew, (-age).Truncate(time.Second), tolerance)
+	case later(nowSecs, nowNanos, secs+tolSecs, tolNanos): // now > signed + tolerance
+		return "", time.Time{}, fmt.Errorf("%w: %s old, tolerance %s", ErrTimestampTooOld, seconds(nowSecs-secs), tolerance)
+	case later(secs, 0, nowSecs+tolSecs+(nowNanos+tolNanos)/1e9, (nowNanos+tolNanos)%1e9): // signed > now + tolerance
+		return "", time.Time{}, fmt.Errorf("%w: %s ahead, tolerance %s", ErrTimestampTooNew, seconds(secs-nowSecs), tolerance)
 	}
+	signed := time.Unix(secs, 0)
 	return value, signed.Add(tolerance), nil
+}
+
+// later reports whether the instant (secs, nanos) comes after (secs2, nanos2);
+// nanos are in [0, 1e9).
+func later(secs, nanos, secs2, nanos2 int64) bool {
+	return secs > secs2 || secs == secs2 && nanos > nanos2
+}
+
+// seconds writes a whole number of seconds as a duration, or in seconds when it is
+// too long for one (past 292 years).
+func seconds(n int64) string {
+	if n > -math.MaxInt64/int64(time.Second) && n < math.MaxInt64/int64(time.Second) {
+		return (time.Duration(n) * time.Second).String()
+	}
+	return strconv.FormatInt(n, 10) + "s"
 }
 
 // parsePort decodes the v1 entries of a signature header. Entries of other

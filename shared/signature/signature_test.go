@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"os"
 	"strconv"
 	"strings"
@@ -194,6 +195,10 @@ func TestPortVerify(t *testing.T) {
 		{name: "a timestamp exactly the tolerance ahead verifies", header: good, now: now.Add(-signature.DefaultTolerance)},
 		{name: "a timestamp a nanosecond past the tolerance is too old", header: good, now: now.Add(signature.DefaultTolerance + 1), want: signature.ErrTimestampTooOld},
 		{name: "a timestamp a nanosecond ahead of the tolerance is too new", header: good, now: now.Add(-signature.DefaultTolerance - 1), want: signature.ErrTimestampTooNew},
+		{name: "a timestamp centuries ahead is too new, not saturated into the tolerance", header: signature.SignPort(secret, 20000000000, body), timestamp: ptr("20000000000"), want: signature.ErrTimestampTooNew},
+		{name: "the largest timestamp of 12 digits is too new", header: signature.SignPort(secret, 999999999999, body), timestamp: ptr("999999999999"), want: signature.ErrTimestampTooNew},
+		{name: "the epoch is too old", header: signature.SignPort(secret, 0, body), timestamp: ptr("0"), want: signature.ErrTimestampTooOld},
+		{name: "a timestamp ahead by a wide tolerance, less a second, verifies", header: signature.SignPort(secret, 1700000000+86399, body), timestamp: ptr("1700086399"), tolerance: 24 * time.Hour},
 		{name: "a zero tolerance means the default tolerance", header: good, tolerance: 0, now: now.Add(signature.DefaultTolerance)},
 		{name: "a negative tolerance means the default tolerance", header: good, tolerance: -time.Hour, now: now.Add(signature.DefaultTolerance)},
 		{name: "a set tolerance replaces the default", header: good, tolerance: time.Minute, now: now.Add(2 * time.Minute), want: signature.ErrTimestampTooOld},
@@ -219,6 +224,51 @@ func TestPortVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTimestampTolerance checks the tolerance against exact arithmetic (math/big,
+// in nanoseconds) for any timestamp, clock and tolerance, the extremes included: a
+// signature verifies exactly when its timestamp is within the tolerance of now.
+func FuzzTimestampTolerance(f *testing.F) {
+	for _, s := range [][4]int64{
+		{1700000000, 1700000000, 0, 300},
+		{20000000000, 1700000000, 0, 300},
+		{999999999999, 1700000000, 0, 300},
+		{999999999999, -1 << 62, 999999999, 1 << 62},
+		{0, 1 << 62, 0, 1},
+		{1700000300, 1700000000, 1, 300},
+		{1699999700, 1700000000, 1, 300},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	secret, body := []byte("test"), []byte(`{}`)
+	billion := big.NewInt(1e9)
+	nanos := func(secs, ns int64) *big.Int {
+		return new(big.Int).Add(new(big.Int).Mul(big.NewInt(secs), billion), big.NewInt(ns))
+	}
+	f.Fuzz(func(t *testing.T, ts, nowSecs, nowNanos, tolerance int64) {
+		ts, nowNanos = ts%1_000_000_000_000, nowNanos%1e9 // 12 digits at most: more is refused as milliseconds
+		if ts < 0 || nowNanos < 0 || tolerance <= 0 {
+			return
+		}
+		nowSecs = max(min(nowSecs, 1<<40), -(1 << 40)) // time.Unix's range, far past any real clock
+		now := time.Unix(nowSecs, nowNanos)
+		p := signature.Port{Tolerance: time.Duration(tolerance), Now: fixedClock(now)}
+		stamp := strconv.FormatInt(ts, 10)
+		err := p.Verify(secret, signature.SignPort(secret, ts, body), stamp, body)
+
+		signed, at, tol := nanos(ts, 0), nanos(nowSecs, nowNanos), big.NewInt(tolerance)
+		var want error
+		switch {
+		case at.Cmp(new(big.Int).Add(signed, tol)) > 0:
+			want = signature.ErrTimestampTooOld
+		case signed.Cmp(new(big.Int).Add(at, tol)) > 0:
+			want = signature.ErrTimestampTooNew
+		}
+		if !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Errorf("Verify at %d with timestamp %s, tolerance %d = %v, want %v", now.UnixNano(), stamp, tolerance, err, want)
+		}
+	})
 }
 
 func TestPortVerifyWallClock(t *testing.T) {
