@@ -110,6 +110,34 @@ func TestScheduledNeverQueuedTwice(t *testing.T) {
 		}
 		awsCases.Add(1)
 	})
+	for _, tc := range []struct {
+		name string
+		path func() *azdotest.Path
+	}{
+		{"Azure's TLS handshake never answers: nothing sent, so Lambda retries", azdotest.SilentHandshake},
+		{"Azure's TLS handshake is reset: nothing sent, so Lambda retries", azdotest.ResetHandshake},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.path()
+			t.Cleanup(p.Close)
+			fn := start(t, relayBin, 3*time.Second, relayEnv(w.sm, p.URL))
+			rs := invokeAsync(t, fn, lambdalocal.ScheduledEvent("nightly-"+marker), retries)
+			if len(rs) != 1+retries {
+				t.Fatalf("Lambda invoked %d times, want %d: a failure before sending must be a function error", len(rs), 1+retries)
+			}
+			for _, r := range rs {
+				if r.fnErr == nil || r.fnErr.Type != "Failure" || r.body["mayHaveQueued"] != nil {
+					t.Errorf("got %v %v, want a function error", r.body, r.fnErr)
+					continue
+				}
+				hasWords(t, "error", r.fnErr.Message, "nothing was")
+				if line := oneLogLine(t, r); line != nil && line["mayHaveQueued"] != nil {
+					t.Errorf("log line %v: want no mayHaveQueued", line)
+				}
+			}
+			awsCases.Add(1)
+		})
+	}
 	w.az.Reset()
 	served(t, w.relay, w.az)
 }

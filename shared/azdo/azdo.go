@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -189,6 +190,7 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(header, sig)
+		req, sent := traceSent(req)
 		resp, err := hc.Do(req)
 		var status int
 		var retryAfter time.Duration
@@ -201,7 +203,7 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 			}
 			err = classify(status, text)
 		} else {
-			err = transportError(ctx, err)
+			err = transportError(ctx, err, sent.Load())
 		}
 		if !retryable(err) || n >= attempts {
 			return Result{}, &Error{Status: status, Attempts: n, Err: err}
@@ -285,24 +287,48 @@ func classify(status int, body string) error {
 	}
 }
 
-func transportError(ctx context.Context, err error) error {
+// traceSent reports, once req's round trip has ended, whether the whole request
+// may have reached Azure: the transport wrote all of it without an error. Until
+// then Azure cannot have queued a run: a dial that failed or timed out, a TLS
+// handshake that was reset or never answered, the deadline passing mid-dial, a
+// write cut off part way (Azure reads the whole body before it checks the
+// signature). The flag is set before the transport flushes its buffer, so a true
+// is "may have been sent", never a false "not sent".
+func traceSent(req *http.Request) (*http.Request, *atomic.Bool) {
+	sent := new(atomic.Bool)
+	trace := &httptrace.ClientTrace{WroteRequest: func(info httptrace.WroteRequestInfo) {
+		if info.Err == nil {
+			sent.Store(true)
+		}
+	}}
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), sent
+}
+
+// transportError classes a failed round trip by what the transport did: nothing
+// sent is safe to try again (ErrUnavailable) or out of time (ErrNoTime); after the
+// request was written, no answer leaves it unknown whether a run was queued.
+func transportError(ctx context.Context, err error, sent bool) error {
 	var certErr *tls.CertificateVerificationError
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var invalid x509.CertificateInvalidError
+	var dnsErr *net.DNSError
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		// Nothing was sent: safe to try again.
-		return fmt.Errorf("%w: connection refused", ErrUnavailable)
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalid):
 		return ErrTLS
+	case !sent && ctx.Err() != nil:
+		return fmt.Errorf("%w: the deadline passed before the request was sent", ErrNoTime)
+	case !sent && errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: connection refused", ErrUnavailable)
+	case !sent && errors.As(err, &dnsErr):
+		return fmt.Errorf("%w: host not found", ErrUnavailable)
+	case !sent && isTimeout(err):
+		return fmt.Errorf("%w: no connection in time, nothing was sent", ErrUnavailable)
+	case !sent:
+		return fmt.Errorf("%w: the connection failed before the request was sent", ErrUnavailable)
 	case ctx.Err() != nil, isTimeout(err):
 		return ErrNoAnswer
 	default:
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) {
-			return fmt.Errorf("%w: host not found", ErrUnavailable)
-		}
 		return ErrConnection
 	}
 }

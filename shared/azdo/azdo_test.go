@@ -634,3 +634,48 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	}
 }
+
+// TestDeliverNothingSentIsNotAmbiguous: when the connection fails before the request
+// is written (a dial that times out, a TLS handshake reset or never answered, the
+// deadline passing mid-dial), Azure cannot have queued a run. That failure must not
+// read as "may have been queued", or a scheduled event would not be retried by
+// Lambda and would never reach the dead-letter queue.
+func TestDeliverNothingSentIsNotAmbiguous(t *testing.T) {
+	tests := []struct {
+		name     string
+		path     func() *azdotest.Path
+		deadline time.Duration
+		attempts int
+		want     error
+	}{
+		{"a TLS handshake never answered until the deadline is out of time", azdotest.SilentHandshake, 500 * time.Millisecond, 3, azdo.ErrNoTime},
+		{"a TLS handshake never answered past the handshake timeout is unavailable", azdotest.SilentHandshake, 5 * time.Second, 1, azdo.ErrUnavailable},
+		{"a TLS handshake reset is unavailable, and tried again", azdotest.ResetHandshake, 5 * time.Second, 3, azdo.ErrUnavailable},
+		{"a dial cut off by the deadline is out of time", azdotest.Unanswered, 500 * time.Millisecond, 3, azdo.ErrNoTime},
+		{"a dial past the dial timeout is unavailable", azdotest.Unanswered, 5 * time.Second, 1, azdo.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := tt.path()
+			t.Cleanup(p.Close)
+			c := newClient(p.URL)
+			c.MaxAttempts = tt.attempts
+			_, err := c.Deliver(ctxTimeout(t, tt.deadline), hook, payload, []byte(key))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Deliver = %v, want %v", err, tt.want)
+			}
+			if azdo.MayHaveQueued(err) {
+				t.Errorf("MayHaveQueued(%v) = true, want false: no request byte left the client", err)
+			}
+			if e := deliveryError(t, err); e.Status != 0 {
+				t.Errorf("Deliver = {Status:%d}, want 0", e.Status)
+			}
+			if tt.want == azdo.ErrUnavailable && tt.attempts > 1 {
+				if e := deliveryError(t, err); e.Attempts != tt.attempts {
+					t.Errorf("Deliver made %d attempts, want %d: nothing was sent, so trying again is safe", e.Attempts, tt.attempts)
+				}
+			}
+		})
+	}
+}
