@@ -10,6 +10,8 @@ import (
 	"github.com/port-azure-relay/relay/shared/azdotest"
 	"github.com/port-azure-relay/relay/shared/lambdalocal"
 	"github.com/port-azure-relay/relay/shared/porttest"
+	relaycore "github.com/port-azure-relay/relay/shared/relay"
+	"github.com/port-azure-relay/relay/shared/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
 
@@ -35,16 +37,16 @@ func TestReportToPort(t *testing.T) {
 		body   func(runID string) []byte
 		script []azdotest.Step
 		status int
-		label  string // the FAILURE's statusLabel; "" for the success log
+		label  string // the FAILURE's statusLabel; "" for the success log; "may" for a run left in progress
 	}{
 		{"Azure accepts: a log line, the run left to the pipeline", "/", portBody, nil, 200, ""},
 		{"Azure cannot find the webhook", "/webhooks/" + hookMissing, portBody, nil, 502, "Webhook not found"},
 		{"Azure refuses the signature", "/webhooks/" + hookRotated, portBody, nil, 502, "Signature refused"},
 		{"Azure answers 400", "/", portBody, []azdotest.Step{azdotest.Status(400)}, 502, "Azure refused"},
 		{"Azure throttles past the deadline", "/", portBody, []azdotest.Step{azdotest.Status(429).RetryAfter(30)}, 502, "Throttled"},
-		{"Azure fails with a bare 500", "/", portBody, []azdotest.Step{azdotest.Status(500)}, 502, "Azure failed"},
-		{"Azure does not answer in time", "/", portBody, []azdotest.Step{azdotest.Hang()}, 504, "Timed out"},
-		{"Azure drops the connection", "/", portBody, []azdotest.Step{azdotest.Drop()}, 502, "Azure unreachable"},
+		{"Azure fails with a bare 500: the run may be queued, so it stays in progress", "/", portBody, []azdotest.Step{azdotest.Status(500)}, 502, "may"},
+		{"Azure does not answer in time: the run stays in progress", "/", portBody, []azdotest.Step{azdotest.Hang()}, 504, "may"},
+		{"Azure drops the connection: the run stays in progress", "/", portBody, []azdotest.Step{azdotest.Drop()}, 502, "may"},
 		{"the payload has a reserved key", "/", func(runID string) []byte {
 			return []byte(`{"run":"nightly","port_context":{"runId":"` + runID + `"}}`)
 		}, nil, 422, "Payload rejected"},
@@ -64,6 +66,18 @@ func TestReportToPort(t *testing.T) {
 			if c.label == "" {
 				if len(logs) != 1 || !strings.Contains(logs[0].Message, "accepted webhook "+hookDeploy) || len(updates) != 0 {
 					t.Fatalf("Port saw logs %+v and updates %+v, want one 'accepted' log and no update", logs, updates)
+				}
+				return
+			}
+			if c.label == "may" {
+				run, _ := port.Run(runID)
+				if len(logs) != 1 || !strings.Contains(logs[0].Message, "may be running") || logs[0].TerminationStatus != "" ||
+					len(updates) != 1 || updates[0].Status != "" || !strings.HasPrefix(updates[0].StatusLabel, relaycore.MayHaveQueuedLabel) ||
+					run.Status != "IN_PROGRESS" {
+					t.Fatalf("Port saw logs %+v, updates %+v, run %+v: want one log and one label saying it may have been queued, the run in progress", logs, updates, run)
+				}
+				if strings.Contains(logs[0].Message, marker) {
+					t.Errorf("the log repeats the payload: %+v", logs)
 				}
 				return
 			}
@@ -92,4 +106,38 @@ func TestReportToPort(t *testing.T) {
 		t.Errorf("%d token requests, want 1: the token is cached below its 3-hour life", n)
 	}
 	reportCases.Add(int64(len(cases) + 1))
+}
+
+// TestAmbiguousDeliveryThenThePipelineReports: after a delivery that may have queued a
+// run (here a bare 500 from Azure), the Port run stays in progress, so that when the
+// pipeline did run, the status function's final result is what the user sees, not a
+// FAILURE that the pipeline contradicts.
+func TestAmbiguousDeliveryThenThePipelineReports(t *testing.T) {
+	sw := newStatusWorld(t)
+	sm := smtest.New()
+	t.Cleanup(sm.Close)
+	sm.Put(secretName, `{"clientId":"`+portClientID+`","clientSecret":"`+portSecret+`"}`)
+	az := newAzure(t, false)
+	fn := start(t, relayBin, 5*time.Second, relayEnv(sm, az.URL, "PORT_API_URL="+sw.port.URL))
+
+	runID := "r_ambiguous" + rand.Text()[:10]
+	sw.port.CreateRuns(runID)
+	az.Script(azdotest.Status(500)) // Azure may have queued it: a bare 500
+	if r := invoke(t, fn, signedEvent(1, "/", portBody(runID))); r.status != 502 {
+		t.Fatalf("relay answered %d %v, want 502", r.status, r.body)
+	}
+	if run, _ := sw.port.Run(runID); run.Status != "IN_PROGRESS" {
+		t.Fatalf("after the ambiguous delivery the Port run is %+v, want IN_PROGRESS", run)
+	}
+	// The pipeline did run, and succeeds.
+	for _, state := range []struct{ state, result string }{{"inProgress", ""}, {"completed", "succeeded"}} {
+		if _, err := sw.sender.Send(t.Context(), servicehooktest.Notification(azureRun(901, runID, state.state, state.result))); err != nil {
+			t.Fatalf("service hook %s: %v", state.state, err)
+		}
+	}
+	run, _ := sw.port.Run(runID)
+	if run.Status != "SUCCESS" || run.Link == "" {
+		t.Errorf("the Port run is %+v, want SUCCESS with the pipeline's link", run)
+	}
+	reportCases.Add(1)
 }

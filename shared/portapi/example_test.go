@@ -21,7 +21,7 @@ func Example() {
 	err := c.Log(ctx, creds, "r_accepted", "Azure DevOps accepted webhook deploy (pipeline queued)")
 	fmt.Println(err, port.Logs("r_accepted")[0].Message)
 
-	err = c.Fail(ctx, creds, "r_refused", "Webhook not registered", "Create the incoming webhook deploy in Azure DevOps.")
+	err = c.Update(ctx, creds, "r_refused", portapi.RunUpdate{Status: "FAILURE", StatusLabel: "Webhook not registered", Summary: "Create the incoming webhook deploy in Azure DevOps."})
 	u := port.Updates("r_refused")[0]
 	fmt.Println(err, u.Status, u.StatusLabel)
 

@@ -38,7 +38,8 @@ var (
 	ErrRejected = errors.New("request rejected by Port")
 	// ErrRunNotFound means Port has no run with this id (404).
 	ErrRunNotFound = errors.New("no such Port run")
-	// ErrRunEnded means the run already has a final status, after which Port refuses any change (4xx).
+	// ErrRunEnded means the run already has a final status, after which Port refuses any change. Port documents
+	// the refusal but not its status, so a refused change is checked against the run itself (GET).
 	ErrRunEnded = errors.New("the Port run has already ended")
 	// ErrUnavailable means Port could not be reached, or answered 429 or 5xx: trying again later may succeed.
 	ErrUnavailable = errors.New("the Port API is unavailable")
@@ -99,20 +100,6 @@ func (c *Client) Log(ctx context.Context, creds Credentials, runID, message stri
 	return nil
 }
 
-// Fail ends the run with status FAILURE, a short statusLabel and a summary telling the user what to fix:
-// PATCH /v1/actions/runs/{runID}. Port accepts a final status only once per run.
-func (c *Client) Fail(ctx context.Context, creds Credentials, runID, statusLabel, summary string) error {
-	body := struct {
-		Status      string `json:"status"`
-		StatusLabel string `json:"statusLabel,omitempty"`
-		Summary     string `json:"summary,omitempty"`
-	}{"FAILURE", statusLabel, summary}
-	if err := c.run(ctx, creds, http.MethodPatch, runID, "", body); err != nil {
-		return fmt.Errorf("portapi: fail run: %w", err)
-	}
-	return nil
-}
-
 // RunUpdate is the body of PATCH /v1/actions/runs/{runID}: the keys Port documents, each replacing the run's
 // value when set. Status SUCCESS or FAILURE ends the run; empty leaves it in progress.
 type RunUpdate struct {
@@ -150,12 +137,12 @@ func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suff
 	if err != nil {
 		return err
 	}
-	status, code, err := c.send(ctx, method, path, tok, payload)
+	status, err := c.send(ctx, method, path, tok, payload)
 	if status == http.StatusUnauthorized {
 		if tok, err = c.token(ctx, creds, tok); err != nil {
 			return err
 		}
-		status, code, err = c.send(ctx, method, path, tok, payload)
+		status, err = c.send(ctx, method, path, tok, payload)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, path, transportError(ctx, err))
@@ -165,39 +152,61 @@ func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suff
 		return nil
 	case status == http.StatusNotFound:
 		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunNotFound, method, path, status)
-	// Port does not document the answer for a run that has ended; it is a 4xx, and 422 is its documented
-	// refusal. A 422 for a body that does not match the schema (invalid_request) is our error, not the run's.
-	case (status == http.StatusUnprocessableEntity || status == http.StatusConflict) && code != "invalid_request":
-		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunEnded, method, path, status)
 	case status == http.StatusTooManyRequests || status/100 == 5:
 		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrUnavailable, method, path, status)
+	case status/100 == 4 && status != http.StatusUnauthorized && status != http.StatusRequestEntityTooLarge && c.ended(ctx, tok, runID):
+		// Port's API spec documents 401, 404, 413 and 422 (a body that does not match the schema) for these
+		// routes, and says that an ended run "can no longer be modified" without naming the answer: the run
+		// itself tells the one from the other.
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunEnded, method, path, status)
 	default:
 		return fmt.Errorf("%w: %s %s: status %d", ErrRejected, method, path, status)
 	}
 }
 
-// send makes one request and returns Port's status and, for a refusal, the short error code of its answer
-// ({"ok":false,"error":"<code>",…}); the rest of the body is drained and dropped, never shown.
-func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte) (int, string, error) {
+// ended reports whether Port says the run has a final status: GET /v1/actions/runs/{runID}. Anything else,
+// a failed request included, is "not known to have ended".
+func (c *Client) ended(ctx context.Context, tok, runID string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+"/v1/actions/runs/"+url.PathEscape(runID), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Run struct {
+			Status string `json:"status"`
+		} `json:"run"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&answer) != nil {
+		return false
+	}
+	switch answer.Run.Status {
+	case "SUCCESS", "FAILURE", "DECLINED":
+		return true
+	}
+	return false
+}
+
+// send makes one request and returns Port's status; the body is drained and dropped, never shown.
+func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, bytes.NewReader(payload))
 	if err != nil {
-		return 0, "", err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, err
 	}
 	defer resp.Body.Close()
-	var answer struct {
-		Error string `json:"error"`
-	}
-	if resp.StatusCode/100 == 4 {
-		_ = json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&answer)
-	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	return resp.StatusCode, answer.Error, nil
+	return resp.StatusCode, nil
 }
 
 // transportError names the class of a failed request (the context's own error when it ended) without the

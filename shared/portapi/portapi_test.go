@@ -41,10 +41,11 @@ func TestLogAddsALineToTheRun(t *testing.T) {
 	}
 }
 
-func TestFailEndsTheRunWithFailure(t *testing.T) {
+func TestUpdateEndsTheRunWithFailure(t *testing.T) {
 	port, c := newPort(t)
-	if err := c.Fail(t.Context(), creds, runID, "Azure refused", "Register webhook deploy in Azure DevOps."); err != nil {
-		t.Fatalf("Fail() = %v, want nil", err)
+	failure := portapi.RunUpdate{Status: "FAILURE", StatusLabel: "Azure refused", Summary: "Register webhook deploy in Azure DevOps."}
+	if err := c.Update(t.Context(), creds, runID, failure); err != nil {
+		t.Fatalf("Update() = %v, want nil", err)
 	}
 	want := porttest.Update{Status: "FAILURE", StatusLabel: "Azure refused", Summary: "Register webhook deploy in Azure DevOps."}
 	if got := port.Updates(runID); len(got) != 1 || got[0] != want {
@@ -52,11 +53,11 @@ func TestFailEndsTheRunWithFailure(t *testing.T) {
 	}
 
 	// The run has ended: Port refuses a second final status and further logs.
-	if err := c.Fail(t.Context(), creds, runID, "again", "again"); !errors.Is(err, portapi.ErrRejected) {
-		t.Errorf("second Fail() = %v, want %v", err, portapi.ErrRejected)
+	if err := c.Update(t.Context(), creds, runID, failure); !errors.Is(err, portapi.ErrRunEnded) {
+		t.Errorf("second Update() = %v, want %v", err, portapi.ErrRunEnded)
 	}
-	if err := c.Log(t.Context(), creds, runID, "late"); !errors.Is(err, portapi.ErrRejected) {
-		t.Errorf("Log() after Fail = %v, want %v", err, portapi.ErrRejected)
+	if err := c.Log(t.Context(), creds, runID, "late"); !errors.Is(err, portapi.ErrRunEnded) {
+		t.Errorf("Log() after the final status = %v, want %v", err, portapi.ErrRunEnded)
 	}
 }
 
@@ -94,29 +95,38 @@ func TestUpdateSaysWhyPortRefused(t *testing.T) {
 
 func TestUpdateClassifiesPortsAnswers(t *testing.T) {
 	tests := []struct {
-		name   string
-		status int
-		body   string
-		want   error
+		name      string
+		status    int
+		body      string
+		runStatus string // what GET /v1/actions/runs/{id} says of the run; "" answers 404
+		want      error
 	}{
-		{"503 is ErrUnavailable", 503, `{"ok":false,"error":"internal_error"}`, portapi.ErrUnavailable},
-		{"500 is ErrUnavailable", 500, ``, portapi.ErrUnavailable},
-		{"429 is ErrUnavailable", 429, `{"ok":false,"error":"rate_limit"}`, portapi.ErrUnavailable},
-		{"404 is ErrRunNotFound", 404, `{"ok":false,"error":"not_found","message":"The action run was not found"}`, portapi.ErrRunNotFound},
-		{"409 is ErrRunEnded", 409, `{"ok":false,"error":"conflict"}`, portapi.ErrRunEnded},
-		{"422 for a finished run is ErrRunEnded", 422, `{"ok":false,"error":"run_already_finished"}`, portapi.ErrRunEnded},
-		{"422 for a body off the schema is only ErrRejected", 422, `{"ok":false,"error":"invalid_request","message":"body/x"}`, portapi.ErrRejected},
-		{"403 is only ErrRejected", 403, `{"ok":false,"error":"forbidden"}`, portapi.ErrRejected},
+		{"503 is ErrUnavailable", 503, `{"ok":false,"error":"internal_error"}`, "IN_PROGRESS", portapi.ErrUnavailable},
+		{"500 is ErrUnavailable", 500, ``, "IN_PROGRESS", portapi.ErrUnavailable},
+		{"429 is ErrUnavailable", 429, `{"ok":false,"error":"rate_limit"}`, "IN_PROGRESS", portapi.ErrUnavailable},
+		{"404 is ErrRunNotFound", 404, `{"ok":false,"error":"not_found","message":"The action run was not found"}`, "", portapi.ErrRunNotFound},
+		{"422 for a run Port shows as SUCCESS is ErrRunEnded", 422, `{"ok":false,"error":"run_already_finished"}`, "SUCCESS", portapi.ErrRunEnded},
+		{"409 for a run Port shows as FAILURE is ErrRunEnded", 409, `{"ok":false,"error":"conflict"}`, "FAILURE", portapi.ErrRunEnded},
+		{"400 for a run Port shows as FAILURE is ErrRunEnded", 400, `{"ok":false,"error":"bad_request"}`, "FAILURE", portapi.ErrRunEnded},
+		{"422 for a run still in progress is only ErrRejected: the body broke the schema", 422, `{"ok":false,"error":"invalid_request","message":"body/x"}`, "IN_PROGRESS", portapi.ErrRejected},
+		{"422 when the run cannot be read is only ErrRejected", 422, `{"ok":false,"error":"run_already_finished"}`, "", portapi.ErrRejected},
+		{"413 is only ErrRejected, whatever the run", 413, `{"ok":false,"error":"too_large"}`, "SUCCESS", portapi.ErrRejected},
+		{"403 for a run in progress is only ErrRejected", 403, `{"ok":false,"error":"forbidden"}`, "IN_PROGRESS", portapi.ErrRejected},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/v1/auth/access_token" {
+				switch {
+				case r.URL.Path == "/v1/auth/access_token":
 					w.Write([]byte(`{"accessToken":"tok","expiresIn":10800}`))
-					return
+				case r.Method == http.MethodGet && tt.runStatus != "":
+					w.Write([]byte(`{"ok":true,"run":{"id":"` + runID + `","status":"` + tt.runStatus + `"}}`))
+				case r.Method == http.MethodGet:
+					w.WriteHeader(404)
+				default:
+					w.WriteHeader(tt.status)
+					w.Write([]byte(tt.body))
 				}
-				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
 			}))
 			defer srv.Close()
 			c := &portapi.Client{BaseURL: srv.URL}
@@ -275,7 +285,9 @@ func TestErrors(t *testing.T) {
 			port, c := newPort(t)
 			for _, call := range []func() error{
 				func() error { return c.Log(t.Context(), tt.creds, tt.runID, "line") },
-				func() error { return c.Fail(t.Context(), tt.creds, tt.runID, "label", "summary") },
+				func() error {
+					return c.Update(t.Context(), tt.creds, tt.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: "label", Summary: "summary"})
+				},
 			} {
 				err := call()
 				if !errors.Is(err, tt.want) {

@@ -5,6 +5,7 @@
 package porttest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -78,6 +79,7 @@ func New(clientID, clientSecret string) *Server {
 	mux.HandleFunc("POST /v1/auth/access_token", s.accessToken)
 	mux.HandleFunc("POST /v1/actions/runs/{runId}/logs", s.authorized(s.addLog))
 	mux.HandleFunc("PATCH /v1/actions/runs/{runId}", s.authorized(s.updateRun))
+	mux.HandleFunc("GET /v1/actions/runs/{runId}", s.authorized(s.getRun))
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests++
@@ -193,7 +195,7 @@ func (s *Server) addLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if l.Message == "" || !validStatus(l.TerminationStatus) {
-		reply(w, http.StatusBadRequest, "message is required; terminationStatus is SUCCESS or FAILURE")
+		reply(w, http.StatusUnprocessableEntity, "message is required; terminationStatus is SUCCESS or FAILURE")
 		return
 	}
 	run := r.PathValue("runId")
@@ -219,7 +221,7 @@ func (s *Server) updateRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validStatus(u.Status) {
-		reply(w, http.StatusBadRequest, "status is SUCCESS or FAILURE")
+		reply(w, http.StatusUnprocessableEntity, "status is SUCCESS or FAILURE")
 		return
 	}
 	run := r.PathValue("runId")
@@ -244,6 +246,24 @@ func (s *Server) updateRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": map[string]any{"id": run, "status": u.Status}})
 }
 
+// getRun answers GET /v1/actions/runs/{runId} with the run's status and the keys the relay sets.
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("runId")
+	s.mu.Lock()
+	state := s.runs[id]
+	var run map[string]any
+	if state != nil {
+		run = map[string]any{"id": id, "status": state.Status, "statusLabel": state.StatusLabel, "link": state.Link,
+			"summary": state.Summary, "externalRunId": state.ExternalRunID}
+	}
+	s.mu.Unlock()
+	if run == nil {
+		reply(w, http.StatusNotFound, "no action run with this identifier")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": run})
+}
+
 // changeable returns the run if it exists and has not ended, or answers 404 or 422. Called with s.mu held.
 func (s *Server) changeable(w http.ResponseWriter, id string) (*Run, bool) {
 	state := s.runs[id]
@@ -252,7 +272,9 @@ func (s *Server) changeable(w http.ResponseWriter, id string) (*Run, bool) {
 		reply(w, http.StatusNotFound, "no action run with this identifier")
 		return nil, false
 	case state.Status != "IN_PROGRESS":
-		// Port documents that an ended run can no longer be modified, but not the status it answers: a 4xx.
+		// Port documents that an ended run can no longer be modified, but not the status it answers (its spec
+		// lists 401, 404, 413 and 422 for these routes): a 422 here, which a client cannot tell by its status
+		// from a body that breaks the schema.
 		reply(w, http.StatusUnprocessableEntity, "the run has already ended")
 		return nil, false
 	}
@@ -264,20 +286,26 @@ func validStatus(status string) bool {
 	return status == "" || status == "SUCCESS" || status == "FAILURE"
 }
 
-// decode reads one JSON object with only the keys of v, or answers 415 or 400.
+// decode reads one JSON object with only the keys of v, or answers as Port's API spec says: 413 over 1 MiB,
+// 422 for a body that does not match the route's schema (and 415 for another media type).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		reply(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		reply(w, http.StatusRequestEntityTooLarge, "Request body is too large (limit is 1MiB)")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		reply(w, http.StatusBadRequest, "body is not a JSON object with only the documented keys")
+		reply(w, http.StatusUnprocessableEntity, "body is not a JSON object with only the documented keys")
 		return false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		reply(w, http.StatusBadRequest, "body has data after the JSON object")
+		reply(w, http.StatusUnprocessableEntity, "body has data after the JSON object")
 		return false
 	}
 	return true

@@ -56,7 +56,7 @@ type Deliverer interface {
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.
 type Reporter interface {
 	Log(ctx context.Context, creds portapi.Credentials, runID, message string) error
-	Fail(ctx context.Context, creds portapi.Credentials, runID, statusLabel, summary string) error
+	Update(ctx context.Context, creds portapi.Credentials, runID string, u portapi.RunUpdate) error
 }
 
 // Relay is the relay's core. Its fields are set once at start-up; it is then safe
@@ -269,8 +269,14 @@ func (r *Relay) route(path string) (string, error) {
 }
 
 // report tells Port how delivery of a run went, within its own budget; it never
-// changes the answer. Success adds a log line and leaves the run to the pipeline;
-// failure ends the run.
+// changes the answer. Success adds a log line and leaves the run to the pipeline.
+// A failure after which Azure cannot have queued a run ends the run FAILURE. After
+// an ambiguous one (a timeout, a connection broken after sending, a bare 5xx) the
+// run may well be running: ending it FAILURE would be contradicted by the pipeline
+// (and Port would then refuse the status function's real result), and the user
+// would run it again, a second deploy. So the run gets a log line and a label that
+// say so and where to look, and stays in progress for the status function (or the
+// user) to end.
 func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *outcome) {
 	if r.Report == nil || o.runID == "" || creds.ClientID == "" {
 		return
@@ -279,16 +285,25 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 	defer cancel()
 	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
 	var err error
-	if o.err == nil {
+	switch rule, say := classify(o.err); {
+	case o.err == nil:
 		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps accepted webhook %s (pipeline queued).", o.webhook))
-	} else {
-		rule, say := classify(o.err)
-		err = r.Report.Fail(ctx, pc, o.runID, rule.label, say)
+	case azdo.MayHaveQueued(o.err):
+		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind webhook %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.webhook))
+		if err == nil {
+			err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: MayHaveQueuedLabel + " (" + strings.ToLower(rule.label) + ")"})
+		}
+	default:
+		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: rule.label, Summary: say})
 	}
 	if err != nil {
 		r.Log.Warn("report to Port failed", "runId", o.runID, "webhook", o.webhook, "error", err.Error())
 	}
 }
+
+// MayHaveQueuedLabel begins the status label of a Port run whose delivery may have
+// queued a pipeline run: the run stays in progress.
+const MayHaveQueuedLabel = "May have been queued: check Azure DevOps"
 
 // reportContext gives the report ReportBudget, ending Margin before the Lambda
 // deadline at the latest, whatever the work used.

@@ -71,10 +71,18 @@ func (r *reports) Log(_ context.Context, _ portapi.Credentials, runID, message s
 	return r.err
 }
 
-func (r *reports) Fail(_ context.Context, _ portapi.Credentials, runID, label, summary string) error {
+// Update records an update that ends the run as "fail", any other as "label".
+func (r *reports) Update(_ context.Context, _ portapi.Credentials, runID string, u portapi.RunUpdate) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, "fail "+runID+": "+label+": "+summary)
+	switch u.Status {
+	case "FAILURE":
+		r.calls = append(r.calls, "fail "+runID+": "+u.StatusLabel+": "+u.Summary)
+	case "":
+		r.calls = append(r.calls, "label "+runID+": "+u.StatusLabel)
+	default:
+		r.calls = append(r.calls, u.Status+" "+runID)
+	}
 	return r.err
 }
 
@@ -147,7 +155,11 @@ func TestHandleHTTP(t *testing.T) {
 		{"an array body is 400", httpEvent("POST", "/", `[1]`, key, now), nil, 400, "", ""},
 		{"a body over 1 MiB is 413 before any secret is read", httpEvent("POST", "/", `{"a":"`+strings.Repeat("x", 1<<20)+`"}`, key, now), nil, 413, "", ""},
 		{"an unknown webhook at Azure is 502 and fails the run", httpEvent("POST", "/", goodBody, key, now), azdo.ErrWebhookNotFound, 502, "port_trigger", "fail r_unit1: Webhook not found"},
-		{"an Azure timeout is 504", httpEvent("POST", "/", goodBody, key, now), azdo.ErrNoAnswer, 504, "port_trigger", "fail r_unit1: Timed out"},
+		{"an Azure timeout is 504 and leaves the run in progress, saying where to look", httpEvent("POST", "/", goodBody, key, now), azdo.ErrNoAnswer, 504, "port_trigger",
+			"log r_unit1: Azure DevOps did not answer in time. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again. The pipeline behind webhook port_trigger may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.\nlabel r_unit1: May have been queued: check Azure DevOps (timed out)"},
+		{"a bare 500 from Azure leaves the run in progress", httpEvent("POST", "/", goodBody, key, now), azdo.ErrServerError, 502, "port_trigger", "log r_unit1: Azure DevOps failed with a server error."},
+		{"a connection broken after sending leaves the run in progress", httpEvent("POST", "/", goodBody, key, now), azdo.ErrConnection, 502, "port_trigger", "log r_unit1: The connection to Azure DevOps broke after the request was sent."},
+		{"nothing sent in time ends the run", httpEvent("POST", "/", goodBody, key, now), azdo.ErrNoTime, 504, "port_trigger", "fail r_unit1: Timed out"},
 		{"a malformed HTTP event is 400", []byte(`{"requestContext":{"http":{}},"version":"2.0"}`), nil, 400, "", ""},
 	}
 	for _, c := range cases {
