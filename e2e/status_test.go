@@ -110,6 +110,12 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 				{body: servicehooktest.Notification(azureRun(103, id, "completed", "canceled")), statuses: []int{200}, answerKey: "updated"},
 			}
 		}, want{"FAILURE", "Azure DevOps run canceled"}, 0},
+		{"partiallySucceeded: SUCCESS, labelled so", func(id string) []step {
+			return []step{{body: servicehooktest.Notification(azureRun(108, id, "completed", "partiallySucceeded")), statuses: []int{200}, answerKey: "updated"}}
+		}, want{"SUCCESS", "Azure DevOps run partially succeeded"}, 0},
+		{"completed with no result: FAILURE, never in progress forever", func(id string) []step {
+			return []step{{body: servicehooktest.Notification(azureRun(109, id, "completed", "")), statuses: []int{200}, answerKey: "updated"}}
+		}, want{"FAILURE", "Azure DevOps run completed without a result"}, 0},
 		{"canceling alone leaves the run in progress", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(104, id, "canceling", "")), statuses: []int{200}, answerKey: "ignored"}}
 		}, want{"IN_PROGRESS", ""}, 0},

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ var (
 	ErrOtherEvent   = errors.New("not a run-state-changed event")
 	ErrNoRunID      = errors.New("no Port run id in the run name")
 	ErrCanceling    = errors.New("the run is canceling")
-	ErrUnknownState = errors.New("a run state or result this function does not follow")
+	ErrUnknownState = errors.New("a run state this function does not follow")
 	ErrSource       = errors.New("the caller's address is not in ALLOWED_SOURCE_IPS")
 )
 
@@ -111,7 +112,7 @@ var rules = []rule{
 	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed event"},
 	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name"},
 	{ErrCanceling, 200, Ignored, "canceling", "the run is canceling; its completion will follow"},
-	{ErrUnknownState, 200, Ignored, "unknown-state", "a run state or result that does not change the Port run"},
+	{ErrUnknownState, 200, Ignored, "unknown-state", "a run state that does not change the Port run"},
 	{portapi.ErrRunNotFound, 200, Ignored, "run-not-found", "the Port run does not exist"},
 	{portapi.ErrRunEnded, 200, Ignored, "run-ended", "the Port run has already ended"},
 	{portapi.ErrUnavailable, 503, Failed, "port-unavailable", "Port's API could not be reached; try again."},
@@ -402,20 +403,38 @@ func (n notification) update() (portapi.RunUpdate, error) {
 	default:
 		return portapi.RunUpdate{}, ErrUnknownState
 	}
+	// Every completed run ends the Port run: a result this function did not expect
+	// must not leave it in progress forever.
 	var result string
-	switch strings.ToLower(run.Result) {
+	switch r := strings.ToLower(run.Result); r {
 	case "succeeded":
 		u.Status, result = "SUCCESS", "succeeded"
-	case "failed":
-		u.Status, result = "FAILURE", "failed"
-	case "canceled":
-		u.Status, result = "FAILURE", "canceled"
+	case "partiallysucceeded": // the Build API's result for a run with warnings or failed steps that continued
+		u.Status, result = "SUCCESS", "partially succeeded"
+	case "failed", "canceled":
+		u.Status, result = "FAILURE", r
+	case "":
+		u.Status, result = "FAILURE", "completed without a result"
 	default:
-		return portapi.RunUpdate{}, ErrUnknownState
+		u.Status, result = "FAILURE", "completed with result "+resultWord(run.Result)
 	}
 	u.StatusLabel = "Azure DevOps run " + result
 	u.Summary = n.summary(result)
 	return u, nil
+}
+
+// resultWord names a result Azure sent, as far as it is a word (Azure's results
+// are camelCase words): anything else is not repeated.
+func resultWord(r string) string {
+	if len(r) > 40 {
+		return "(unreadable)"
+	}
+	for i := 0; i < len(r); i++ {
+		if c := r[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return "(unreadable)"
+		}
+	}
+	return strconv.Quote(r)
 }
 
 // summary names the pipeline and the run: "Azure DevOps pipeline deploy-service
