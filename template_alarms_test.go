@@ -79,6 +79,22 @@ func TestAlarmsWatchWhatTheCodeEmits(t *testing.T) {
 	}
 }
 
+// TestEveryAlarmIsOnTheDashboard: the dashboard's alarm widget lists every alarm of
+// the stack, so an operator sees each one's state in one place.
+func TestEveryAlarmIsOnTheDashboard(t *testing.T) {
+	tpl := loadTemplate(t)
+	body := render(get(tpl, "Resources", "Dashboard", "Properties", "DashboardBody"))
+	alarms := resourcesOfType(tpl, "AWS::CloudWatch::Alarm")
+	if len(alarms) < 6 {
+		t.Fatalf("%d alarms, want at least 6", len(alarms))
+	}
+	for _, id := range alarms {
+		if !strings.Contains(body, `"${`+id+`.Arn}"`) {
+			t.Errorf("the dashboard's alarm widget leaves out %s", id)
+		}
+	}
+}
+
 // TestEveryFunctionIsWatched: the errors and throttles alarms sum one query per
 // function, so a function added to the template must be added to them too.
 func TestEveryFunctionIsWatched(t *testing.T) {

@@ -194,6 +194,15 @@ func TestTemplateLintsAndTransforms(t *testing.T) {
 				t.Errorf("transformed template: %s is %q, want %s", name, types[name], want)
 			}
 		}
+		// RelayApi's RouteSettings name "POST /azure/events": on a first deploy the stage is made
+		// right after the API, so the route must come in the API's own body (SAM's events do),
+		// never as a separate AWS::ApiGatewayV2::Route the stage could be made before
+		// (aws/serverless-application-model#2479: "Unable to find Route by key").
+		for name, typ := range types {
+			if typ == "AWS::ApiGatewayV2::Route" {
+				t.Errorf("transformed template: %s is a separate route: the stage's RouteSettings would fail a first deploy", name)
+			}
+		}
 		if t.Failed() {
 			fmt.Println(string(out))
 		}

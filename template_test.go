@@ -269,6 +269,28 @@ func TestRelayAPIThrottlingFromParameters(t *testing.T) {
 			t.Errorf("parameter %s is missing", setting)
 		}
 	}
+	// Azure's service hook has its own bucket: a flood of Port's routes must not make Azure get
+	// 429, which puts its subscription on probation. The route key is the status function's event.
+	route := get(tpl, "Resources", "StatusFunction", "Properties", "Events", "AzureEvents", "Properties")
+	key := render(get(route, "Method")) + " " + render(get(route, "Path"))
+	settings := get(tpl, "Resources", "RelayApi", "Properties", "RouteSettings", key)
+	if settings == nil {
+		t.Fatalf("RelayApi RouteSettings has no %q: Azure's service hook shares Port's throttle", key)
+	}
+	for setting, param := range map[string]string{"ThrottlingBurstLimit": "AzureEventsBurstLimit", "ThrottlingRateLimit": "AzureEventsRateLimit"} {
+		if got, want := render(get(settings, setting)), "!Ref "+param; got != want {
+			t.Errorf("RelayApi RouteSettings[%q].%s = %s, want %s", key, setting, got, want)
+		}
+		if get(tpl, "Parameters", param) == nil {
+			t.Errorf("parameter %s is missing", param)
+		}
+	}
+	// Raised from 20/10 (issue 18): an automation firing for many entities sends a burst.
+	for param, atLeast := range map[string]int{"ThrottlingBurstLimit": 100, "ThrottlingRateLimit": 50, "AzureEventsBurstLimit": 100, "AzureEventsRateLimit": 50} {
+		if got, _ := strconv.Atoi(render(get(tpl, "Parameters", param, "Default"))); got < atLeast {
+			t.Errorf("%s default = %d, want at least %d", param, got, atLeast)
+		}
+	}
 }
 
 func TestScheduleIsOffByDefaultAndKeepsFailures(t *testing.T) {

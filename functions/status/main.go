@@ -30,10 +30,11 @@ func main() {
 // newFollower builds the status function's core from its configuration, once per container.
 func newFollower(cfg config.Status, sm secret.Getter, log *slog.Logger) *runstatus.Follower {
 	return &runstatus.Follower{
-		Secrets: secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
-		Port:    &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: runstatus.PortBudget}},
-		Log:     log,
-		Metrics: metrics.New(cfg.Namespace, metrics.FunctionStatus),
-		Sources: cfg.Sources,
+		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Port:     &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: runstatus.PortBudget}},
+		Log:      log,
+		Metrics:  metrics.New(cfg.Namespace, metrics.FunctionStatus),
+		Sources:  cfg.Sources,
 	}
 }

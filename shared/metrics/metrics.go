@@ -64,6 +64,10 @@ const (
 	Verified     = "Verified"     // verifier: the signature held (Scheme)
 	Rejected     = "Rejected"     // verifier: it did not, or could not be checked (Reason)
 	RunsUpdated  = "RunsUpdated"  // status: a Port run was updated, or the event ignored (Outcome)
+	// WrongPassword counts service-hook notifications refused for a Basic auth password
+	// that matches neither the secret's serviceHookPassword nor, within the rotation's
+	// grace, its previous one.
+	WrongPassword = "WrongPassword"
 )
 
 // Dimension keys. Every metric is published by Function; a class dimension adds a
@@ -77,7 +81,7 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated}
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword}
 
 // Dimensions lists every dimension key the functions emit.
 var Dimensions = []string{Function, Reason, Cause, Outcome, Scheme}

@@ -276,7 +276,7 @@ func (c *Client) fetchToken(ctx context.Context, creds Credentials, now time.Tim
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
 			return token{}, fmt.Errorf("%w: %w: status %d", ErrToken, ErrUnavailable, resp.StatusCode)
 		}
-		return token{}, fmt.Errorf("%w: status %d", ErrToken, resp.StatusCode)
+		return token{}, fmt.Errorf("%w: status %d%s", ErrToken, resp.StatusCode, c.regionHint())
 	}
 	var answer struct {
 		AccessToken string `json:"accessToken"`
@@ -291,6 +291,16 @@ func (c *Client) fetchToken(ctx context.Context, creds Credentials, now time.Tim
 	}
 	// A token whose life is shorter than the margin serves this request only.
 	return token{secret: creds.ClientSecret, value: answer.AccessToken, expires: now.Add(life - TokenMargin)}, nil
+}
+
+// regionHint names the likeliest cause of refused credentials at Port's EU API: an
+// organization in Port's US region, whose credentials only the US API knows.
+func (c *Client) regionHint() string {
+	switch c.base() {
+	case DefaultBaseURL, "https://api.getport.io":
+		return " (a Port organization in the US region needs PORT_API_URL=https://api.us.port.io)"
+	}
+	return ""
 }
 
 func (c *Client) base() string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -356,3 +357,47 @@ func TestRedirectsAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedCredentialsAtTheEUAPINameTheUSRegion: a US organization left on the
+// default (EU) API gets its credentials refused; the error says where to look.
+func TestRefusedCredentialsAtTheEUAPINameTheUSRegion(t *testing.T) {
+	port := porttest.New("another-id", "another-secret")
+	t.Cleanup(port.Close)
+	port.CreateRuns(runID)
+	for _, tt := range []struct {
+		name, base string
+		hint       bool
+	}{
+		{"Port's EU API (the default) names the US region", portapi.DefaultBaseURL, true},
+		{"the US API does not", "https://api.us.port.io", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The request goes to the double whatever the base URL says.
+			target, _ := url.Parse(port.URL)
+			c := &portapi.Client{BaseURL: tt.base, HTTP: &http.Client{Transport: rewriteHost(target)}}
+			err := c.Log(t.Context(), creds, runID, "line")
+			if !errors.Is(err, portapi.ErrToken) {
+				t.Fatalf("Log() = %v, want %v", err, portapi.ErrToken)
+			}
+			if got := strings.Contains(err.Error(), "https://api.us.port.io"); got != tt.hint {
+				t.Errorf("Log() = %q: names the US API %v, want %v", err, got, tt.hint)
+			}
+			if strings.Contains(err.Error(), creds.ClientSecret) {
+				t.Errorf("Log() = %q shows the client secret", err)
+			}
+		})
+	}
+}
+
+// rewriteHost sends every request to target, as if DNS named it.
+func rewriteHost(target *url.URL) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host = target.Scheme, target.Host
+		return http.DefaultTransport.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -58,6 +58,18 @@ type Secrets interface {
 	Renew(ctx context.Context) (secret.Credentials, bool, error)
 }
 
+// PreviousSecrets gives the value the secret held before current (AWSPREVIOUS);
+// *secret.Previous is one.
+type PreviousSecrets interface {
+	Get(ctx context.Context, current secret.Credentials) (secret.Credentials, error)
+}
+
+// PasswordGrace is how long after a rotation (the current version's CreatedDate) the
+// previous version's serviceHookPassword is still accepted: whichever side the
+// operator changes first, Azure's service hook and the secret then disagree until
+// the other side follows, and a 401 puts Azure's subscription on probation.
+const PasswordGrace = 24 * time.Hour
+
 // Updater changes a Port run; *portapi.Client is one.
 type Updater interface {
 	Update(ctx context.Context, creds portapi.Credentials, runID string, u portapi.RunUpdate) error
@@ -66,9 +78,13 @@ type Updater interface {
 // Follower is the status function's core.
 type Follower struct {
 	Secrets Secrets
-	Port    Updater
-	Log     *slog.Logger
-	Metrics *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
+	// Previous, when set, accepts the previous version's serviceHookPassword for
+	// PasswordGrace after the current version was stored; nil: the current only.
+	Previous PreviousSecrets
+	Now      func() time.Time // nil: time.Now
+	Port     Updater
+	Log      *slog.Logger
+	Metrics  *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
 	// Sources may call over HTTP; empty (the default): everyone. Azure's service hooks
 	// come from Azure's wide ranges, so Basic auth is the guard; an operator may still
 	// set ALLOWED_SOURCE_IPS on the function.
@@ -116,7 +132,7 @@ var rules = []rule{
 	{portapi.ErrRunNotFound, 200, Ignored, "run-not-found", "the Port run does not exist"},
 	{portapi.ErrRunEnded, 200, Ignored, "run-ended", "the Port run has already ended"},
 	{portapi.ErrUnavailable, 503, Failed, "port-unavailable", "Port's API could not be reached; try again."},
-	{portapi.ErrToken, 503, Failed, "port-token", "Port refused the clientId and clientSecret in the status function's secret."},
+	{portapi.ErrToken, 503, Failed, "port-token", "Port refused the clientId and clientSecret in the status function's secret: check them, and that PORT_API_URL (PortApiUrl) is your Port organization's region, https://api.us.port.io for the US."},
 	{portapi.ErrBadRunID, 200, Ignored, "no-run-id", "the run name's Port run id is not one Port issues"},
 	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the run update."},
 }
@@ -140,6 +156,7 @@ type done struct {
 	azureRunID string
 	state      string
 	portStatus string // SUCCESS, FAILURE, or "" while running
+	password   string // the version whose serviceHookPassword matched
 	err        error
 }
 
@@ -168,7 +185,8 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		d.err = ErrSource // before the secret is read
 		return d
 	}
-	creds, err := f.authenticate(ctx, req.Get("authorization"))
+	creds, password, err := f.authenticate(ctx, req.Get("authorization"))
+	d.password = password
 	if err != nil {
 		d.err = err
 		return d
@@ -194,27 +212,49 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 }
 
 // authenticate checks the Basic auth password against the secret's, reading the
-// secret again once when it does not match (a rotation).
-func (f *Follower) authenticate(ctx context.Context, authorization string) (secret.Credentials, error) {
+// secret again once when it does not match (a rotation), and, within PasswordGrace
+// of the current version's creation, against the previous version's: never a
+// password older than that. It says which version matched.
+func (f *Follower) authenticate(ctx context.Context, authorization string) (secret.Credentials, string, error) {
 	creds, err := f.Secrets.Get(ctx)
 	if err != nil {
-		return creds, err
+		return creds, "", err
 	}
 	if creds.ServiceHookPassword == "" {
-		return creds, ErrNoPassword // fail closed: an empty password would let anyone in
+		return creds, "", ErrNoPassword // fail closed: an empty password would let anyone in
 	}
 	password, ok := basicPassword(authorization)
 	if !ok {
-		return creds, ErrNoAuth
+		return creds, "", ErrNoAuth
 	}
 	if samePassword(password, creds.ServiceHookPassword) {
-		return creds, nil
+		return creds, secret.StageCurrent, nil
 	}
-	renewed, changed, err := f.Secrets.Renew(ctx)
-	if err == nil && changed && renewed.ServiceHookPassword != "" && samePassword(password, renewed.ServiceHookPassword) {
-		return renewed, nil
+	if renewed, changed, err := f.Secrets.Renew(ctx); err == nil && changed && renewed.ServiceHookPassword != "" {
+		if creds = renewed; samePassword(password, renewed.ServiceHookPassword) {
+			return renewed, secret.StageCurrent, nil
+		}
 	}
-	return creds, ErrBadAuth
+	if f.inGrace(creds) {
+		if previous, err := f.Previous.Get(ctx, creds); err == nil && previous.ServiceHookPassword != "" &&
+			samePassword(password, previous.ServiceHookPassword) {
+			return creds, secret.StagePrevious, nil // the current value's clientId and clientSecret serve Port
+		}
+	}
+	return creds, "", ErrBadAuth
+}
+
+// inGrace reports whether the previous version may still be accepted beside creds.
+func (f *Follower) inGrace(creds secret.Credentials) bool {
+	if f.Previous == nil || creds.Created.IsZero() {
+		return false
+	}
+	now := time.Now
+	if f.Now != nil {
+		now = f.Now
+	}
+	age := now().Sub(creds.Created)
+	return age >= -time.Minute && age < PasswordGrace // a little clock skew either way
 }
 
 // basicPassword reads the password of "Basic base64(user:password)"; the user name
@@ -303,8 +343,19 @@ func (f *Follower) logLine(ctx context.Context, requestID string, d done, status
 	if d.err == nil {
 		attrs = append(attrs, slog.String("portStatus", portStatus(d.portStatus)))
 	}
+	if d.password == secret.StagePrevious {
+		// Azure's service hook still sends the password from before the rotation: the
+		// runbook's second step (docs/operations.md) is due within PasswordGrace.
+		attrs = append(attrs, slog.String("password", secret.StagePrevious))
+	}
 	attrs = append(attrs, slog.Float64("durationMs", float64(took.Microseconds())/1000))
-	attrs = f.Metrics.Append(attrs, metrics.Group{Key: metrics.Outcome, Class: outcome, Values: []metrics.Value{metrics.One(metrics.RunsUpdated)}})
+	groups := []metrics.Group{{Key: metrics.Outcome, Class: outcome, Values: []metrics.Value{metrics.One(metrics.RunsUpdated)}}}
+	if errors.Is(d.err, ErrBadAuth) {
+		// Its own metric and alarm: a password that Azure and the secret disagree on
+		// refuses every notification, and Azure disables the subscription.
+		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.WrongPassword)}})
+	}
+	attrs = f.Metrics.Append(attrs, groups...)
 	f.Log.LogAttrs(ctx, level, "run status "+outcome, attrs...)
 }
 

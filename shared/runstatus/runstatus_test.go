@@ -253,6 +253,68 @@ func TestRotatedPasswordIsReadAgain(t *testing.T) {
 	}
 }
 
+// TestPreviousPasswordWithinTheGrace: whichever side an operator rotates first, Azure's
+// service hook or the secret, notifications are accepted: the previous version's
+// password for PasswordGrace after the new version was stored, never one older.
+func TestPreviousPasswordWithinTheGrace(t *testing.T) {
+	const oldPassword, newPassword, newest = hookPassword, "rotated-hook-password-Zz1", "rotated-again-password-Yy2"
+	e := newEnv(t, fullSecret)
+	e.f.Previous = secret.NewPrevious(e.sm.Client(), "port/relay", 5*time.Minute, func() time.Time { return e.now })
+	e.f.Now = func() time.Time { return e.now }
+	e.sm.Now = e.f.Now // versions are dated by the test's clock
+	ev := servicehooktest.Notification(run("inProgress", ""))
+	check := func(name, password string, want int, wantStage any, wrong float64) {
+		t.Helper()
+		if a := handle(t, e, hookEvent(ev, password)); a.status != want {
+			t.Errorf("%s: %d %v, want %d", name, a.status, a.body, want)
+		}
+		line := oneLine(t, e)
+		if line["password"] != wantStage {
+			t.Errorf("%s: log line password = %v, want %v", name, line["password"], wantStage)
+		}
+		if got, _ := line[metrics.WrongPassword].(float64); got != wrong {
+			t.Errorf("%s: %s = %v, want %v", name, metrics.WrongPassword, got, wrong)
+		}
+		for _, p := range []string{oldPassword, newPassword, newest} {
+			if strings.Contains(fmtLine(line), p) {
+				t.Errorf("%s: the log line holds a password", name)
+			}
+		}
+	}
+
+	check("before any rotation, another password", newPassword, 401, nil, 1)
+	e.sm.Put("port/relay", strings.Replace(fullSecret, oldPassword, newPassword, 1))
+	e.now = e.now.Add(time.Minute)
+	check("the secret rotated first: Azure still sends the old password, as the cached value has", oldPassword, 200, nil, 0)
+	check("Azure follows with the new password, read again at once", newPassword, 200, nil, 0)
+	check("Azure's other subscriptions still send the old one", oldPassword, 200, secret.StagePrevious, 0)
+	e.now = e.now.Add(PasswordGraceForTest - 2*time.Minute)
+	check("the old password just inside the grace", oldPassword, 200, secret.StagePrevious, 0)
+	e.now = e.now.Add(2 * time.Minute)
+	check("the old password past the grace is wrong", oldPassword, 401, nil, 1)
+	check("the new password past the grace", newPassword, 200, nil, 0)
+
+	e.now = e.now.Add(6 * time.Minute) // past the cache: the next read finds the next rotation
+	e.sm.Put("port/relay", strings.Replace(fullSecret, oldPassword, newest, 1))
+	check("two rotations on: the password before the previous is wrong", oldPassword, 401, nil, 1)
+	check("the previous one is accepted", newPassword, 200, secret.StagePrevious, 0)
+	check("the newest one is accepted", newest, 200, nil, 0)
+}
+
+// PasswordGraceForTest is the grace the test relies on: the documented 24 hours.
+const PasswordGraceForTest = 24 * time.Hour
+
+func fmtLine(line map[string]any) string {
+	b, _ := json.Marshal(line)
+	return string(b)
+}
+
+func TestPasswordGraceIsADay(t *testing.T) {
+	if runstatus.PasswordGrace != PasswordGraceForTest {
+		t.Errorf("PasswordGrace = %v, want %v as docs/operations.md says", runstatus.PasswordGrace, PasswordGraceForTest)
+	}
+}
+
 func oneLine(t *testing.T, e *env) map[string]any {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(e.logs.String()), "\n")

@@ -51,6 +51,9 @@ type Credentials struct {
 	// AzureWebhookSecret is the Azure DevOps service connection's own secret, when the
 	// secret holds one: then Port's clientSecret never leaves AWS.
 	AzureWebhookSecret string
+	// Created is when Secrets Manager stored this version (its CreatedDate); zero
+	// when unknown. A rotation's grace for the previous version counts from it.
+	Created time.Time
 }
 
 // AzureKey is the key that signs for Azure DevOps (and that the verifier checks):
@@ -332,7 +335,11 @@ func (s *Source) read(ctx context.Context) (Credentials, error) {
 	if out.SecretString == nil {
 		return Credentials{}, fmt.Errorf("%w: no SecretString (binary secrets are not supported)", ErrEmpty)
 	}
-	return Parse(*out.SecretString)
+	creds, err := Parse(*out.SecretString)
+	if err == nil && out.CreatedDate != nil {
+		creds.Created = *out.CreatedDate
+	}
+	return creds, err
 }
 
 // transportError names the class of a network failure without repeating the SDK's

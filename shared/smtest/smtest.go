@@ -60,6 +60,9 @@ func (f Fault) Times(n int) Fault {
 type Server struct {
 	// URL is the endpoint's base URL, http://127.0.0.1:port, for BaseEndpoint or AWS_ENDPOINT_URL_SECRETS_MANAGER.
 	URL string
+	// Now dates the versions Put stores (their CreatedDate), for tests whose clock is not the
+	// wall clock; nil: time.Now. Signatures are always checked against the wall clock, as AWS does.
+	Now func() time.Time
 
 	srv   *httptest.Server
 	done  chan struct{} // closed by Close, so slow answers don't hold it up
@@ -147,7 +150,11 @@ func (s *Server) Put(name, secretString string) (arn string) {
 			v.stages[i] = StagePrevious
 		}
 	}
-	sec.versions = append(sec.versions, version{id: awstest.NewUUID(), value: secretString, stages: []string{StageCurrent}, created: time.Now()})
+	created := time.Now()
+	if s.Now != nil {
+		created = s.Now()
+	}
+	sec.versions = append(sec.versions, version{id: awstest.NewUUID(), value: secretString, stages: []string{StageCurrent}, created: created})
 	return sec.arn
 }
 
@@ -205,14 +212,14 @@ func (s *Server) lookup(id string) (*secret, bool) {
 }
 
 var (
-	errNotFound      = &awstest.Error{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
-	errThrottled     = &awstest.Error{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
-	errInternal      = &awstest.Error{http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."}
-	errAccessDenied  = &awstest.Error{http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/smtest is not authorized to perform: secretsmanager:GetSecretValue because no identity-based policy allows the secretsmanager:GetSecretValue action"}
-	errBadBody       = &awstest.Error{http.StatusBadRequest, "SerializationException", "Malformed request body: expected a JSON object."}
-	errNoSecretID    = &awstest.Error{http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null"}
-	errTooLarge      = &awstest.Error{http.StatusRequestEntityTooLarge, "SerializationException", "Request body too large."}
-	errUnknownTarget = &awstest.Error{http.StatusBadRequest, "UnknownOperationException", ""}
+	errNotFound      = awstest.NewError(http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+	errThrottled     = awstest.NewError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+	errInternal      = awstest.NewError(http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side.")
+	errAccessDenied  = awstest.NewError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/smtest is not authorized to perform: secretsmanager:GetSecretValue because no identity-based policy allows the secretsmanager:GetSecretValue action")
+	errBadBody       = awstest.NewError(http.StatusBadRequest, "SerializationException", "Malformed request body: expected a JSON object.")
+	errNoSecretID    = awstest.NewError(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null")
+	errTooLarge      = awstest.NewError(http.StatusRequestEntityTooLarge, "SerializationException", "Request body too large.")
+	errUnknownTarget = awstest.NewError(http.StatusBadRequest, "UnknownOperationException", "")
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -333,14 +340,14 @@ func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *awstest.Er
 	switch {
 	case v != nil:
 	case in.VersionID != "" && stage != "" && slices.ContainsFunc(sec.versions, func(c version) bool { return c.id == in.VersionID }):
-		return nil, &awstest.Error{http.StatusBadRequest, "InvalidRequestException",
-			"You provided a VersionStage that is not associated to the provided VersionId."}
+		return nil, awstest.NewError(http.StatusBadRequest, "InvalidRequestException",
+			"You provided a VersionStage that is not associated to the provided VersionId.")
 	case in.VersionID != "":
-		return nil, &awstest.Error{http.StatusBadRequest, "ResourceNotFoundException",
-			"Secrets Manager can't find the specified secret value for VersionId: " + in.VersionID}
+		return nil, awstest.NewError(http.StatusBadRequest, "ResourceNotFoundException",
+			"Secrets Manager can't find the specified secret value for VersionId: " + in.VersionID)
 	default:
-		return nil, &awstest.Error{http.StatusBadRequest, "ResourceNotFoundException",
-			"Secrets Manager can't find the specified secret value for staging label: " + stage}
+		return nil, awstest.NewError(http.StatusBadRequest, "ResourceNotFoundException",
+			"Secrets Manager can't find the specified secret value for staging label: " + stage)
 	}
 	return &getSecretValueOutput{
 		ARN:           sec.arn,

@@ -34,6 +34,11 @@ type Error struct {
 	Message string
 }
 
+// NewError returns the error AWS answers with status, code and message.
+func NewError(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // Env returns the KEY=VALUE lines that give a child process's SDK the test account's

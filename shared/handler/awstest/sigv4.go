@@ -26,18 +26,18 @@ const (
 
 // The errors AWS answers for a request it cannot authenticate; each stand-in writes them in its protocol's shape.
 var (
-	errNoAuth       = &Error{http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"}
-	errUnknownKey   = &Error{http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid."}
+	errNoAuth       = NewError(http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+	errUnknownKey   = NewError(http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid.")
 	errNoDate       = incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	errHostUnsigned = invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 )
 
 func incomplete(msg string) *Error {
-	return &Error{http.StatusForbidden, "IncompleteSignatureException", msg}
+	return NewError(http.StatusForbidden, "IncompleteSignatureException", msg)
 }
 
 func invalid(msg string) *Error {
-	return &Error{http.StatusForbidden, "InvalidSignatureException", msg}
+	return NewError(http.StatusForbidden, "InvalidSignatureException", msg)
 }
 
 // authorization is a parsed Authorization header.
