@@ -344,10 +344,10 @@ func (s *Server) getSecretValue(body []byte) (*getSecretValueOutput, *awstest.Er
 			"You provided a VersionStage that is not associated to the provided VersionId.")
 	case in.VersionID != "":
 		return nil, awstest.NewError(http.StatusBadRequest, "ResourceNotFoundException",
-			"Secrets Manager can't find the specified secret value for VersionId: " + in.VersionID)
+			"Secrets Manager can't find the specified secret value for VersionId: "+in.VersionID)
 	default:
 		return nil, awstest.NewError(http.StatusBadRequest, "ResourceNotFoundException",
-			"Secrets Manager can't find the specified secret value for staging label: " + stage)
+			"Secrets Manager can't find the specified secret value for staging label: "+stage)
 	}
 	return &getSecretValueOutput{
 		ARN:           sec.arn,
