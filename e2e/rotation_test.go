@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/smtest"
 )
@@ -15,7 +16,45 @@ import (
 // The values the rotation tests store; the log audit looks for every one of them.
 var rotationSecrets = []string{
 	"e2e-azure-webhook-secret-1-Hq3", "e2e-azure-webhook-secret-2-Lk8", "e2e-azure-webhook-secret-3-Vb5",
-	"e2e-azure-never-stored-Pz1", "e2e-port-client-secret-rotated-Nc6",
+	"e2e-azure-never-stored-Pz1", "e2e-port-client-secret-rotated-Nc6", rotatedHookPassword,
+}
+
+const rotatedHookPassword = "e2e-service-hook-password-rotated-Rm4"
+
+// TestServiceHookPasswordRotation: the operator stores a new serviceHookPassword, and
+// Azure's subscriptions are changed one by one after it. Nothing is refused in between
+// (a 401 would put a subscription on probation): the previous password is accepted for
+// the rotation's grace, and the new one at once, in the same warm container.
+func TestServiceHookPasswordRotation(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	w := newStatusWorld(t)
+	send := func(step, password, state string, want int) {
+		t.Helper()
+		runID := "r_hookrot" + rand.Text()[:10]
+		w.port.CreateRuns(runID)
+		w.sender.Password = password
+		d, err := w.sender.Send(t.Context(), servicehooktest.Notification(azureRun(301, runID, state, "succeeded")))
+		if status, _ := d.Last(); (err != nil && want == 200) || status != want {
+			t.Errorf("%s: %d %v, want %d", step, status, err, want)
+		}
+	}
+	send("before the rotation", hookPassword, "inProgress", 200)
+	w.sm.Put(secretName, hookSecret(rotatedHookPassword))
+	send("a subscription changed first sends the new password", rotatedHookPassword, "inProgress", 200)
+	send("a subscription not yet changed sends the old one", hookPassword, "completed", 200)
+	send("the new one again", rotatedHookPassword, "completed", 200)
+	send("a password never stored is refused", "e2e-never-a-hook-password", "completed", 401)
+	previous := 0
+	for _, line := range w.fn.Lines() {
+		if strings.Contains(line, `"password":"AWSPREVIOUS"`) {
+			previous++
+		}
+	}
+	if previous != 1 {
+		t.Errorf("%d lines say the previous password was used, want 1 (the subscription not yet changed)", previous)
+	}
+	statusCases.Add(1)
 }
 
 // stored is the secret JSON the operator keeps: Port's credentials and Azure's own secret.

@@ -29,6 +29,7 @@ const (
 // front, Port's API double behind a switch that can take it down, and Azure's
 // service hook sender pointed at the front.
 type statusWorld struct {
+	sm     *smtest.Server
 	port   *porttest.Server
 	down   atomic.Int64 // Port answers 503 to this many more requests
 	fn     *lambdalocal.Function
@@ -52,7 +53,8 @@ func newStatusWorld(t *testing.T) *statusWorld {
 	t.Cleanup(front.Close)
 	sm := smtest.New()
 	t.Cleanup(sm.Close)
-	sm.Put(secretName, `{"clientId":"`+portClientID+`","clientSecret":"`+portSecret+`","serviceHookPassword":"`+hookPassword+`"}`)
+	w.sm = sm
+	sm.Put(secretName, hookSecret(hookPassword))
 	w.fn = start(t, statusBin, 10*time.Second, append(sm.Env(),
 		"PORT_SECRET_ID="+secretName, "PORT_API_URL="+front.URL, "SECRET_CACHE_TTL=5m"))
 	gw := lambdalocal.Gateway(w.fn)
@@ -62,6 +64,11 @@ func newStatusWorld(t *testing.T) *statusWorld {
 		Delays: slices.Repeat([]time.Duration{50 * time.Millisecond}, len(servicehooktest.AzureDelays)),
 	}
 	return w
+}
+
+// hookSecret is the status function's secret with the service hook's password.
+func hookSecret(password string) string {
+	return `{"clientId":"` + portClientID + `","clientSecret":"` + portSecret + `","serviceHookPassword":"` + password + `"}`
 }
 
 // azureRun is a pipeline run whose name carries the Port run id, as the README's
@@ -210,9 +217,10 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 	statusCases.Add(int64(len(cases)))
 
 	// Every line of the status function is one invocation's: ids and outcomes, no more.
-	// The EMF members (_aws, Function, Outcome, RunsUpdated) are the metric of the same outcome.
+	// The EMF members (_aws, Function, Outcome, RunsUpdated) are the metric of the same outcome;
+	// WrongPassword comes with a wrong password only, and "password" names a version, never a value.
 	allowed := []string{"time", "level", "msg", "requestId", "outcome", "status", "reason", "runId", "azureRunId", "azureState", "portStatus", "durationMs",
-		"_aws", "Function", "Outcome", "RunsUpdated"}
+		"_aws", "Function", "Outcome", "RunsUpdated", "WrongPassword", "password"}
 	n := 0
 	for _, line := range w.fn.Lines() {
 		var m map[string]any
@@ -227,6 +235,9 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 		}
 		if m["requestId"] == nil || m["outcome"] == nil {
 			t.Errorf("status log line without requestId or outcome: %s", line)
+		}
+		if (m["WrongPassword"] != nil) != (m["reason"] == "auth-wrong") || (m["password"] != nil && m["password"] != "AWSPREVIOUS") {
+			t.Errorf("status log line: want WrongPassword 1 exactly for a wrong password, and password only as AWSPREVIOUS: %s", line)
 		}
 		if m["Outcome"] != m["outcome"] || m["RunsUpdated"] != float64(1) || m["Function"] != "status" {
 			t.Errorf("status log line: want RunsUpdated 1 for Function status and Outcome %v: %s", m["outcome"], line)
