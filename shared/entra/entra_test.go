@@ -307,7 +307,7 @@ func TestEachFailureNamesTheSideThatRefused(t *testing.T) {
 		{name: "STS refusing the function's own credentials", federated: true, setup: func(f *fixture) {
 			cfg := aws.Config{Region: awstest.Region, Credentials: credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, "wrong", "")}
 			f.assertion.STS = sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(f.sts.URL) })
-		}, want: entra.ErrSTSRefused, text: "InvalidSignatureException"},
+		}, want: entra.ErrSTSRefused, text: "SignatureDoesNotMatch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,12 +49,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := awstest.Verify(r, body, service, time.Now()); e != nil {
-		writeError(w, e)
+		writeError(w, queryError(e))
 		return
 	}
 	form := url.Values{}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == formType && r.Method == http.MethodPost {
 		form, _ = url.ParseQuery(string(body))
+	}
+	if form.Get("Action") == "" {
+		writeError(w, &awstest.Error{Status: http.StatusBadRequest, Code: "MissingAction", Message: "The request is missing an action or a required parameter."})
+		return
 	}
 	if action := form.Get("Action"); action != "GetWebIdentityToken" || form.Get("Version") != version {
 		writeError(w, &awstest.Error{Status: http.StatusBadRequest, Code: "InvalidAction",
@@ -91,6 +95,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Result   result   `xml:"GetWebIdentityTokenResult"`
 		Metadata metadata `xml:"ResponseMetadata"`
 	}{Xmlns: xmlns, Result: result{tok, expires.UTC().Format("2006-01-02T15:04:05.000Z")}, Metadata: metadata{id}})
+}
+
+// queryError renames awstest's authentication errors, which carry the JSON protocols' codes, to the codes the
+// Query protocol's services answer (AWS's common errors): the SDK returns them as the API error's code.
+func queryError(e *awstest.Error) *awstest.Error {
+	q := *e
+	switch e.Code {
+	case "MissingAuthenticationTokenException":
+		q.Code = "MissingAuthenticationToken"
+	case "UnrecognizedClientException":
+		q.Code = "InvalidClientTokenId"
+	case "IncompleteSignatureException":
+		q.Status, q.Code = http.StatusBadRequest, "IncompleteSignature"
+	case "InvalidSignatureException":
+		q.Code = "SignatureDoesNotMatch"
+	}
+	return &q
 }
 
 // input is GetWebIdentityToken's parameters.

@@ -4,9 +4,11 @@
 //
 // It speaks what the SDK sends and reads: the Query protocol (POST, application/x-www-form-urlencoded, Action,
 // Version=2011-06-15, Audience.member.N, SigningAlgorithm, DurationSeconds, Tags.member.N.Key/Value) signed with
-// Signature Version 4 for service sts (awstest.Verify), answered in STS's XML (GetWebIdentityTokenResponse,
-// GetWebIdentityTokenResult, WebIdentityToken, Expiration; errors as ErrorResponse/Error/Type, Code, Message and
-// RequestId, with the x-amzn-RequestId header the SDK reads). Its rules are STS's:
+// Signature Version 4 for service sts (awstest.Verify, its refusals renamed to the Query protocol's codes:
+// MissingAuthenticationToken, InvalidClientTokenId, IncompleteSignature, SignatureDoesNotMatch), answered in STS's
+// XML (GetWebIdentityTokenResponse, GetWebIdentityTokenResult, WebIdentityToken, Expiration; errors as
+// ErrorResponse/Error/Type, Code, Message and RequestId, with the x-amzn-RequestId header the SDK reads). Its rules
+// are STS's:
 //
 //   - federation is off until EnableFederation: 403 OutboundWebIdentityFederationDisabledException, the SDK's
 //     *types.OutboundWebIdentityFederationDisabledException;
@@ -14,7 +16,7 @@
 //     (300 when absent): else 400 ValidationError;
 //   - the caller's identity policy (SetPolicy) as IAM evaluates the template's conditions ForAllValues:StringEquals
 //     sts:IdentityTokenAudience and NumericLessThanEquals sts:DurationSeconds: else 403 AccessDenied;
-//   - another Action, or another Version: 400 InvalidAction.
+//   - no Action: 400 MissingAction; another Action, or another Version: 400 InvalidAction.
 //
 // A token is a JWT signed with the algorithm asked for (RS256 or ES384), with a kid, and the claims AWS documents:
 // iss (the issuer EnableFederation returns: this server's URL and an account path), sub (the role's ARN, SetRole),

@@ -2,6 +2,7 @@ package ststest_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -342,8 +343,8 @@ func TestAnotherSignatureIsRefused(t *testing.T) {
 	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(srv.URL); o.RetryMaxAttempts = 1 })
 	_, err := client.GetWebIdentityToken(t.Context(), request())
 	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidSignatureException" {
-		t.Fatalf("GetWebIdentityToken with a wrong secret key = %v, want InvalidSignatureException", err)
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "SignatureDoesNotMatch" {
+		t.Fatalf("GetWebIdentityToken with a wrong secret key = %v, want SignatureDoesNotMatch", err)
 	}
 	if srv.Calls() != 0 {
 		t.Errorf("Calls() = %d, want 0: an unauthenticated request is not counted", srv.Calls())
@@ -356,6 +357,8 @@ func TestTheServerRefusesWhatTheQueryProtocolDoesNot(t *testing.T) {
 	tests := []struct {
 		name, contentType, body string
 		sign                    bool
+		key                     string // the access key to sign with, when not the test account's
+		tamper                  bool   // change the body after signing
 		status                  int
 		code                    string
 	}{
@@ -363,11 +366,14 @@ func TestTheServerRefusesWhatTheQueryProtocolDoesNot(t *testing.T) {
 		{name: "a charset parameter passes", contentType: "application/x-www-form-urlencoded; charset=utf-8", body: valid, sign: true, status: 200},
 		{name: "another action is InvalidAction", body: strings.Replace(valid, "GetWebIdentityToken", "GetCallerIdentity", 1), sign: true, status: 400, code: "InvalidAction"},
 		{name: "another version is InvalidAction", body: strings.Replace(valid, "2011-06-15", "2010-05-08", 1), sign: true, status: 400, code: "InvalidAction"},
-		{name: "a JSON body is InvalidAction", contentType: "application/x-amz-json-1.1", body: `{"Action":"GetWebIdentityToken"}`, sign: true, status: 400, code: "InvalidAction"},
+		{name: "a JSON body has no action", contentType: "application/x-amz-json-1.1", body: `{"Action":"GetWebIdentityToken"}`, sign: true, status: 400, code: "MissingAction"},
 		{name: "no audience is a ValidationError", body: "Action=GetWebIdentityToken&SigningAlgorithm=RS256&Version=2011-06-15", sign: true, status: 400, code: "ValidationError"},
 		{name: "no signing algorithm is a ValidationError", body: "Action=GetWebIdentityToken&Audience.member.1=a&Version=2011-06-15", sign: true, status: 400, code: "ValidationError"},
 		{name: "a duration that is not a number is a ValidationError", body: valid + "&DurationSeconds=5m", sign: true, status: 400, code: "ValidationError"},
-		{name: "an unsigned request is refused", body: valid, status: 403, code: "MissingAuthenticationTokenException"},
+		{name: "no action is MissingAction", body: "Version=2011-06-15", sign: true, status: 400, code: "MissingAction"},
+		{name: "an unsigned request is MissingAuthenticationToken", body: valid, status: 403, code: "MissingAuthenticationToken"},
+		{name: "an unknown access key is InvalidClientTokenId", body: valid, sign: true, key: "AKIAOTHER", status: 403, code: "InvalidClientTokenId"},
+		{name: "a body changed after signing is SignatureDoesNotMatch", body: valid, sign: true, tamper: true, status: 403, code: "SignatureDoesNotMatch"},
 	}
 	srv := newServer(t)
 	srv.EnableFederation()
@@ -383,7 +389,11 @@ func TestTheServerRefusesWhatTheQueryProtocolDoesNot(t *testing.T) {
 			}
 			req.Header.Set("Content-Type", ct)
 			if tt.sign {
-				signRequest(t, req, tt.body)
+				signRequest(t, req, tt.body, tt.key)
+			}
+			if tt.tamper {
+				changed := strings.Replace(tt.body, "RS256", "ES384", 1)
+				req.Body, req.ContentLength = io.NopCloser(strings.NewReader(changed)), int64(len(changed))
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -526,11 +536,11 @@ func TestConcurrentUseIsSafe(t *testing.T) {
 	}
 }
 
-// signRequest signs req with the SDK's own signer and the test account's key.
-func signRequest(t *testing.T, req *http.Request, body string) {
+// signRequest signs req with the SDK's own signer and the test account's secret key, under accessKey when it is set.
+func signRequest(t *testing.T, req *http.Request, body, accessKey string) {
 	t.Helper()
 	sum := sha256.Sum256([]byte(body))
-	creds := aws.Credentials{AccessKeyID: awstest.AccessKeyID, SecretAccessKey: awstest.SecretAccessKey}
+	creds := aws.Credentials{AccessKeyID: cmp.Or(accessKey, awstest.AccessKeyID), SecretAccessKey: awstest.SecretAccessKey}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "sts", awstest.Region, time.Now()); err != nil {
 		t.Fatal(err)
 	}
