@@ -171,6 +171,11 @@ func (s *Server) Close() {
 	s.srv.Close()
 }
 
+// Env returns the KEY=VALUE line that points a child process's Entra client at this server, as Azure SDKs read it.
+func (s *Server) Env() []string {
+	return []string{"AZURE_AUTHORITY_HOST=" + s.URL}
+}
+
 // AddApp registers an application (client) id in tenant, adding the tenant if it is new, and gives it secret
 // unless that is empty (an app that signs in with a federated credential only). Called again for the same app, it
 // adds another secret, as Entra lets an app have several while one is rotated.

@@ -229,6 +229,13 @@ func TestRequestsEntraRefusesAreRefusedInItsShape(t *testing.T) {
 	}
 }
 
+func TestEnvNamesTheAuthorityHost(t *testing.T) {
+	srv := newServer(t)
+	if env := srv.Env(); !slices.Equal(env, []string{"AZURE_AUTHORITY_HOST=" + srv.URL}) {
+		t.Errorf("Env() = %q", env)
+	}
+}
+
 func TestTenantDomainsAndClientIDsMatchWithoutCase(t *testing.T) {
 	srv := newServer(t)
 	srv.AddApp("contoso.onmicrosoft.com", clientID, secret)
