@@ -1,11 +1,17 @@
-# The one entry point: build, test, lint, demo, bench, invoke, deploy.
+# The one entry point: build, test, lint, demo, bench, invoke, deploy. `make` alone lists the targets.
 # Needs only Go; every tool below is installed by this Makefile with `go install`.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
 
-# The module proxy alone: the `,direct` fallback cannot resolve on closed networks.
-export GOPROXY := $(or $(RELAY_GOPROXY),https://proxy.golang.org)
+# A GOPROXY you set (a company mirror, in the environment or with `go env -w`) is used as it is.
+# Only Go's own default is replaced, by the public proxy alone: its `,direct` fallback cannot
+# resolve on closed networks.
+comma := ,
+ifeq ($(shell go env GOPROXY),https://proxy.golang.org$(comma)direct)
+export GOPROXY := https://proxy.golang.org
+endif
 
 TOOLS   := $(CURDIR)/.tools/bin
 RIE     := $(TOOLS)/aws-lambda-rie
@@ -20,13 +26,16 @@ LAMBDA_ENV     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 FUZZTIME ?= 3s
 EVENT    ?= events/relay/httpapi.json
 
-.PHONY: demo-rotation
-.PHONY: all build build-RelayFunction build-VerifierFunction build-StatusFunction test fuzz lint demo bench \
-        invoke-relay invoke-verifier deploy clean tools
+.PHONY: help all build build-RelayFunction build-VerifierFunction build-StatusFunction test fuzz lint demo \
+        demo-rotation bench invoke-relay invoke-verifier deploy clean tools
 
-all: lint test build
+help: ## list the targets (this)
+	@echo "make <target>, where <target> is one of:"
+	@grep -hE '^[A-Za-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Za-z-]+):.*## (.*)/  \1\t\2/' | expand -t 18
 
-build: bin/relay/bootstrap bin/verifier/bootstrap bin/status/bootstrap
+all: lint test build ## lint, test and build, as CI does
+
+build: bin/relay/bootstrap bin/verifier/bootstrap bin/status/bootstrap ## the three functions' bootstraps under bin/ (linux/arm64, static)
 	@ls -l bin/*/bootstrap
 
 bin/%/bootstrap: FORCE
@@ -42,7 +51,7 @@ build-VerifierFunction:
 build-StatusFunction:
 	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/status
 
-tools: $(RIE) $(STATICCHECK)
+tools: $(RIE) $(STATICCHECK) ## install the runtime emulator and staticcheck into .tools/bin
 
 $(RIE):
 	GOBIN=$(TOOLS) go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
@@ -53,17 +62,17 @@ $(STATICCHECK):
 # Unit, handler, template and end-to-end tests (the built bootstraps under the Lambda
 # runtime emulator), with the race detector; then every fuzz target for $(FUZZTIME).
 # The e2e package runs verbose so that its matrix counts show; passing cases are elided.
-test: $(RIE)
+test: $(RIE) ## unit, template and end-to-end tests (under the Lambda runtime emulator), then the fuzzers briefly
 	go test -race -count=1 $$(go list ./... | grep -v /e2e$$)
 	E2E_REQUIRE=1 AWS_LAMBDA_RIE=$(RIE) go test -race -count=1 -v ./e2e/ | grep -Ev '^(=== (RUN|PAUSE|CONT|NAME)|[[:space:]]*--- PASS)'
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 # Every Fuzz function, one at a time: a finding fails with its whole output and saved
 # input; a failure of the fuzzing engine alone is shown and tried again (.ci/fuzz).
-fuzz:
+fuzz: ## every fuzz target for FUZZTIME (3s; make fuzz FUZZTIME=1m for longer)
 	bash .ci/fuzz $(FUZZTIME)
 
-lint: $(STATICCHECK)
+lint: $(STATICCHECK) ## gofmt, go vet, staticcheck, go mod tidy clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	go vet ./...
 	$(STATICCHECK) ./...
@@ -72,32 +81,32 @@ lint: $(STATICCHECK)
 	    cp /tmp/relay.go.mod.bak go.mod; cp /tmp/relay.go.sum.bak go.sum; echo "go mod tidy is not clean"; exit 1; fi
 
 # The whole chain on this machine: no AWS account, no Docker.
-demo: $(RIE)
+demo: $(RIE) ## the whole chain on this machine: no AWS account, no Docker
 	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/demo
 
 # Both rotations (Azure's webhook secret, Port's clientSecret) with no refused request.
-demo-rotation: $(RIE)
+demo-rotation: $(RIE) ## both rotations (Azure's webhook secret, Port's clientSecret) on this machine, nothing refused
 	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/rotationdemo
 
-bench: $(RIE)
+bench: $(RIE) ## cold start, warm latency, own work per invocation, binary size (docs/performance.md)
 	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/bench
 	go test -run '^$$' -bench . -benchmem ./shared/... ./functions/...
 
 # sam local invoke with a sample event, signed again now with $$PORT_CLIENT_SECRET
 # (the secret the deployed relay reads), so the timestamp is inside the tolerance.
-invoke-relay:
+invoke-relay: ## sam local invoke the relay with EVENT (signed again with $PORT_CLIENT_SECRET)
 	@test -n "$${PORT_CLIENT_SECRET:-}" || { echo "export PORT_CLIENT_SECRET (Port's clientSecret) first"; exit 2; }
 	@if grep -qi x-port-signature $(EVENT); then go run ./cmd/portsign $(EVENT) > /tmp/relay-event.json; else cp $(EVENT) /tmp/relay-event.json; fi
 	sam local invoke RelayFunction -e /tmp/relay-event.json
 
-invoke-verifier:
+invoke-verifier: ## sam local invoke the verifier with EVENT
 	sam local invoke VerifierFunction -e $(or $(filter events/verifier/%,$(EVENT)),events/verifier/azure-signed.json)
 
-deploy:
+deploy: ## sam build and sam deploy (--guided, or CONFIG_ENV=roundtrip)
 	sam build
 	sam deploy $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV),--guided)
 
-clean:
+clean: ## remove bin/, .aws-sam/ and .tools/
 	rm -rf bin .aws-sam .tools
 
 FORCE:

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -40,10 +40,10 @@ func TestAccepted(t *testing.T) {
 		{"a malformed v1 entry beside a valid one", func() []byte {
 			h := portHeaders(portSecret, ts(), body1)
 			h.Set(signature.PortSignatureHeader, "v1,not*base64! "+h.Get(signature.PortSignatureHeader))
-			return lambdalocal.RESTEvent("POST", "/", h, body1)
+			return lambdatest.RESTEvent("POST", "/", h, body1)
 		}, body1, hookDeploy},
 		{"the signature only in multiValueHeaders (REST)", func() []byte {
-			ev := lambdalocal.RESTEvent("POST", "/", portHeaders(portSecret, ts(), body2), body2)
+			ev := lambdatest.RESTEvent("POST", "/", portHeaders(portSecret, ts(), body2), body2)
 			var m map[string]any
 			_ = json.Unmarshal(ev, &m)
 			m["headers"] = map[string]string{"Content-Type": "application/json"}
@@ -55,13 +55,13 @@ func TestAccepted(t *testing.T) {
 			for k, v := range portHeaders(portSecret, ts(), body3) {
 				h[strings.ToUpper(k)] = v
 			}
-			return lambdalocal.RESTEvent("POST", "/", h, body3)
+			return lambdatest.RESTEvent("POST", "/", h, body3)
 		}, body3, hookDeploy},
 		{"an indented body signed compact, as Port's agent does", func() []byte {
-			return lambdalocal.HTTPAPIEvent("POST", "/", portHeaders(portSecret, ts(), compact.Bytes()), pretty)
+			return lambdatest.HTTPAPIEvent("POST", "/", portHeaders(portSecret, ts(), compact.Bytes()), pretty)
 		}, pretty, hookDeploy},
 		{"a UTF-8 body sent base64", func() []byte {
-			ev := lambdalocal.FunctionURLEvent("POST", "/", portHeaders(portSecret, ts(), body4), body4)
+			ev := lambdatest.FunctionURLEvent("POST", "/", portHeaders(portSecret, ts(), body4), body4)
 			var m map[string]any
 			_ = json.Unmarshal(ev, &m)
 			m["body"], m["isBase64Encoded"] = base64.StdEncoding.EncodeToString(body4), true
@@ -71,7 +71,7 @@ func TestAccepted(t *testing.T) {
 		{"HTML and U+2028 in the body", func() []byte { return signedEvent(1, "/", html) }, html, hookDeploy},
 		{"a body of exactly 1 MiB", func() []byte { return signedEvent(0, "/", exact) }, exact, hookDeploy},
 		{"a timestamp 4 minutes old", func() []byte {
-			return lambdalocal.HTTPAPIEvent("POST", "/", portHeaders(portSecret, ts()-240, body5), body5)
+			return lambdatest.HTTPAPIEvent("POST", "/", portHeaders(portSecret, ts()-240, body5), body5)
 		}, body5, hookDeploy},
 		{"a webhook chosen by path, with a trailing slash", func() []byte { return signedEvent(2, "/prod/webhooks/"+hookDeploy+"/", body6) }, body6, hookDeploy},
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 )
 
 // maxRetryAttempts is the relay's EventInvokeConfig MaximumRetryAttempts in
@@ -31,7 +31,7 @@ func maxRetryAttempts(t *testing.T) int {
 
 // invokeAsync invokes ev as Lambda does an asynchronous (EventBridge) event: again
 // after each function error, up to retries times. It returns every result.
-func invokeAsync(t *testing.T, fn *lambdalocal.Function, ev []byte, retries int) []result {
+func invokeAsync(t *testing.T, fn *lambdatest.Function, ev []byte, retries int) []result {
 	t.Helper()
 	var out []result
 	for range 1 + retries {
@@ -69,7 +69,7 @@ func TestScheduledNeverQueuedTwice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w.az.Reset()
 			w.az.Script(tc.script...)
-			rs := invokeAsync(t, w.relay, lambdalocal.ScheduledEvent("nightly-"+marker), retries)
+			rs := invokeAsync(t, w.relay, lambdatest.ScheduledEvent("nightly-"+marker), retries)
 			if len(rs) != 1 {
 				t.Fatalf("Lambda invoked %d times, want 1: the first answer must not be a function error", len(rs))
 			}
@@ -94,7 +94,7 @@ func TestScheduledNeverQueuedTwice(t *testing.T) {
 		for range 1 + retries {
 			w.az.Script(azdotest.Status(503), azdotest.Status(503), azdotest.Status(503))
 		}
-		rs := invokeAsync(t, w.relay, lambdalocal.ScheduledEvent("nightly-"+marker), retries)
+		rs := invokeAsync(t, w.relay, lambdatest.ScheduledEvent("nightly-"+marker), retries)
 		if len(rs) != 1+retries {
 			t.Fatalf("Lambda invoked %d times, want %d", len(rs), 1+retries)
 		}
@@ -121,7 +121,7 @@ func TestScheduledNeverQueuedTwice(t *testing.T) {
 			p := tc.path()
 			t.Cleanup(p.Close)
 			fn := start(t, relayBin, 3*time.Second, relayEnv(w.sm, p.URL))
-			rs := invokeAsync(t, fn, lambdalocal.ScheduledEvent("nightly-"+marker), retries)
+			rs := invokeAsync(t, fn, lambdatest.ScheduledEvent("nightly-"+marker), retries)
 			if len(rs) != 1+retries {
 				t.Fatalf("Lambda invoked %d times, want %d: a failure before sending must be a function error", len(rs), 1+retries)
 			}
@@ -148,7 +148,7 @@ func TestRESTAPIFront(t *testing.T) {
 	requireRIE(t)
 	t.Parallel()
 	w := newWorld(t, faultTimeout)
-	gw := lambdalocal.RESTGateway(w.relay)
+	gw := lambdatest.RESTGateway(w.relay)
 	t.Cleanup(func() { gw.Close() })
 	for _, tc := range []struct {
 		name   string

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -110,7 +110,7 @@ func badInputCases() []badCase {
 		{"unknown webhook in the path", signed(2, "/prod/webhooks/not-allowed", portBody("r_bad")), 404, false, []string{"AZURE_DEVOPS_WEBHOOKS", "not-allowed"}},
 		{"invalid webhook name in the path", signed(1, "/webhooks/bad.name", portBody("r_bad")), 404, false, []string{"[-_A-Za-z0-9]+"}},
 		{"base64 flag with invalid base64", raw(`{"httpMethod":"POST","path":"/","headers":{"x-port-timestamp":"TS","x-port-signature":"SIG"},"body":"%%%`+marker+`%%%","isBase64Encoded":true}`, good), 400, false, []string{"base64"}},
-		{"headers missing", func() []byte { return stripKey(lambdalocal.HTTPAPIEvent("POST", "/", nil, good), "headers") }, 401, false, []string{"signature missing"}},
+		{"headers missing", func() []byte { return stripKey(lambdatest.HTTPAPIEvent("POST", "/", nil, good), "headers") }, 401, false, []string{"signature missing"}},
 		{"headers of the wrong type", raw(`{"httpMethod":"POST","path":"/","headers":["x-port-signature"],"body":"{\"m\":\"`+marker+`\"}"}`, good), 400, false, []string{"malformed", "headers"}},
 		{"one header twice with different values", raw(`{"httpMethod":"POST","path":"/","headers":{"X-Port-Signature":"SIG","x-port-signature":"v1,AAAA","x-port-timestamp":"TS"},"body":"{}"}`, []byte("{}")), 400, false, []string{"given twice"}},
 		{"HTTP-looking event without a method", raw(`{"requestContext":{},"body":"{\"m\":\"`+marker+`\"}"}`, good), 400, false, []string{"malformed", "method"}},
@@ -186,7 +186,7 @@ func TestAWSEvents(t *testing.T) {
 		event []byte
 		kind  string
 	}{
-		{"EventBridge scheduled event", lambdalocal.ScheduledEvent("nightly-" + marker), "schedule"},
+		{"EventBridge scheduled event", lambdatest.ScheduledEvent("nightly-" + marker), "schedule"},
 		{"EventBridge Scheduler input", []byte(`{"trigger":"schedule","m":"` + marker + `"}`), "direct"},
 		{"direct invoke", direct, "direct"},
 		{"direct invoke with keys an HTTP event also has", []byte(`{"path":"/x","body":"` + marker + `"}`), "direct"},
@@ -213,7 +213,7 @@ func TestAWSEvents(t *testing.T) {
 	t.Run("Azure refuses a scheduled event: nothing queued, so a function error Lambda retries", func(t *testing.T) {
 		w.az.Reset()
 		w.az.Script(azdotest.Status(500).Message("Cannot find webhook for the given webHookId " + hookDeploy))
-		r := invoke(t, w.relay, lambdalocal.ScheduledEvent("nightly-"+marker))
+		r := invoke(t, w.relay, lambdatest.ScheduledEvent("nightly-"+marker))
 		if r.fnErr == nil || r.fnErr.Type != "Failure" {
 			t.Fatalf("got %d %v, want a function error", r.status, r.body)
 		}

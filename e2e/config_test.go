@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 )
 
 // TestConfig: a missing or invalid required variable fails at start-up with one
@@ -56,7 +56,7 @@ func TestConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fn := start(t, tc.bin, faultTimeout, tc.env)
 			_, err := fn.Invoke(context.Background(), signedEvent(0, "/", portBody("r_config")))
-			var fe *lambdalocal.FunctionError
+			var fe *lambdatest.FunctionError
 			if !errors.As(err, &fe) || fe.Type != "Runtime.ExitError" {
 				t.Fatalf("invoke: %v, want a Runtime.ExitError", err)
 			}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/secret"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // faultTimeout is the function timeout of the fault matrix: the relay keeps 2.3 s
@@ -320,10 +320,9 @@ func TestFaultSIGTERM(t *testing.T) {
 	}
 	w.az.Reset()
 	served(t, w.relay, w.az)
+	// Passing, it says nothing: a line naming SIGTERM in `make test` reads like a failure.
 	if now, err := w.relay.BootstrapPID(); err != nil || now != pid {
 		t.Errorf("bootstrap pid %d → %d (%v): the process did not survive SIGTERM", pid, now, err)
-	} else {
-		t.Logf("SIGTERM: handler logged, invocation answered, bootstrap %d kept serving", pid)
 	}
 	faultCases.Add(1)
 }

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // The Azure DevOps organization and webhooks the relay is configured with.
@@ -33,7 +33,7 @@ const (
 type world struct {
 	sm    *smtest.Server
 	az    *azdotest.Server
-	relay *lambdalocal.Function
+	relay *lambdatest.Function
 }
 
 // newAzure starts the Azure DevOps double with the suite's webhooks.
@@ -77,9 +77,9 @@ func relayEnv(sm *smtest.Server, azureURL string, extra ...string) []string {
 
 // start runs bin under its own emulator, closed at the end of the test, with its
 // output kept for the log audit.
-func start(t *testing.T, bin string, timeout time.Duration, env []string) *lambdalocal.Function {
+func start(t *testing.T, bin string, timeout time.Duration, env []string) *lambdatest.Function {
 	t.Helper()
-	fn, err := lambdalocal.Start(context.Background(), lambdalocal.Options{
+	fn, err := lambdatest.Start(context.Background(), lambdatest.Options{
 		RIE: rie, Bootstrap: bin, Env: env, Timeout: timeout,
 	})
 	if err != nil {
@@ -104,7 +104,7 @@ type result struct {
 	status int            // the HTTP status, for HTTP invocations
 	errMsg string         // the {"error": …} sentence, for HTTP errors
 	body   map[string]any // the HTTP body or the AWS result
-	fnErr  *lambdalocal.FunctionError
+	fnErr  *lambdatest.FunctionError
 	logs   []map[string]any // the function's JSON log lines for this invocation
 	took   time.Duration
 }
@@ -113,14 +113,14 @@ func newRequestID() string { return "e2e-" + rand.Text()[:16] }
 
 // invoke sends ev and collects the answer and the function's JSON lines between the
 // emulator's START and END for this request.
-func invoke(t *testing.T, fn *lambdalocal.Function, ev []byte) result {
+func invoke(t *testing.T, fn *lambdatest.Function, ev []byte) result {
 	t.Helper()
 	r := result{id: newRequestID()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	from := len(fn.Lines())
 	begin := time.Now()
-	out, err := fn.Invoke(lambdalocal.WithRequestID(ctx, r.id), ev)
+	out, err := fn.Invoke(lambdatest.WithRequestID(ctx, r.id), ev)
 	r.took = time.Since(begin)
 	switch {
 	case errors.As(err, &r.fnErr):
@@ -168,7 +168,7 @@ func checkErrorBody(t *testing.T, body string) string {
 }
 
 // invocationLogs returns the JSON lines the function wrote for request id.
-func invocationLogs(t *testing.T, fn *lambdalocal.Function, from int, id string) []map[string]any {
+func invocationLogs(t *testing.T, fn *lambdatest.Function, from int, id string) []map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -249,9 +249,9 @@ var shapes = []struct {
 	name string
 	make func(method, path string, h http.Header, body []byte) []byte
 }{
-	{"REST", lambdalocal.RESTEvent},
-	{"HTTP API", lambdalocal.HTTPAPIEvent},
-	{"Function URL", lambdalocal.FunctionURLEvent},
+	{"REST", lambdatest.RESTEvent},
+	{"HTTP API", lambdatest.HTTPAPIEvent},
+	{"Function URL", lambdatest.FunctionURLEvent},
 }
 
 // signedEvent is a valid Port invocation in the given shape.
@@ -261,7 +261,7 @@ func signedEvent(shape int, path string, body []byte) []byte {
 
 // served asserts that a valid invocation is forwarded: the function survived
 // whatever came before and serves the next one normally.
-func served(t *testing.T, fn *lambdalocal.Function, az *azdotest.Server) {
+func served(t *testing.T, fn *lambdatest.Function, az *azdotest.Server) {
 	t.Helper()
 	before := az.Count()
 	runID := "r_next_" + rand.Text()[:8]

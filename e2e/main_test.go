@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 )
 
 // What every test shares: the binaries, the emulator, and what the log audit reads.
@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	rie, err = lambdalocal.FindRIE()
+	rie, err = lambdatest.FindRIE()
 	if err != nil {
 		if os.Getenv("E2E_REQUIRE") == "1" {
 			fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
@@ -76,7 +76,7 @@ func run(m *testing.M) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin, "../functions/status": statusBin} {
-			if err := lambdalocal.Build(ctx, pkg, out); err != nil {
+			if err := lambdatest.Build(ctx, pkg, out); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1
 			}

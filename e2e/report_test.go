@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	relaycore "github.com/port-azure-relay/relay/shared/relay"
-	"github.com/port-azure-relay/relay/shared/servicehooktest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const portClientID = "e2e-client-id"
@@ -93,9 +93,9 @@ func TestReportToPort(t *testing.T) {
 	// Nothing for what Port did not sign, nor for AWS events, which have no run.
 	before := port.Requests()
 	for _, ev := range [][]byte{
-		lambdalocal.HTTPAPIEvent("POST", "/", portHeaders("a guessed secret", time.Now().Unix(), portBody("r_forged")), portBody("r_forged")),
-		lambdalocal.HTTPAPIEvent("POST", "/", http.Header{"Content-Type": {"application/json"}}, portBody("r_unsigned")),
-		lambdalocal.ScheduledEvent("nightly"),
+		lambdatest.HTTPAPIEvent("POST", "/", portHeaders("a guessed secret", time.Now().Unix(), portBody("r_forged")), portBody("r_forged")),
+		lambdatest.HTTPAPIEvent("POST", "/", http.Header{"Content-Type": {"application/json"}}, portBody("r_unsigned")),
+		lambdatest.ScheduledEvent("nightly"),
 	} {
 		invoke(t, relay, ev)
 	}

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // The values the rotation tests store; the log audit looks for every one of them.

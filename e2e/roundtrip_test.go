@@ -13,15 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // verifierLines returns the verifier's "verified" log lines.
-func verifierLines(fn *lambdalocal.Function) []map[string]any {
+func verifierLines(fn *lambdatest.Function) []map[string]any {
 	var out []map[string]any
 	for _, line := range fn.Lines() {
 		var m map[string]any
@@ -44,7 +44,7 @@ func TestRoundTrip(t *testing.T) {
 	t.Cleanup(port.Close)
 
 	verifier := start(t, verifierBin, faultTimeout, append(sm.Env(), "PORT_SECRET_ID="+secretName))
-	gw := lambdalocal.Gateway(verifier)
+	gw := lambdatest.Gateway(verifier)
 	t.Cleanup(func() { gw.Close() })
 	relay := start(t, relayBin, 8*time.Second, append(relayEnv(sm, gw.URL), "PORT_API_URL="+port.URL))
 
@@ -113,7 +113,7 @@ func sampleExpectations(t *testing.T) map[string]string {
 // another secret, with another secret again. Like cmd/portsign, it sets the headers
 // in whatever case the sample uses (and multiValueHeaders too).
 func resign(t *testing.T, ev []byte) []byte {
-	body, sig, tsText, err := lambdalocal.PortSignature(ev)
+	body, sig, tsText, err := lambdatest.PortSignature(ev)
 	if err != nil || !strings.HasPrefix(sig, "v1,") {
 		return ev // not Port-signed: nothing to refresh
 	}
@@ -126,7 +126,7 @@ func resign(t *testing.T, ev []byte) []byte {
 	default:
 		key = "not-the-" + demoSecret
 	}
-	out, err := lambdalocal.SignPort(ev, []byte(key), time.Now().Unix(), compact)
+	out, err := lambdatest.SignPort(ev, []byte(key), time.Now().Unix(), compact)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestSamples(t *testing.T) {
 		azdotest.Webhook{Name: "deploy_service", Secret: demoSecret, Header: signature.AzureDefaultHeader})
 	t.Cleanup(az.Close)
 	env := append(sm.Env(), "PORT_SECRET_ID="+secretName)
-	fns := map[string]*lambdalocal.Function{
+	fns := map[string]*lambdatest.Function{
 		"relay": start(t, relayBin, faultTimeout, append(env,
 			"AZURE_DEVOPS_ORG=demo-org", "AZURE_DEVOPS_WEBHOOK=port_trigger",
 			"AZURE_DEVOPS_WEBHOOKS=port_trigger,deploy_service", "AZURE_DEVOPS_URL="+az.URL,

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 var sourceCases atomic.Int64
@@ -36,7 +36,7 @@ func fromSourceRun(shape int, ip, runID string, extra http.Header) []byte {
 	for name, values := range extra {
 		h[name] = values
 	}
-	return lambdalocal.WithSourceIP(shapes[shape%len(shapes)].make("POST", "/", h, body), ip)
+	return lambdatest.WithSourceIP(shapes[shape%len(shapes)].make("POST", "/", h, body), ip)
 }
 
 // spoofed are the headers a caller sets to pass for an allowed address.
@@ -124,7 +124,7 @@ func TestSourceAllowList(t *testing.T) {
 
 	t.Run("a scheduled event is not an HTTP caller and is forwarded", func(t *testing.T) {
 		before := az.Count()
-		r := invoke(t, relay, lambdalocal.ScheduledEvent("nightly"))
+		r := invoke(t, relay, lambdatest.ScheduledEvent("nightly"))
 		if r.fnErr != nil || r.body["forwarded"] != true || az.Count() != before+1 {
 			t.Fatalf("result %v %v, want forwarded", r.body, r.fnErr)
 		}
@@ -179,7 +179,7 @@ func TestSourceAllowListBehindTheGateway(t *testing.T) {
 	}{{"127.0.0.1", 200}, {"198.51.100.7", 403}} {
 		t.Run("ALLOWED_SOURCE_IPS="+tc.list, func(t *testing.T) {
 			w := newWorld(t, faultTimeout, "ALLOWED_SOURCE_IPS="+tc.list)
-			gw := lambdalocal.Gateway(w.relay)
+			gw := lambdatest.Gateway(w.relay)
 			t.Cleanup(func() { gw.Close() })
 			body := portBody("r_gateway_" + rand.Text()[:8])
 			req, _ := http.NewRequest("POST", gw.URL+"/", bytes.NewReader(body))

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
-	"github.com/port-azure-relay/relay/shared/servicehooktest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const (
@@ -32,7 +32,7 @@ type statusWorld struct {
 	sm     *smtest.Server
 	port   *porttest.Server
 	down   atomic.Int64 // Port answers 503 to this many more requests
-	fn     *lambdalocal.Function
+	fn     *lambdatest.Function
 	sender *servicehooktest.Sender
 }
 
@@ -57,7 +57,7 @@ func newStatusWorld(t *testing.T) *statusWorld {
 	sm.Put(secretName, hookSecret(hookPassword))
 	w.fn = start(t, statusBin, 10*time.Second, append(sm.Env(),
 		"PORT_SECRET_ID="+secretName, "PORT_API_URL="+front.URL, "SECRET_CACHE_TTL=5m"))
-	gw := lambdalocal.Gateway(w.fn)
+	gw := lambdatest.Gateway(w.fn)
 	t.Cleanup(func() { gw.Close() })
 	w.sender = &servicehooktest.Sender{
 		URL: gw.URL + "/azure/events", Username: "azure-devops", Password: hookPassword,
@@ -251,7 +251,7 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 
 // sampleStatusFunction runs the status function for the events/status samples:
 // their password, and the Port runs they name.
-func sampleStatusFunction(t *testing.T) *lambdalocal.Function {
+func sampleStatusFunction(t *testing.T) *lambdatest.Function {
 	t.Helper()
 	port := porttest.New("demo-client-id", demoSecret)
 	t.Cleanup(port.Close)

@@ -39,11 +39,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const (
@@ -113,7 +113,7 @@ type network struct {
 
 func run(coldN, size int, handlerBench bool, nets []network) error {
 	ctx := context.Background()
-	rie, err := lambdalocal.FindRIE()
+	rie, err := lambdatest.FindRIE()
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run(coldN, size int, handlerBench bool, nets []network) error {
 	fmt.Fprintf(os.Stderr, "building %d bootstraps for %s/%s and for linux/arm64 …\n", len(fns), runtime.GOOS, runtime.GOARCH)
 	for _, f := range fns {
 		f.host = filepath.Join(dir, f.name, "bootstrap")
-		if err := lambdalocal.Build(ctx, f.pkg, f.host); err != nil {
+		if err := lambdatest.Build(ctx, f.pkg, f.host); err != nil {
 			return err
 		}
 		f.arm = filepath.Join(dir, f.name, "arm64", "bootstrap")
@@ -213,7 +213,7 @@ func (b *bench) event() []byte {
 	h.Set("Content-Type", "application/json")
 	h.Set(signature.PortTimestampHeader, strconv.FormatInt(ts, 10))
 	h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(secret), ts, body))
-	return lambdalocal.HTTPAPIEvent(http.MethodPost, "/", h, body)
+	return lambdatest.HTTPAPIEvent(http.MethodPost, "/", h, body)
 }
 
 // measure runs the cold starts and the warm invocations of every function with the
@@ -283,7 +283,7 @@ func (b *bench) measure(ctx context.Context, n network, static []*function) ([]*
 		for _, f := range fns {
 			smBefore := sm.Calls()
 			t0 := time.Now()
-			fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: b.rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
+			fn, err := lambdatest.Start(ctx, lambdatest.Options{RIE: b.rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
 			if err != nil {
 				return nil, reportInput{}, err
 			}
@@ -304,9 +304,9 @@ func (b *bench) measure(ctx context.Context, n network, static []*function) ([]*
 	fmt.Fprintf(os.Stderr, "  warm invocations: %d × %d …\n", n.warmN, len(fns))
 	// The relay may read the secret as soon as its container starts: count from here.
 	smBefore := sm.Calls()
-	running := make([]*lambdalocal.Function, len(fns))
+	running := make([]*lambdatest.Function, len(fns))
 	for i, f := range fns {
-		fn, err := lambdalocal.Start(ctx, lambdalocal.Options{RIE: b.rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
+		fn, err := lambdatest.Start(ctx, lambdatest.Options{RIE: b.rie, Bootstrap: f.host, Env: f.env, Timeout: 10 * time.Second})
 		if err != nil {
 			return nil, reportInput{}, err
 		}
@@ -404,7 +404,7 @@ func buildDeployed(ctx context.Context, pkg, out string) (int64, error) {
 }
 
 // peakRSS reads VmHWM, the bootstrap's peak resident set, from /proc.
-func peakRSS(fn *lambdalocal.Function) (int64, error) {
+func peakRSS(fn *lambdatest.Function) (int64, error) {
 	pid, err := fn.BootstrapPID()
 	if err != nil {
 		return 0, err

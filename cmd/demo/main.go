@@ -24,11 +24,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
-	"github.com/port-azure-relay/relay/shared/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const (
@@ -50,7 +50,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	rie, err := lambdalocal.FindRIE()
+	rie, err := lambdatest.FindRIE()
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func run() error {
 
 	step("building the relay, verifier and status bootstraps (static, -tags lambda.norpc)")
 	for _, fn := range []string{"relay", "verifier", "status"} {
-		if err := lambdalocal.Build(ctx, "./functions/"+fn, filepath.Join(dir, fn, "bootstrap")); err != nil {
+		if err := lambdatest.Build(ctx, "./functions/"+fn, filepath.Join(dir, fn, "bootstrap")); err != nil {
 			return err
 		}
 	}
@@ -77,7 +77,7 @@ func run() error {
 	port.CreateRuns(runID) // the user clicks the action in Port
 
 	logs := &strings.Builder{}
-	verifier, err := lambdalocal.Start(ctx, lambdalocal.Options{
+	verifier, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "verifier", "bootstrap"), Timeout: 10 * time.Second,
 		Env: append(sm.Env(), "PORT_SECRET_ID="+arn),
 	})
@@ -85,12 +85,12 @@ func run() error {
 		return err
 	}
 	defer verifier.Close()
-	verifierGW := lambdalocal.Gateway(verifier)
+	verifierGW := lambdatest.Gateway(verifier)
 	defer verifierGW.Close()
 	azure := tracing(verifierGW.URL)
 	defer azure.Close()
 
-	relay, err := lambdalocal.Start(ctx, lambdalocal.Options{
+	relay, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "relay", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
 		Env: append(sm.Env(),
 			"PORT_SECRET_ID="+arn,
@@ -103,9 +103,9 @@ func run() error {
 		return err
 	}
 	defer relay.Close()
-	relayGW := lambdalocal.Gateway(relay)
+	relayGW := lambdatest.Gateway(relay)
 	defer relayGW.Close()
-	statusFn, err := lambdalocal.Start(ctx, lambdalocal.Options{
+	statusFn, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "status", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
 		Env: append(sm.Env(), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL),
 	})
@@ -113,7 +113,7 @@ func run() error {
 		return err
 	}
 	defer statusFn.Close()
-	statusGW := lambdalocal.Gateway(statusFn)
+	statusGW := lambdatest.Gateway(statusFn)
 	defer statusGW.Close()
 	step("relay, verifier and status running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
 	fmt.Println()

@@ -15,7 +15,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 )
 
 func main() {
@@ -57,7 +57,7 @@ func sign(path string, secret []byte, ts int64, compact bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := lambdalocal.SignPort(raw, secret, ts, compact)
+	out, err := lambdatest.SignPort(raw, secret, ts, compact)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

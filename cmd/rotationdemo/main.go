@@ -15,10 +15,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const (
@@ -40,7 +40,7 @@ type demo struct {
 	ctx     context.Context
 	sm      *smtest.Server
 	az      *azdotest.Server
-	relay   *lambdalocal.Function
+	relay   *lambdatest.Function
 	port    string // the clientSecret Port signs with
 	refused int
 }
@@ -48,7 +48,7 @@ type demo struct {
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rie, err := lambdalocal.FindRIE()
+	rie, err := lambdatest.FindRIE()
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func run() error {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "relay", "bootstrap")
 	fmt.Println("· building the relay bootstrap")
-	if err := lambdalocal.Build(ctx, "./functions/relay", bin); err != nil {
+	if err := lambdatest.Build(ctx, "./functions/relay", bin); err != nil {
 		return err
 	}
 
@@ -69,7 +69,7 @@ func run() error {
 	d.sm.Put(name, stored(d.port, azure1))
 	d.az = azdotest.New(org, azdotest.Webhook{Name: webhook, Secret: azure1, Header: signature.AzureDefaultHeader})
 	defer d.az.Close()
-	d.relay, err = lambdalocal.Start(ctx, lambdalocal.Options{
+	d.relay, err = lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: bin, Timeout: 10 * time.Second,
 		Env: append(d.sm.Env(), "PORT_SECRET_ID="+name, "AZURE_DEVOPS_ORG="+org, "AZURE_DEVOPS_WEBHOOK="+webhook,
 			"AZURE_DEVOPS_URL="+d.az.URL, "SECRET_CACHE_TTL="+ttl.String(), "PORT_API_URL=http://127.0.0.1:9"),
@@ -130,7 +130,7 @@ func (d *demo) send(what string) error {
 	h[signature.PortTimestampHeader] = []string{fmt.Sprint(ts)}
 	h[signature.PortSignatureHeader] = []string{signature.SignPort([]byte(d.port), ts, body)}
 	from := len(d.relay.Lines())
-	out, err := d.relay.Invoke(d.ctx, lambdalocal.HTTPAPIEvent("POST", "/", h, body))
+	out, err := d.relay.Invoke(d.ctx, lambdatest.HTTPAPIEvent("POST", "/", h, body))
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,10 @@ import (
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // timedTransport measures the upstream round trips: from handing a request to the
@@ -85,7 +85,7 @@ func BenchmarkHandler(b *testing.B) {
 			h.Set("Content-Type", "application/json")
 			h.Set(signature.PortTimestampHeader, strconv.Itoa(ts))
 			h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(secret), ts, body))
-			raw := lambdalocal.HTTPAPIEvent(http.MethodPost, "/", h, body)
+			raw := lambdatest.HTTPAPIEvent(http.MethodPost, "/", h, body)
 			signed[i] = raw
 		}
 		next := 0

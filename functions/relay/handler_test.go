@@ -13,11 +13,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
-	"github.com/port-azure-relay/relay/shared/porttest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // The samples in events/ are signed with this secret at this time (events/README.md).

@@ -15,8 +15,8 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
-	"github.com/port-azure-relay/relay/shared/porttest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // The samples in events/status carry this password (events/README.md).

@@ -15,7 +15,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // The samples in events/ are signed with this secret at this time (events/README.md).

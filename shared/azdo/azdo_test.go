@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
-	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
-	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 )
 
 // tlsAzure is the Azure double behind TLS, counting what reaches it: connections

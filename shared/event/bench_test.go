@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/event"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -26,7 +26,7 @@ func signedHTTPAPIEvent(body []byte) []byte {
 	h.Set("Content-Type", "application/json")
 	h.Set(signature.PortTimestampHeader, strconv.Itoa(ts))
 	h.Set(signature.PortSignatureHeader, signature.SignPort([]byte("secret"), ts, body))
-	return lambdalocal.HTTPAPIEvent(http.MethodPost, "/webhooks/deploy", h, body)
+	return lambdatest.HTTPAPIEvent(http.MethodPost, "/webhooks/deploy", h, body)
 }
 
 func BenchmarkParse(b *testing.B) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/jsonscan"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 )
 
 // samples covers each rule of the grammar once, valid and not.

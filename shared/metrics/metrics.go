@@ -53,7 +53,7 @@ const (
 	FunctionStatus   = "status"
 )
 
-// Metric names. The template's alarms and dashboard use them: template_test.go
+// Metric names. The template's alarms and dashboard use them: e2e/deploy/template_alarms_test.go
 // checks that every one it names is here.
 const (
 	Forwarded    = "Forwarded"    // relay: Azure DevOps accepted (queued) the run

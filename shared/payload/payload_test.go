@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/payload"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 )
 
 // actionBody is what a current Port action sends with the payload template of Port's Azure guides.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/port-azure-relay/relay/shared/portapi"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 )
 
 func Example() {

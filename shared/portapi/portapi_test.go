@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/portapi"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 )
 
 const runID = "r_jE5FhDURh4Uen2Qr"

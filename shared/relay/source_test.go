@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
@@ -38,12 +38,12 @@ func sourceEvent(shape func(string, string, http.Header, []byte) []byte, ip stri
 	h.Set(signature.PortSignatureHeader, signature.SignPort([]byte(key), now, []byte(goodBody)))
 	h.Set("X-Forwarded-For", "192.0.2.1")
 	h.Set("X-Real-Ip", "192.0.2.1")
-	return lambdalocal.WithSourceIP(shape("POST", "/", h, []byte(goodBody)), ip)
+	return lambdatest.WithSourceIP(shape("POST", "/", h, []byte(goodBody)), ip)
 }
 
 func TestSourceAllowList(t *testing.T) {
 	shapes := map[string]func(string, string, http.Header, []byte) []byte{
-		"REST": lambdalocal.RESTEvent, "HTTP API": lambdalocal.HTTPAPIEvent, "Function URL": lambdalocal.FunctionURLEvent,
+		"REST": lambdatest.RESTEvent, "HTTP API": lambdatest.HTTPAPIEvent, "Function URL": lambdatest.FunctionURLEvent,
 	}
 	cases := []struct {
 		name   string
@@ -105,7 +105,7 @@ func TestSourceAllowList(t *testing.T) {
 func TestSourceAllowListLeavesAWSEventsAlone(t *testing.T) {
 	f := newFixture(nil)
 	f.relay.Sources, _ = allowlist.Parse("192.0.2.1")
-	for _, ev := range []string{string(lambdalocal.ScheduledEvent("nightly")), `{"service":"payments"}`} {
+	for _, ev := range []string{string(lambdatest.ScheduledEvent("nightly")), `{"service":"payments"}`} {
 		if resp := f.relay.Handle(context.Background(), "req-aws", []byte(ev)); resp.Status != 200 {
 			t.Errorf("Handle(%s) = %d %s, want 200: IAM authorises AWS events", ev, resp.Status, resp.Body)
 		}

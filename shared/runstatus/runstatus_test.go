@@ -12,14 +12,14 @@ import (
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/handler"
-	"github.com/port-azure-relay/relay/shared/lambdalocal"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/runstatus"
 	"github.com/port-azure-relay/relay/shared/secret"
-	"github.com/port-azure-relay/relay/shared/servicehooktest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const (
@@ -67,7 +67,7 @@ func hookEvent(body []byte, password string) []byte {
 		r.SetBasicAuth("azure", password)
 		h.Set("Authorization", r.Header.Get("Authorization"))
 	}
-	return lambdalocal.HTTPAPIEvent("POST", "/azure/events", h, body)
+	return lambdatest.HTTPAPIEvent("POST", "/azure/events", h, body)
 }
 
 type answer struct {
@@ -193,7 +193,7 @@ func TestAnswers(t *testing.T) {
 func TestEmptyBasicPasswordIsRefused(t *testing.T) {
 	e := newEnv(t, fullSecret)
 	h := http.Header{"Authorization": {"Basic YXp1cmU6"}} // azure:
-	a := handle(t, e, lambdalocal.HTTPAPIEvent("POST", "/azure/events", h, servicehooktest.Notification(run("inProgress", ""))))
+	a := handle(t, e, lambdatest.HTTPAPIEvent("POST", "/azure/events", h, servicehooktest.Notification(run("inProgress", ""))))
 	if a.status != 401 || e.port.Requests() != 0 {
 		t.Errorf("Handle() = %d %v with %d Port requests, want 401 and none", a.status, a.body, e.port.Requests())
 	}
@@ -359,13 +359,13 @@ func TestSourceAllowList(t *testing.T) {
 	}
 	e.f.Sources = list
 	ev := hookEvent(servicehooktest.Notification(run("inProgress", "")), hookPassword)
-	if a := handle(t, e, lambdalocal.WithSourceIP(ev, "203.0.113.9")); a.status != 403 {
+	if a := handle(t, e, lambdatest.WithSourceIP(ev, "203.0.113.9")); a.status != 403 {
 		t.Errorf("a caller outside the list: %d %v, want 403", a.status, a.body)
 	}
 	if n := e.sm.Calls(); n != 0 {
 		t.Errorf("Secrets Manager calls = %d, want none before the caller is allowed", n)
 	}
-	if a := handle(t, e, lambdalocal.WithSourceIP(ev, "198.51.100.7")); a.status != 200 {
+	if a := handle(t, e, lambdatest.WithSourceIP(ev, "198.51.100.7")); a.status != 200 {
 		t.Errorf("a caller inside the list: %d %v, want 200", a.status, a.body)
 	}
 }
@@ -383,9 +383,9 @@ func TestAnswersInTheEventsShape(t *testing.T) {
 		ev   []byte
 		want event.Kind
 	}{
-		{lambdalocal.RESTEvent("POST", "/azure/events", h, body), event.REST},
-		{lambdalocal.HTTPAPIEvent("POST", "/azure/events", h, body), event.HTTPAPI},
-		{lambdalocal.RESTEvent("POST", "/azure/events", http.Header{}, body), event.REST}, // refused: no auth
+		{lambdatest.RESTEvent("POST", "/azure/events", h, body), event.REST},
+		{lambdatest.HTTPAPIEvent("POST", "/azure/events", h, body), event.HTTPAPI},
+		{lambdatest.RESTEvent("POST", "/azure/events", http.Header{}, body), event.REST}, // refused: no auth
 	} {
 		if resp := e.f.Handle(context.Background(), "req-1", tc.ev); !resp.HTTP || resp.Kind != tc.want {
 			t.Errorf("Handle = %d, HTTP %v, Kind %q; want Kind %q", resp.Status, resp.HTTP, resp.Kind, tc.want)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/secret"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 // maxAttempts is the SDK's attempts per call in these tests: enough to show retries, few enough to be quick.

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 

@@ -33,7 +33,7 @@ type vector struct {
 
 func loadVectors(tb testing.TB) []vector {
 	tb.Helper()
-	raw, err := os.ReadFile("../../testdata/vectors.json")
+	raw, err := os.ReadFile("testdata/vectors.json")
 	if err != nil {
 		tb.Fatal(err)
 	}

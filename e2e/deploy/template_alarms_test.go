@@ -1,4 +1,4 @@
-package template_test
+package deploy_test
 
 import (
 	"regexp"

@@ -1,4 +1,4 @@
-package lambdalocal
+package lambdatest
 
 import (
 	"encoding/json"

@@ -1,5 +1,5 @@
-// Package azdotest runs a local stand-in for Azure DevOps incoming webhooks that checks signatures exactly as Azure
-// does and can misbehave on demand.
+// Package azdotest stands in for Azure DevOps (https://dev.azure.com): its incoming webhooks, which check
+// signatures exactly as Azure does, and a network path to it that can misbehave on demand.
 //
 // The check follows WebHookHelper.ValidateWebHookPayload of Azure DevOps Server 2022, which cloud reports match: a
 // webhook whose service connection has no header name accepts anything; otherwise the header must be present, an

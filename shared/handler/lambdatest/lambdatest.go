@@ -1,9 +1,14 @@
-// Package lambdalocal runs a function's bootstrap under the AWS Lambda Runtime
-// Interface Emulator and fronts it with an HTTP endpoint that builds API Gateway events.
+// Package lambdatest is the local Lambda runtime of the e2e suite, `make demo` and
+// the benchmarks, never part of a function: it runs a function's bootstrap under the
+// AWS Lambda Runtime Interface Emulator (the real runtime API, its deadlines, its
+// function errors) and fronts it as API Gateway does: HTTP API and Function URL
+// events in the 2.0 shape, REST (1.0) events through a gateway that refuses a
+// malformed proxy response with a 502, as API Gateway's REST proxy does.
 //
-// It serves the end-to-end tests, `make demo` and the benchmark, so it does not
-// import testing. Everything it starts listens on 127.0.0.1 only.
-package lambdalocal
+// It stands beside handler, the package that adapts the functions to Lambda. It does
+// not import testing, so demos and benchmarks use it too. Everything it starts
+// listens on 127.0.0.1 only.
+package lambdatest
 
 import (
 	"bufio"
@@ -37,7 +42,7 @@ const InvokePath = "/2015-03-31/functions/function/invocations"
 
 // ErrTimedOut is returned by Invoke when the emulator stopped the function at its
 // timeout ("Task timed out after N.00 seconds").
-var ErrTimedOut = errors.New("lambdalocal: task timed out")
+var ErrTimedOut = errors.New("lambdatest: task timed out")
 
 // FunctionError is a function error as Lambda reports it: the invocation itself
 // succeeded, and the body is {"errorType":…,"errorMessage":…}.
@@ -59,7 +64,7 @@ func Build(ctx context.Context, pkg, out string) error {
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("lambdalocal: go build %s: %w\n%s", pkg, err, stderr.Bytes())
+		return fmt.Errorf("lambdatest: go build %s: %w\n%s", pkg, err, stderr.Bytes())
 	}
 	return nil
 }
@@ -71,7 +76,7 @@ func FindRIE() (string, error) {
 		if isExecutable(p) {
 			return p, nil
 		}
-		return "", fmt.Errorf("lambdalocal: AWS_LAMBDA_RIE=%s is not an executable file; %s", p, InstallHint)
+		return "", fmt.Errorf("lambdatest: AWS_LAMBDA_RIE=%s is not an executable file; %s", p, InstallHint)
 	}
 	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
 		return p, nil
@@ -83,7 +88,7 @@ func FindRIE() (string, error) {
 			}
 		}
 	}
-	return "", errors.New("lambdalocal: aws-lambda-rie not found in $AWS_LAMBDA_RIE, PATH or $(go env GOPATH)/bin; " + InstallHint)
+	return "", errors.New("lambdatest: aws-lambda-rie not found in $AWS_LAMBDA_RIE, PATH or $(go env GOPATH)/bin; " + InstallHint)
 }
 
 func isExecutable(p string) bool {
@@ -136,7 +141,7 @@ func Start(ctx context.Context, opts Options) (*Function, error) {
 	}
 	bootstrap, err := filepath.Abs(opts.Bootstrap)
 	if err != nil || !isExecutable(bootstrap) {
-		return nil, fmt.Errorf("lambdalocal: bootstrap %q is not an executable file", opts.Bootstrap)
+		return nil, fmt.Errorf("lambdatest: bootstrap %q is not an executable file", opts.Bootstrap)
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -168,7 +173,7 @@ func Start(ctx context.Context, opts Options) (*Function, error) {
 }
 
 func start(ctx context.Context, opts Options, bootstrap, name string, secs int, emuAddr, apiAddr string) (*Function, error) {
-	home, err := os.MkdirTemp("", "lambdalocal-home-")
+	home, err := os.MkdirTemp("", "lambdatest-home-")
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +201,7 @@ func start(ctx context.Context, opts Options, bootstrap, name string, secs int, 
 		r.Close()
 		w.Close()
 		os.RemoveAll(home)
-		return nil, fmt.Errorf("lambdalocal: start %s: %w", opts.RIE, err)
+		return nil, fmt.Errorf("lambdatest: start %s: %w", opts.RIE, err)
 	}
 	w.Close() // the emulator and the bootstrap hold the write end now
 
@@ -227,7 +232,7 @@ func start(ctx context.Context, opts Options, bootstrap, name string, secs int, 
 		select {
 		case <-f.exited:
 			f.Close()
-			return nil, fmt.Errorf("lambdalocal: the emulator exited at start:\n%s", strings.Join(f.Lines(), "\n"))
+			return nil, fmt.Errorf("lambdatest: the emulator exited at start:\n%s", strings.Join(f.Lines(), "\n"))
 		case <-ctx.Done():
 			f.Close()
 			return nil, ctx.Err()
@@ -235,7 +240,7 @@ func start(ctx context.Context, opts Options, bootstrap, name string, secs int, 
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("lambdalocal: the emulator did not listen on %s within 10s", emuAddr)
+			return nil, fmt.Errorf("lambdatest: the emulator did not listen on %s within 10s", emuAddr)
 		}
 	}
 }
@@ -301,9 +306,9 @@ func (f *Function) WaitLine(ctx context.Context, from int, substr string) (int, 
 		select {
 		case <-changed:
 		case <-f.readDone:
-			return -1, fmt.Errorf("lambdalocal: output ended without a line containing %q", substr)
+			return -1, fmt.Errorf("lambdatest: output ended without a line containing %q", substr)
 		case <-ctx.Done():
-			return -1, fmt.Errorf("lambdalocal: no line containing %q: %w", substr, ctx.Err())
+			return -1, fmt.Errorf("lambdatest: no line containing %q: %w", substr, ctx.Err())
 		}
 	}
 }
@@ -341,12 +346,12 @@ func (f *Function) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("lambdalocal: invoke: %w", err)
+		return nil, fmt.Errorf("lambdatest: invoke: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("lambdalocal: invoke: %w", err)
+		return nil, fmt.Errorf("lambdatest: invoke: %w", err)
 	}
 	if resp.StatusCode == http.StatusBadGateway {
 		// The emulator's answer when the runtime failed at init or exited during the
@@ -354,7 +359,7 @@ func (f *Function) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 		return body, &FunctionError{Type: "Runtime.ExitError", Message: "Runtime exited with error: the bootstrap failed to start or exited; see its output"}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("lambdalocal: the emulator answered HTTP %d: %.200s", resp.StatusCode, body)
+		return body, fmt.Errorf("lambdatest: the emulator answered HTTP %d: %.200s", resp.StatusCode, body)
 	}
 	if bytes.HasPrefix(body, []byte("Task timed out after ")) {
 		return body, fmt.Errorf("%w: %s", ErrTimedOut, body)
@@ -394,7 +399,7 @@ func (f *Function) BootstrapPID() (int, error) {
 		return 0, err
 	}
 	if len(pids) == 0 {
-		return 0, errors.New("lambdalocal: no bootstrap process: the emulator starts it at the first invocation")
+		return 0, errors.New("lambdatest: no bootstrap process: the emulator starts it at the first invocation")
 	}
 	return pids[0], nil
 }
@@ -416,7 +421,7 @@ func (f *Function) Signal(sig os.Signal) error {
 func children(pid int) ([]int, error) {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return nil, fmt.Errorf("lambdalocal: list the emulator's children: %w", err)
+		return nil, fmt.Errorf("lambdatest: list the emulator's children: %w", err)
 	}
 	var pids []int
 	for _, t := range tasks {

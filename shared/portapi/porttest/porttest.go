@@ -1,7 +1,11 @@
-// Package porttest runs a local stand-in for Port's API that checks the token flow, paths, bodies and authorization.
+// Package porttest stands in for Port's REST API (https://api.port.io): the token endpoint and the action-run
+// routes the relay and the status function call (add a log, update a run, read a run).
 //
-// It answers like Port where the relay depends on it, and more strictly where Port is lenient: bodies with keys Port
-// does not document are refused, so a test passing against it uses only documented keys.
+// It enforces Port's rules where the relay depends on them, as Port's API spec (port-docs static/apispec.yaml) and
+// docs state them: tokens only for the right clientId and clientSecret, a bearer token on every run route, 404 for a
+// run that does not exist, 413 over 1 MiB, 422 for a body off the route's schema, and no change at all to a run that
+// has ended. It is stricter where Port is lenient: bodies with keys Port does not document are refused, so a test
+// passing against it uses only documented keys.
 package porttest
 
 import (

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/port-azure-relay/relay/shared/azdotest"
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 )
 
 func Example() {

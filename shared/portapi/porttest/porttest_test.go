@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/port-azure-relay/relay/shared/porttest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 )
 
 // do sends a request as Port's clients do, with token "" meaning no Authorization header.

@@ -1,4 +1,12 @@
-// Package smtest runs a local AWS Secrets Manager endpoint for tests, demos and benchmarks.
+// Package smtest stands in for AWS Secrets Manager, for tests, demos and benchmarks: a local
+// endpoint that the real SDK client reaches through AWS_ENDPOINT_URL_SECRETS_MANAGER.
+//
+// It enforces what the relay depends on: requests signed with Signature Version 4 for the
+// test account (awstest), the AWS JSON 1.1 protocol and its error shapes (the SDK's typed
+// errors), GetSecretValue by name, full ARN or partial ARN, by VersionId and VersionStage, and
+// the version stages PutSecretValue moves (AWSCURRENT becomes AWSPREVIOUS), each version with
+// its CreatedDate. Faults (throttling, internal errors, access denied, a dropped connection, a
+// slow answer) are injected on demand. Other operations are refused as unknown.
 package smtest
 
 import (

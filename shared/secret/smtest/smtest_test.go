@@ -19,7 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/port-azure-relay/relay/shared/handler/awstest"
-	"github.com/port-azure-relay/relay/shared/smtest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
 const secretName = "relay/port"

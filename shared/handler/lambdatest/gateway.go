@@ -1,4 +1,4 @@
-package lambdalocal
+package lambdatest
 
 import (
 	"crypto/rand"
@@ -39,7 +39,7 @@ func RESTGateway(fn Invoker) *Endpoint { return serve(handler{fn: fn, rest: true
 func serve(h handler) *Endpoint {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		panic("lambdalocal: gateway: " + err.Error())
+		panic("lambdatest: gateway: " + err.Error())
 	}
 	e := &Endpoint{URL: "http://" + ln.Addr().String()}
 	e.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}

@@ -1,6 +1,7 @@
 // Package servicehooktest stands in for Azure DevOps' service hooks with the Web
-// Hooks consumer: it posts run-state-changed notifications shaped like Azure's, with
-// Basic auth, and retries them by Azure's rule.
+// Hooks consumer, the sender of what the status function (runstatus) receives: it
+// posts run-state-changed notifications shaped like Azure's, with Basic auth, and
+// retries them by Azure's rule.
 //
 // Azure's rule (azure-devops-docs, service-hooks/troubleshoot.md): 408, 502, 503 and
 // 504 are transient and retried up to 8 times, about 1 s to 60 s apart; any other

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 )
 
 func TestSenderRetriesAsAzureDoes(t *testing.T) {

@@ -1,4 +1,4 @@
-package template_test
+package deploy_test
 
 import (
 	"context"
@@ -216,14 +216,14 @@ func pathEnv() string { return os.Getenv("PATH") }
 // TestCitedDocsExist: every docs/*.md that code, tests or the README cite exists.
 func TestCitedDocsExist(t *testing.T) {
 	cited := regexp.MustCompile(`docs/[A-Za-z0-9_-]+\.md`)
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != ".") {
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != root) {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !(strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".md") || path == "Makefile") {
+		if d.IsDir() || !(strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".md") || d.Name() == "Makefile") {
 			return nil
 		}
 		b, err := os.ReadFile(path)
@@ -231,7 +231,7 @@ func TestCitedDocsExist(t *testing.T) {
 			return err
 		}
 		for _, doc := range cited.FindAllString(string(b), -1) {
-			if _, err := os.Stat(doc); err != nil {
+			if _, err := os.Stat(filepath.Join(root, doc)); err != nil {
 				t.Errorf("%s cites %s, which does not exist", path, doc)
 			}
 		}

@@ -1,7 +1,7 @@
-// Package template_test checks template.yaml and samconfig.toml, read as a reviewer would: each
+// Package deploy_test checks what `sam deploy` gets: template.yaml and samconfig.toml, read as a reviewer would: each
 // property the deployment promises (runtime, routes, schedule, failure handling, least privilege,
 // configuration, outputs) is asserted on its own, with short-form tags (!Ref, !Sub, !If, !GetAtt) kept.
-package template_test
+package deploy_test
 
 import (
 	"bufio"
@@ -19,8 +19,9 @@ import (
 )
 
 const (
-	templatePath  = "template.yaml"
-	samconfigPath = "samconfig.toml"
+	root          = "../.." // the repository, where the design puts template.yaml and samconfig.toml
+	templatePath  = root + "/template.yaml"
+	samconfigPath = root + "/samconfig.toml"
 )
 
 // loadTemplate parses template.yaml into a node tree, so CloudFormation's tags survive.
@@ -198,7 +199,7 @@ func TestFunctionsBuildWithMakefileFromRepositoryRoot(t *testing.T) {
 			if codeURI == nil {
 				t.Fatalf("%s.Properties.CodeUri is missing", fn)
 			}
-			if _, err := os.Stat(filepath.Join(codeURI.Value, "go.mod")); err != nil {
+			if _, err := os.Stat(filepath.Join(root, codeURI.Value, "go.mod")); err != nil {
 				t.Errorf("%s.CodeUri = %s, want the directory holding go.mod: %v", fn, codeURI.Value, err)
 			}
 			// A function-level list would be appended to the Globals list by SAM, not replace it.
@@ -708,7 +709,7 @@ func overrides(lines []string) map[string]string {
 // on a new account works once the placeholders are replaced.
 func checkOverrides(t *testing.T, sections map[string][]string) {
 	t.Helper()
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile(root + "/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

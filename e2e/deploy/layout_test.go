@@ -1,0 +1,98 @@
+package deploy_test
+
+import (
+	"os"
+	"os/exec"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/port-azure-relay/relay"
+
+// standIn reports whether a package of the module is a stand-in or the local runtime:
+// every one is named <thing>test, as net/http/httptest is.
+func standIn(pkg string) bool {
+	return strings.HasPrefix(pkg, module+"/") && strings.HasSuffix(path.Base(pkg), "test")
+}
+
+// TestNoFunctionLinksAStandIn: what a function's binary is built from (go list -deps, as
+// `make build` builds it) holds no stand-in, no local runtime, nothing of e2e or cmd.
+func TestNoFunctionLinksAStandIn(t *testing.T) {
+	for _, fn := range []string{"relay", "verifier", "status"} {
+		t.Run(fn, func(t *testing.T) {
+			cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/"+fn)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("go list -deps ./functions/%s: %v", fn, err)
+			}
+			ours := 0
+			for _, pkg := range strings.Fields(string(out)) {
+				if !strings.HasPrefix(pkg, module+"/") {
+					continue
+				}
+				ours++
+				rel := strings.TrimPrefix(pkg, module+"/")
+				if standIn(pkg) || strings.HasPrefix(rel, "e2e") || strings.HasPrefix(rel, "cmd/") {
+					t.Errorf("functions/%s links %s, which is not production code", fn, rel)
+				}
+			}
+			if ours < 3 {
+				t.Fatalf("functions/%s links %d packages of the module: go list did not list what it builds", fn, ours)
+			}
+		})
+	}
+}
+
+// TestStandInsStandBesideWhatTheyStandInFor: under shared/, a stand-in is never flat among
+// the production packages: each is in the folder of the package that talks to the real
+// service (shared/azdo/azdotest beside shared/azdo), and only there.
+func TestStandInsStandBesideWhatTheyStandInFor(t *testing.T) {
+	cmd := exec.Command("go", "list", "./shared/...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list ./shared/...: %v", err)
+	}
+	var standIns []string
+	for _, pkg := range strings.Fields(string(out)) {
+		rel := strings.TrimPrefix(pkg, module+"/")
+		if !standIn(pkg) {
+			continue
+		}
+		standIns = append(standIns, rel)
+		parent := path.Dir(rel)
+		if parent == "shared" {
+			t.Errorf("%s stands flat among the production packages: move it beside what it stands in for", rel)
+		} else if standIn(module + "/" + parent) {
+			t.Errorf("%s stands inside another stand-in, %s", rel, parent)
+		}
+	}
+	if len(standIns) < 5 {
+		t.Errorf("found %d stand-ins (%q), want at least Azure DevOps', Port's, Secrets Manager's, the service hooks' and the local runtime", len(standIns), standIns)
+	}
+}
+
+// TestTopLevelHoldsWhatTheDesignNames: the repository's top level holds the folders and
+// files the design fixes, and the few a project needs besides; anything else belongs in
+// one of them.
+func TestTopLevelHoldsWhatTheDesignNames(t *testing.T) {
+	allowed := []string{
+		"functions", "shared", "template.yaml", "samconfig.toml", "events", "Makefile", "go.mod", "go.sum", // the design's
+		"README.md", "docs", "cmd", "e2e", ".ci", // what a project needs
+		".git", ".gitignore", // git's
+		".tools", "bin", ".aws-sam", // made by make and sam, ignored by git
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !slices.Contains(allowed, e.Name()) {
+			t.Errorf("the top level holds %s, which the design does not name", e.Name())
+		}
+	}
+}
