@@ -9,8 +9,8 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
-	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
+	"github.com/port-azure-relay/relay/shared/signature"
 )
 
 // The values the rotation tests store; the log audit looks for every one of them.

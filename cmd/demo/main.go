@@ -27,8 +27,8 @@ import (
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
-	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
+	"github.com/port-azure-relay/relay/shared/signature"
 )
 
 const (

@@ -17,8 +17,8 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
-	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
+	"github.com/port-azure-relay/relay/shared/signature"
 )
 
 const (

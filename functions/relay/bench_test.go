@@ -20,8 +20,8 @@ import (
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
-	"github.com/port-azure-relay/relay/shared/signature"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
+	"github.com/port-azure-relay/relay/shared/signature"
 )
 
 // timedTransport measures the upstream round trips: from handing a request to the

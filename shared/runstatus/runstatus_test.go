@@ -17,8 +17,8 @@ import (
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/runstatus"
-	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
