@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/relay"
@@ -26,12 +29,18 @@ func main() {
 	// and parses once per process (hundreds of certificates): start on them now,
 	// beside the AWS configuration, rather than in the handshake.
 	go x509.SystemCertPool()
-	handler.Run(func(log *slog.Logger, sm *secretsmanager.Client) (handler.Core, error) {
+	handler.Run(func(log *slog.Logger, aws aws.Config) (handler.Core, error) {
 		cfg, err := config.LoadRelay(os.Getenv)
 		if err != nil {
 			return nil, err
 		}
-		r := newRelay(cfg, sm, log)
+		var db ledger.DB
+		if cfg.LedgerTable != "" {
+			db = dynamodb.NewFromConfig(aws)
+		} else {
+			log.Info("no LEDGER_TABLE: each container remembers the Port signatures it accepted; the same invocation reaching another container, or an AWS event retried, may be delivered twice")
+		}
+		r := newRelay(cfg, secretsmanager.NewFromConfig(aws), db, log)
 		warmUp(r)
 		return r, nil
 	})
@@ -53,9 +62,10 @@ func warmUp(r *relay.Relay) {
 	}
 }
 
-// newRelay builds the relay's core from its configuration, once per container.
-func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay {
-	return &relay.Relay{
+// newRelay builds the relay's core from its configuration, once per container; db is
+// the ledger's DynamoDB, nil when LEDGER_TABLE is not set.
+func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, log *slog.Logger) *relay.Relay {
+	r := &relay.Relay{
 		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Azure: &azdo.Client{
@@ -72,4 +82,8 @@ func newRelay(cfg config.Relay, sm secret.Getter, log *slog.Logger) *relay.Relay
 		Metrics: metrics.New(cfg.Namespace, metrics.FunctionRelay),
 		Sources: cfg.Sources,
 	}
+	if db != nil {
+		r.Ledger = &ledger.Ledger{DB: db, Table: cfg.LedgerTable, TTL: cfg.LedgerTTL}
+	}
+	return r
 }

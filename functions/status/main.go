@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/port-azure-relay/relay/shared/config"
@@ -18,12 +19,12 @@ import (
 )
 
 func main() {
-	handler.Run(func(log *slog.Logger, sm *secretsmanager.Client) (handler.Core, error) {
+	handler.Run(func(log *slog.Logger, aws aws.Config) (handler.Core, error) {
 		cfg, err := config.LoadStatus(os.Getenv)
 		if err != nil {
 			return nil, err
 		}
-		return newFollower(cfg, sm, log), nil
+		return newFollower(cfg, secretsmanager.NewFromConfig(aws), log), nil
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -31,6 +32,10 @@ type Relay struct {
 	PortAPIURL string
 	Namespace  string         // METRICS_NAMESPACE
 	Sources    allowlist.List // who may call over HTTP; empty: everyone
+	// LedgerTable is LEDGER_TABLE, the DynamoDB table of the delivery ledger; empty:
+	// no ledger, each container remembers what it saw.
+	LedgerTable string
+	LedgerTTL   time.Duration // LEDGER_TTL
 }
 
 // Verifier is the verifier function's configuration.
@@ -136,8 +141,17 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if c.Sources, err = AllowedSources(getenv); err != nil {
 		return Relay{}, err
 	}
+	if c.LedgerTable = strings.TrimSpace(getenv("LEDGER_TABLE")); c.LedgerTable != "" && !tableName(c.LedgerTable) {
+		return Relay{}, &Error{"LEDGER_TABLE", "must be a DynamoDB table name: 3 to 255 letters, digits, _ . -"}
+	}
+	if c.LedgerTTL, err = duration(getenv, "LEDGER_TTL", ledger.DefaultTTL, ledger.MinTTL, ledger.MaxTTL); err != nil {
+		return Relay{}, err
+	}
 	return c, nil
 }
+
+// tableName matches DynamoDB's ^[a-zA-Z0-9_.-]{3,255}$ (a name; an ARN is not taken).
+func tableName(s string) bool { return len(s) >= 3 && len(s) <= 255 && allIn(s, "_.-") }
 
 // AllowedSources reads ALLOWED_SOURCE_IPS, the addresses that may call a function
 // over HTTP (the relay's and the status function's): IP addresses, CIDR blocks and

@@ -53,6 +53,7 @@ func TestLoadRelay(t *testing.T) {
 		SecretTTL:  5 * time.Minute,
 		PortAPIURL: "https://api.port.io",
 		Namespace:  "PortAzureRelay",
+		LedgerTTL:  24 * time.Hour,
 	}
 	tests := []struct {
 		name   string
@@ -90,6 +91,12 @@ func TestLoadRelay(t *testing.T) {
 		{name: "a source allow-list is read", set: "ALLOWED_SOURCE_IPS", value: "port-eu, 192.0.2.0/24",
 			change: func(c *config.Relay) { c.Sources = mustList("port-eu,192.0.2.0/24") }},
 		{name: "a blank source allow-list allows everyone", set: "ALLOWED_SOURCE_IPS", value: " "},
+		{name: "a ledger table is read and trimmed", set: "LEDGER_TABLE", value: " relay-Ledger_1.x ",
+			change: func(c *config.Relay) { c.LedgerTable = "relay-Ledger_1.x" }},
+		{name: "a ledger TTL of an hour is the lowest", set: "LEDGER_TTL", value: "1h",
+			change: func(c *config.Relay) { c.LedgerTTL = time.Hour }},
+		{name: "a ledger TTL of a week is the highest", set: "LEDGER_TTL", value: "168h",
+			change: func(c *config.Relay) { c.LedgerTTL = 7 * 24 * time.Hour }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,6 +163,11 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "a source list with a bad block is refused", set: "ALLOWED_SOURCE_IPS", value: "192.0.2.0/33"},
 		{name: "a source list of commas alone is refused", set: "ALLOWED_SOURCE_IPS", value: " , "},
 		{name: "a source list with a zone is refused", set: "ALLOWED_SOURCE_IPS", value: "fe80::1%eth0"},
+		{name: "a ledger table name of two characters is refused", set: "LEDGER_TABLE", value: "ab"},
+		{name: "a ledger table ARN is refused", set: "LEDGER_TABLE", value: "arn:aws:dynamodb:eu-west-1:1:table/ledger"},
+		{name: "a ledger TTL under an hour is refused", set: "LEDGER_TTL", value: "59m"},
+		{name: "a ledger TTL over a week is refused", set: "LEDGER_TTL", value: "169h"},
+		{name: "a ledger TTL that is not a duration is refused", set: "LEDGER_TTL", value: "1 day"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/port-azure-relay/relay/shared/event"
 )
@@ -96,9 +96,10 @@ func Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
-// Build makes a function's core from its configuration, the logger and the Secrets
-// Manager client; it returns an error that names a missing or invalid variable.
-type Build func(log *slog.Logger, sm *secretsmanager.Client) (Core, error)
+// Build makes a function's core from its configuration, the logger and the AWS
+// configuration (loaded once, for the SDK clients it needs); it returns an error that
+// names a missing or invalid variable.
+type Build func(log *slog.Logger, aws aws.Config) (Core, error)
 
 // Run is a function's main: it builds the core once per container and serves it.
 // A configuration error stops the function at start-up with one log line.
@@ -113,7 +114,7 @@ func Run(build Build) {
 		log.Error("invalid AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	core, err := build(log, secretsmanager.NewFromConfig(aws))
+	core, err := build(log, aws)
 	if err != nil {
 		log.Error("invalid configuration", "error", err.Error())
 		os.Exit(1)

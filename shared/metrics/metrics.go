@@ -64,6 +64,12 @@ const (
 	Verified     = "Verified"     // verifier: the signature held (Scheme)
 	Rejected     = "Rejected"     // verifier: it did not, or could not be checked (Reason)
 	RunsUpdated  = "RunsUpdated"  // status: a Port run was updated, or the event ignored (Outcome)
+	// Duplicate counts relay invocations the ledger knew: delivered before (or maybe
+	// queued), so nothing was sent.
+	Duplicate = "Duplicate"
+	// LedgerUnavailable counts relay invocations for which DynamoDB could not be
+	// reached: an HTTP one was delivered anyway, an AWS event refused for Lambda to retry.
+	LedgerUnavailable = "LedgerUnavailable"
 	// WrongPassword counts service-hook notifications refused for a Basic auth password
 	// that matches neither the secret's serviceHookPassword nor, within the rotation's
 	// grace, its previous one.
@@ -81,7 +87,7 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword}
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable}
 
 // Dimensions lists every dimension key the functions emit.
 var Dimensions = []string{Function, Reason, Cause, Outcome, Scheme}

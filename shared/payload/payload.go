@@ -82,19 +82,34 @@ func guid(s string) bool {
 // empty when there is none) and an error when Azure DevOps would not run it. The run
 // id is returned with ErrReservedKey too, so that the failure can be reported to Port.
 func Check(body []byte) (runID string, err error) {
+	ids, err := Read(body)
+	return ids.RunID, err
+}
+
+// IDs are what names a body's delivery: Port's run id, and the top-level "id" string
+// (an EventBridge event's id, kept across Lambda's retries; what a schedule's input
+// or a direct invoke puts there).
+type IDs struct {
+	RunID string
+	ID    string
+}
+
+// Read is Check that also returns the body's top-level "id" string.
+func Read(body []byte) (ids IDs, err error) {
 	switch {
 	case len(body) == 0:
-		return "", ErrEmpty
+		return IDs{}, ErrEmpty
 	case len(body) > MaxSize:
-		return "", ErrTooLarge
+		return IDs{}, ErrTooLarge
 	case bytes.HasPrefix(body, []byte("\xef\xbb\xbf")):
-		return "", fmt.Errorf("%w: it starts with a byte-order mark", ErrNotJSON)
+		return IDs{}, fmt.Errorf("%w: it starts with a byte-order mark", ErrNotJSON)
 	case !utf8.Valid(body):
-		return "", ErrNotUTF8
+		return IDs{}, ErrNotUTF8
 	}
 	// One pass: jsonscan.Object validates as json.Valid does and hands over the
 	// top-level members on the way; they count once it has said the body is valid.
 	var bad error
+	var runID, id string
 	tooDeep := false
 	valid := jsonscan.Object(body, func(lit, value []byte, depth int) {
 		if tooDeep {
@@ -113,6 +128,10 @@ func Check(body []byte) (runID string, err error) {
 			if id := runIDOf(value); id != "" && (runID == "" || key == "port_context") {
 				runID = id
 			}
+		case "id":
+			if value[0] == '"' {
+				_ = json.Unmarshal(value, &id)
+			}
 		}
 		if want, ok := reserved[key]; ok && bad == nil && !hasType(value, want) {
 			if want == "absent" {
@@ -124,13 +143,13 @@ func Check(body []byte) (runID string, err error) {
 	})
 	switch {
 	case !valid:
-		return "", ErrNotJSON
+		return IDs{}, ErrNotJSON
 	case bytes.TrimLeft(body, " \t\r\n")[0] != '{':
-		return "", ErrNotObject
+		return IDs{}, ErrNotObject
 	case tooDeep:
-		return runID, ErrTooDeep
+		return IDs{RunID: runID}, ErrTooDeep
 	}
-	return runID, bad
+	return IDs{RunID: runID, ID: id}, bad
 }
 
 func runIDOf(value []byte) string {

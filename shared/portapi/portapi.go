@@ -76,8 +76,9 @@ type token struct {
 // maxBody bounds what is read of Port's answers; error bodies are never shown, only their status.
 const maxBody = 64 << 10
 
-// validRunID matches ^[A-Za-z0-9_-]{1,100}$, without a regexp compiled at start-up.
-func validRunID(id string) bool {
+// ValidRunID reports whether id can be a Port run id, ^[A-Za-z0-9_-]{1,100}$ (checked without a
+// regexp compiled at start-up).
+func ValidRunID(id string) bool {
 	if len(id) == 0 || len(id) > 100 {
 		return false
 	}
@@ -121,7 +122,7 @@ func (c *Client) Update(ctx context.Context, creds Credentials, runID string, u 
 
 // run sends body to /v1/actions/runs/{runID}{suffix}, refreshing the token once if Port refuses it.
 func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suffix string, body any) error {
-	if !validRunID(runID) {
+	if !ValidRunID(runID) {
 		return ErrBadRunID
 	}
 	if creds.ClientID == "" || creds.ClientSecret == "" {

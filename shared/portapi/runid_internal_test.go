@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// runIDPattern is what validRunID replaced; the fuzz test holds validRunID to it.
+// runIDPattern is what ValidRunID replaced; the fuzz test holds ValidRunID to it.
 var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 func FuzzValidRunID(f *testing.F) {
@@ -14,8 +14,8 @@ func FuzzValidRunID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := validRunID(s), runIDPattern.MatchString(s); got != want {
-			t.Errorf("validRunID(%q) = %v, want %v", s, got, want)
+		if got, want := ValidRunID(s), runIDPattern.MatchString(s); got != want {
+			t.Errorf("ValidRunID(%q) = %v, want %v", s, got, want)
 		}
 	})
 }

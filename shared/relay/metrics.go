@@ -7,7 +7,8 @@ import (
 )
 
 // measure adds the invocation's metrics to its log line: what became of it
-// (Forwarded; Refused by reason; Failed by cause, from the rule of its error) and,
+// (Forwarded; Duplicate; Refused by reason; Failed by cause, from the rule of its
+// error), LedgerUnavailable when the ledger could not be reached, and,
 // when Azure DevOps was called, how long that took and how many requests it made.
 // The rule's status, not the answer's, decides refused or failed: an AWS event
 // whose run may have been queued is answered as a result but still failed.
@@ -16,9 +17,12 @@ func (r *Relay) measure(attrs []slog.Attr, o *outcome) []slog.Attr {
 		return attrs
 	}
 	var what metrics.Group
-	if o.err == nil {
+	switch {
+	case o.held != nil:
+		what.Values = []metrics.Value{metrics.One(metrics.Duplicate)} // nothing sent
+	case o.err == nil:
 		what.Values = []metrics.Value{metrics.One(metrics.Forwarded)}
-	} else {
+	default:
 		rule, _ := classify(o.err)
 		what.Key, what.Class = metrics.Cause, rule.class
 		name := metrics.Failed
@@ -27,12 +31,15 @@ func (r *Relay) measure(attrs []slog.Attr, o *outcome) []slog.Attr {
 		}
 		what.Values = []metrics.Value{metrics.One(name)}
 	}
-	if o.attempts == 0 {
-		return r.Metrics.Append(attrs, what)
+	groups := []metrics.Group{what}
+	if o.attempts > 0 {
+		groups = append(groups, metrics.Group{Values: []metrics.Value{
+			{Name: metrics.AzureLatency, Unit: metrics.Milliseconds, Value: float64(o.azureTook.Microseconds()) / 1000},
+			{Name: metrics.Attempts, Unit: metrics.Count, Value: float64(o.attempts)},
+		}})
 	}
-	azure := metrics.Group{Values: []metrics.Value{
-		{Name: metrics.AzureLatency, Unit: metrics.Milliseconds, Value: float64(o.azureTook.Microseconds()) / 1000},
-		{Name: metrics.Attempts, Unit: metrics.Count, Value: float64(o.attempts)},
-	}}
-	return r.Metrics.Append(attrs, what, azure)
+	if o.ledgerErr != nil {
+		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.LedgerUnavailable)}})
+	}
+	return r.Metrics.Append(attrs, groups...)
 }

@@ -14,8 +14,8 @@ import (
 
 // The classes docs/operations.md lists: the dashboard and the alarms show them.
 var (
-	refusalClasses = []string{"signature", "replay", "payload", "event", "route", "size", "method", "source"}
-	failureClasses = []string{"notfound", "signature", "throttled", "unavailable", "tls", "server", "refused", "timeout", "connection", "secret", "internal"}
+	refusalClasses = []string{"signature", "replay", "payload", "event", "route", "size", "method", "source", "inprogress"}
+	failureClasses = []string{"notfound", "signature", "throttled", "unavailable", "tls", "server", "refused", "timeout", "connection", "secret", "ledger", "internal"}
 )
 
 func TestEveryRuleHasADocumentedClass(t *testing.T) {

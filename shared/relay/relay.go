@@ -17,6 +17,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/payload"
 	"github.com/port-azure-relay/relay/shared/portapi"
@@ -53,6 +54,14 @@ type Deliverer interface {
 	Deliver(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
 }
 
+// Ledger records each delivery across containers, so that none is made twice;
+// *ledger.Ledger is one.
+type Ledger interface {
+	Claim(ctx context.Context, r ledger.Record, deadline time.Time) (ledger.Claim, error)
+	Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error
+	Release(ctx context.Context, c ledger.Claim) error
+}
+
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.
 type Reporter interface {
 	Log(ctx context.Context, creds portapi.Credentials, runID, message string) error
@@ -65,14 +74,21 @@ type Relay struct {
 	Secrets  Secrets
 	Previous PreviousSecrets // nil: Azure is signed for with the current value only
 	Azure    Deliverer
-	Port     signature.Port // Port's signature check: tolerance and clock
+	Port     signature.Port // Port's signature check: tolerance, clock, and the container's memory of signatures (Replays)
 	Webhook  string         // the default webhook
 	Allowed  []string       // webhooks a request may select by path
 	Report   Reporter       // nil: nothing is reported to Port
 	Log      *slog.Logger
 	Metrics  *metrics.Emitter // the log line's EMF members; nil: none
 	Sources  allowlist.List   // who may call over HTTP; empty: everyone
+	// Ledger, when set, makes every delivery with a key once across all containers
+	// (a Port run, an invocation, an AWS event with an id). Port.Replays then stands
+	// in only while the ledger cannot be reached. nil: Port.Replays alone, per container.
+	Ledger Ledger
 }
+
+// LedgerBudget bounds each call to the ledger.
+const LedgerBudget = time.Second
 
 // outcome collects what one invocation did, for its answer and its log line.
 type outcome struct {
@@ -84,6 +100,9 @@ type outcome struct {
 	attempts    int
 	azureTook   time.Duration // in Deliver, retries included
 	signedWith  string        // which value Azure accepted or refused last, when not the first one
+	ledger      string        // what the ledger said: claimed, duplicate, inProgress, unavailable; "" when not asked
+	held        *ledger.Record
+	ledgerErr   error // the ledger could not be reached (the delivery went on, or was refused)
 	err         error
 }
 
@@ -108,7 +127,7 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 		r.http(ctx, invocation, req, &o)
 	default:
 		o.kind = req.Kind
-		r.aws(ctx, req, &o)
+		r.aws(ctx, invocation, req, &o)
 	}
 	resp := o.response()
 	r.logOutcome(requestID, &o, resp.Status, time.Since(start))
@@ -154,36 +173,47 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		return
 	}
 	key := []byte(creds.ClientSecret)
-	verify := func() error {
-		return r.Port.Verify(key, req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
+	verify := func() (signature.Signed, error) {
+		return r.Port.Verified(key, req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
 	}
-	err = verify()
+	signed, err := verify()
 	if errors.Is(err, signature.ErrMismatch) {
 		// Port's credentials may have been rotated since the secret was cached.
 		if renewed, changed, renewErr := r.Secrets.Renew(ctx); renewErr == nil && changed {
 			creds, key = renewed, []byte(renewed.ClientSecret)
-			err = verify()
+			signed, err = verify()
 		}
 	}
 	if err != nil {
 		o.err = err
 		return
 	}
+	// The container's memory: the guard without a ledger, the fallback beside one.
+	firstHere := r.Port.FirstHere(signed)
+	if !firstHere && r.Ledger == nil {
+		o.err = signature.ErrReplayed
+		return
+	}
 	// From here on the body is Port's: failures are reported to the run.
-	runID, bodyErr := payload.Check(req.Body) // the run id, even when the route is refused
-	o.runID = runID
+	ids, bodyErr := payload.Read(req.Body) // the run id, even when the route is refused
+	o.runID = ids.RunID
 	if o.webhook, o.err = r.route(req.Path); o.err == nil {
 		o.err = bodyErr
 	}
 	if o.err == nil {
-		r.deliver(ctx, req.Body, creds, o)
+		key := ledger.SignatureKey(signed.Timestamp, signed.MAC)
+		if portapi.ValidRunID(ids.RunID) {
+			key = ledger.RunKey(ids.RunID) // every invocation and replay of one Port run
+		}
+		r.once(ctx, invocation, key, req.Body, creds, o, firstHere)
 	}
 	r.report(invocation, creds, o)
 }
 
-func (r *Relay) aws(ctx context.Context, req event.Request, o *outcome) {
+func (r *Relay) aws(ctx, invocation context.Context, req event.Request, o *outcome) {
 	o.webhook = r.Webhook
-	if _, o.err = payload.Check(req.Body); o.err != nil {
+	ids, err := payload.Read(req.Body)
+	if o.err = err; err != nil {
 		return
 	}
 	creds, err := r.Secrets.Get(ctx)
@@ -191,7 +221,86 @@ func (r *Relay) aws(ctx context.Context, req event.Request, o *outcome) {
 		o.err = err
 		return
 	}
-	r.deliver(ctx, req.Body, creds, o)
+	var key string
+	if ids.ID != "" && len(ids.ID) <= ledger.MaxIDLength {
+		key = ledger.EventKey(ids.ID) // EventBridge keeps it across Lambda's retries
+	}
+	r.once(ctx, invocation, key, req.Body, creds, o, true)
+}
+
+// once delivers body at most once for its key across every container: it claims the
+// key in the ledger first and records the outcome after. A key delivered before, or
+// that may have been, is not sent again (o.held); one being delivered elsewhere right
+// now is refused (ErrInProgress). A refusal that queued nothing releases the key, so
+// that a retry after the fix goes through. Without a ledger or a key, it delivers as
+// the container's memory allows. When the ledger cannot be reached, an HTTP
+// invocation is still delivered (Port does not retry; firstHere is the container's
+// own memory of its signature), and an AWS event is refused, for Lambda to retry.
+func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, creds secret.Credentials, o *outcome, firstHere bool) {
+	if r.Ledger == nil || key == "" {
+		r.deliver(ctx, body, creds, o)
+		return
+	}
+	claimCtx, cancel := context.WithTimeout(ctx, LedgerBudget)
+	claim, err := r.Ledger.Claim(claimCtx, ledger.Record{Key: key, Target: o.webhook, RunID: o.runID}, invocationDeadline(invocation))
+	cancel()
+	var held *ledger.Held
+	switch {
+	case errors.As(err, &held) && errors.Is(err, ledger.ErrDuplicate):
+		o.ledger, o.held = "duplicate", &held.Record
+		return
+	case errors.Is(err, ledger.ErrInProgress):
+		o.ledger, o.err = "inProgress", err
+		return
+	case err != nil:
+		o.ledger, o.ledgerErr = "unavailable", err
+		switch {
+		case !o.kind.IsHTTP():
+			o.err = err
+		case !firstHere:
+			o.err = signature.ErrReplayed
+		default:
+			r.deliver(ctx, body, creds, o)
+		}
+		return
+	}
+	o.ledger = "claimed"
+	r.deliver(ctx, body, creds, o)
+
+	ctx, cancel = ledgerContext(invocation)
+	defer cancel()
+	switch rule, _ := classify(o.err); {
+	case o.err == nil:
+		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus})
+	case azdo.MayHaveQueued(o.err):
+		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
+	default:
+		err = r.Ledger.Release(ctx, claim)
+	}
+	if err != nil {
+		// The claim stays in progress until its deadline, then reads as "may have been
+		// queued": never sent twice, but a retry after a refusal would be refused too.
+		o.ledgerErr = err
+	}
+}
+
+// invocationDeadline is when the invocation's own time ends: a claim still in
+// progress after it belongs to an invocation that died mid-delivery.
+func invocationDeadline(invocation context.Context) time.Time {
+	if d, ok := invocation.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(MaxWork + ReportBudget + Margin)
+}
+
+// ledgerContext gives the outcome's record LedgerBudget, even when the work used its
+// time (Azure timed out), ending half the Margin before the Lambda deadline.
+func ledgerContext(invocation context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(LedgerBudget)
+	if d, ok := invocation.Deadline(); ok && d.Add(-Margin/2).Before(deadline) {
+		deadline = d.Add(-Margin / 2)
+	}
+	return context.WithDeadline(context.WithoutCancel(invocation), deadline)
 }
 
 // deliver signs for Azure with the current value. When Azure refuses the signature,
@@ -278,8 +387,8 @@ func (r *Relay) route(path string) (string, error) {
 // say so and where to look, and stays in progress for the status function (or the
 // user) to end.
 func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *outcome) {
-	if r.Report == nil || o.runID == "" || creds.ClientID == "" {
-		return
+	if r.Report == nil || o.runID == "" || creds.ClientID == "" || o.held != nil || errors.Is(o.err, ledger.ErrInProgress) {
+		return // a repeat, or one delivered elsewhere right now: the first invocation reports
 	}
 	ctx, cancel := reportContext(invocation)
 	defer cancel()
@@ -317,6 +426,20 @@ func reportContext(invocation context.Context) (context.Context, context.CancelF
 
 func (o *outcome) response() event.Response {
 	resp := event.Response{HTTP: o.kind.IsHTTP(), Kind: o.kind, Status: http.StatusOK}
+	if h := o.held; h != nil {
+		// Nothing was sent: the first delivery's answer, said to be a repeat. A result,
+		// not a function error, so that Lambda stops retrying.
+		delivered := h.State == ledger.Delivered
+		resp.Body, _ = json.Marshal(struct {
+			Forwarded     bool   `json:"forwarded"`
+			MayHaveQueued bool   `json:"mayHaveQueued,omitempty"`
+			Webhook       string `json:"webhook,omitempty"`
+			AzureStatus   int    `json:"azureStatus,omitempty"`
+			RunID         string `json:"runId,omitempty"`
+			Duplicate     bool   `json:"duplicate"`
+		}{delivered, !delivered, h.Target, h.AzureStatus, o.runID, true})
+		return resp
+	}
 	if o.err != nil {
 		rule, say := classify(o.err)
 		resp.Status, resp.Error = rule.status, say
@@ -369,7 +492,23 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 		// Azure refused the first signature: a rotation is under way (see docs/operations.md).
 		attrs = append(attrs, slog.String("azureSecret", o.signedWith))
 	}
+	if o.ledger != "" {
+		attrs = append(attrs, slog.String("ledger", o.ledger))
+	}
+	if h := o.held; h != nil {
+		attrs = append(attrs, slog.Bool("duplicate", true), slog.String("firstOutcome", string(h.State)))
+	}
+	if o.ledgerErr != nil {
+		attrs = append(attrs, slog.String("ledgerError", o.ledgerErr.Error()))
+	}
 	level, msg := slog.LevelInfo, "forwarded"
+	if o.held != nil {
+		msg = "duplicate"
+	}
+	if o.ledgerErr != nil {
+		// Beside a delivery that went on (or was refused): the ledger's own failure.
+		level = slog.LevelError
+	}
 	if o.err != nil {
 		attrs = append(attrs, slog.String("error", o.err.Error()))
 		if azdo.MayHaveQueued(o.err) {
@@ -379,7 +518,7 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 			errors.Is(o.err, secret.ErrEmpty) || errors.Is(o.err, secret.ErrMalformed) {
 			attrs = append(attrs, slog.String("secretId", r.Secrets.ID()))
 		}
-		level, msg = slog.LevelWarn, "refused"
+		level, msg = max(level, slog.LevelWarn), "refused"
 		if status >= 500 || !o.kind.IsHTTP() {
 			level, msg = slog.LevelError, "failed"
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/payload"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -57,6 +58,8 @@ var rules = []rule{
 	{signature.ErrTimestampTooOld, 401, "", "Port signature expired", true, "signature"},
 	{signature.ErrTimestampTooNew, 401, "", "Port signature timestamp is in the future", true, "signature"},
 	{signature.ErrReplayed, 401, "", "This signed request was already received: Port signs each invocation once, so a repeat is refused as a replay.", false, "replay"},
+	{ledger.ErrInProgress, 409, "", "This delivery is being made by another invocation right now, so nothing was sent: the Port run follows that one.", false, "inprogress"},
+	{ledger.ErrUnavailable, 503, "Relay unavailable", "The relay's ledger (DynamoDB) could not be reached, so nothing was sent; try again.", false, "ledger"},
 	{signature.ErrNoSecret, 503, "Relay misconfigured", "The relay has no signing secret.", false, "secret"},
 	{secret.ErrNotFound, 503, "Relay misconfigured", "The relay's secret was not found in Secrets Manager: check PORT_SECRET_ID.", false, "secret"},
 	{secret.ErrEmpty, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is empty.", false, "secret"},

@@ -74,9 +74,11 @@ type Replays struct {
 // past it, new signatures are not remembered until old ones expire.
 const maxReplays = 20000
 
-// first records mac until expires and reports whether it is the first time.
-func (r *Replays) first(mac []byte, expires, now time.Time) bool {
-	key := [sha256.Size]byte(mac)
+// First records the signature until it expires and reports whether it is the first
+// time it is seen.
+func (r *Replays) First(s Signed, now time.Time) bool {
+	key := [sha256.Size]byte(s.MAC)
+	expires := s.Expires
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if until, ok := r.seen[key]; ok && now.Before(until) {
@@ -103,35 +105,58 @@ func SignPort(secret []byte, ts int64, body []byte) string {
 	return portVersion + base64.StdEncoding.EncodeToString(portMAC(secret, strconv.FormatInt(ts, 10), body))
 }
 
+// Signed is a Port signature that verified: the timestamp as signed, the MAC that
+// matched and when the timestamp leaves the tolerance. The MAC names the invocation:
+// a replay carries the same one, whatever other entries the header gains.
+type Signed struct {
+	Timestamp string
+	MAC       []byte
+	Expires   time.Time
+}
+
 // Verify checks header (the x-port-signature value) and timestamp (the x-port-timestamp
 // value) against body. It accepts the body as sent and, failing that, the body
-// compacted: Port's agent signs compact JSON and sends it indented.
+// compacted: Port's agent signs compact JSON and sends it indented. With Replays set,
+// a signature it has accepted before is ErrReplayed.
 func (p Port) Verify(secret []byte, header, timestamp string, body []byte) error {
+	signed, err := p.Verified(secret, header, timestamp, body)
+	if err == nil && !p.FirstHere(signed) {
+		return ErrReplayed
+	}
+	return err
+}
+
+// Verified is Verify that returns what verified, and does not consult Replays: a
+// caller with a memory of its own (a ledger) decides what a repeat means.
+func (p Port) Verified(secret []byte, header, timestamp string, body []byte) (Signed, error) {
 	if len(secret) == 0 {
-		return ErrNoSecret
+		return Signed{}, ErrNoSecret
 	}
 	macs, err := parsePort(header)
 	if err != nil {
-		return err
+		return Signed{}, err
 	}
 	ts, expires, err := p.checkTimestamp(timestamp)
 	if err != nil {
-		return err
+		return Signed{}, err
 	}
 	mac := portMAC(secret, ts, body)
 	if !anyEqual(macs, mac) {
 		var compact bytes.Buffer
 		if json.Compact(&compact, body) != nil || bytes.Equal(compact.Bytes(), body) {
-			return ErrMismatch
+			return Signed{}, ErrMismatch
 		}
 		if mac = portMAC(secret, ts, compact.Bytes()); !anyEqual(macs, mac) {
-			return ErrMismatch
+			return Signed{}, ErrMismatch
 		}
 	}
-	if p.Replays != nil && !p.Replays.first(mac, expires, p.now()) {
-		return ErrReplayed
-	}
-	return nil
+	return Signed{Timestamp: ts, MAC: mac, Expires: expires}, nil
+}
+
+// FirstHere reports whether this is the first time p's Replays (the container's
+// memory) sees the signature, and remembers it; true without Replays.
+func (p Port) FirstHere(s Signed) bool {
+	return p.Replays == nil || p.Replays.First(s, p.now())
 }
 
 func (p Port) now() time.Time {

@@ -1,0 +1,28 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// The keys of deliveries, one per thing that must queue at most one run. None holds
+// a secret or a payload.
+
+// RunKey is a Port run's key: every invocation Port makes for one run, and every
+// replay of it, carries the same run id.
+func RunKey(runID string) string { return "run#" + runID }
+
+// SignatureKey is the key of a Port invocation without a run id: its timestamp and a
+// hash of the MAC that verified (a replay carries the same, whatever other entries
+// the header gains).
+func SignatureKey(timestamp string, mac []byte) string {
+	sum := sha256.Sum256(mac)
+	return "sig#" + timestamp + "#" + hex.EncodeToString(sum[:16])
+}
+
+// EventKey is an AWS event's key: its top-level id, which EventBridge keeps across
+// Lambda's retries (and which a schedule's input names: template.yaml's ScheduleInput).
+func EventKey(id string) string { return "event#" + id }
+
+// MaxIDLength bounds an id used in a key: DynamoDB's partition key is at most 2048 bytes.
+const MaxIDLength = 1024

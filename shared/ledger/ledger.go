@@ -1,0 +1,324 @@
+// Package ledger keeps one record per delivery in DynamoDB, so that a Port run or an
+// AWS event queues at most one pipeline run, whichever containers, retries and
+// replays it meets: a delivery is claimed with a conditional write before anything
+// is sent, and its outcome recorded after Azure answers.
+//
+// It is the idempotency record AWS Powertools keeps, with one difference a deploy
+// needs: a claim whose invocation died mid-delivery is never given to a second one.
+// Azure may have queued the run, so past its deadline the claim reads as "may have
+// queued", not as free (Powertools re-allows it: python#8049).
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+)
+
+// Records expire (DynamoDB's TTL deletes them) this long after the claim: a repeat
+// within it is known. Lambda keeps an async event for up to 6 hours.
+const (
+	DefaultTTL = 24 * time.Hour
+	MinTTL     = time.Hour
+	MaxTTL     = 7 * 24 * time.Hour
+)
+
+// State is how far a delivery got.
+type State string
+
+// The states a record is in.
+const (
+	InProgress    State = "inProgress"    // claimed; Azure not yet answered
+	Delivered     State = "delivered"     // Azure accepted
+	MayHaveQueued State = "mayHaveQueued" // no clear answer: Azure may have queued the run
+)
+
+// Errors of Claim, Complete and Release. Claim's first two come as a *Held with the
+// record that holds the key.
+var (
+	ErrDuplicate   = errors.New("ledger: already delivered, or may have been")
+	ErrInProgress  = errors.New("ledger: being delivered by another invocation")
+	ErrUnavailable = errors.New("ledger: DynamoDB could not be reached")
+	ErrNotOwner    = errors.New("ledger: the claim is not this invocation's")
+)
+
+// Record is what the ledger holds of one delivery: ids and outcomes, never a secret
+// or a payload.
+type Record struct {
+	Key         string    // the delivery's key (Key…)
+	State       State     // set by the ledger
+	Target      string    // the webhook (or pipeline) it went to
+	RunID       string    // the Port run id, when there is one
+	AzureStatus int       // Azure's answer; 0 for none
+	AzureRunID  string    // the Azure run id, when the target gives one
+	Link        string    // the Azure run's page, when the target gives one
+	Cause       string    // for MayHaveQueued: the class of the failure, or "deadline"
+	Deadline    time.Time // for InProgress: when the claiming invocation's own deadline passes
+	Expires     time.Time // when DynamoDB's TTL may delete it
+}
+
+// Held is Claim's refusal: ErrDuplicate or ErrInProgress, with the record that holds
+// the key (no second read: DynamoDB returns it with the failed condition).
+type Held struct {
+	Record Record
+	Err    error
+}
+
+func (h *Held) Error() string { return h.Err.Error() }
+func (h *Held) Unwrap() error { return h.Err }
+
+// DB is the DynamoDB client's subset the ledger uses; *dynamodb.Client is one.
+type DB interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// Ledger is one DynamoDB table: partition key "id" (String), TTL on "expiresAt"
+// (Number, epoch seconds). Its fields are set once; it is then safe for concurrent use.
+type Ledger struct {
+	DB    DB
+	Table string
+	TTL   time.Duration    // DefaultTTL when zero
+	Now   func() time.Time // nil: time.Now
+}
+
+// Claim is a claimed key: what Complete and Release need to change only this claim.
+type Claim struct {
+	Key   string
+	owner string
+}
+
+// Attribute names. "state" and "owner" are DynamoDB reserved words: every expression
+// names attributes through placeholders.
+const (
+	attrID          = "id"
+	attrState       = "state"
+	attrOwner       = "owner"
+	attrExpires     = "expiresAt" // the table's TTL attribute
+	attrDeadline    = "deadline"  // epoch milliseconds
+	attrTarget      = "target"
+	attrRunID       = "runId"
+	attrAzureStatus = "azureStatus"
+	attrAzureRunID  = "azureRunId"
+	attrLink        = "link"
+	attrCause       = "cause"
+	attrCreated     = "createdAt"
+)
+
+// Claim claims r.Key for a delivery that must end by deadline (the invocation's own):
+// one conditional PutItem. A key nobody holds, or whose record has expired (TTL
+// deletes lazily), is claimed. Otherwise it returns a *Held: ErrInProgress while the
+// holder's deadline has not passed, else ErrDuplicate, its record's state Delivered
+// or MayHaveQueued (a holder that died mid-delivery reads as MayHaveQueued).
+func (l *Ledger) Claim(ctx context.Context, r Record, deadline time.Time) (Claim, error) {
+	now := l.now()
+	owner := newOwner()
+	item := map[string]types.AttributeValue{
+		attrID:       str(r.Key),
+		attrState:    str(string(InProgress)),
+		attrOwner:    str(owner),
+		attrExpires:  num(now.Add(l.ttl()).Unix()),
+		attrDeadline: num(deadline.UnixMilli()),
+		attrCreated:  num(now.Unix()),
+	}
+	putIf(item, attrTarget, r.Target)
+	putIf(item, attrRunID, r.RunID)
+	_, err := l.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           &l.Table,
+		Item:                                item,
+		ConditionExpression:                 aws.String("attribute_not_exists(#id) OR #exp < :now"),
+		ExpressionAttributeNames:            map[string]string{"#id": attrID, "#exp": attrExpires},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.Unix())},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var failed *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return Claim{Key: r.Key, owner: owner}, nil
+	case errors.As(err, &failed):
+		held := decode(failed.Item)
+		if held.Key == "" {
+			held.Key = r.Key
+		}
+		if owned(failed.Item, owner) {
+			// Our own write, whose answer was lost and which the SDK sent again.
+			return Claim{Key: r.Key, owner: owner}, nil
+		}
+		if held.State != InProgress {
+			return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+		}
+		if now.Before(held.Deadline) {
+			return Claim{}, &Held{Record: held, Err: ErrInProgress}
+		}
+		held.State, held.Cause = MayHaveQueued, "deadline"
+		return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+	default:
+		return Claim{}, unavailable(ctx, err)
+	}
+}
+
+// Complete records the outcome of a claimed delivery: Delivered, or MayHaveQueued
+// after an ambiguous failure (out.State says which), with Azure's status and, when
+// the target gives them, its run id and link. One conditional UpdateItem.
+func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
+	names := map[string]string{"#state": attrState, "#owner": attrOwner, "#azureStatus": attrAzureStatus}
+	values := map[string]types.AttributeValue{
+		":state": str(string(out.State)), ":owner": str(c.owner), ":inProgress": str(string(InProgress)),
+		":azureStatus": num(int64(out.AzureStatus)),
+	}
+	set := "SET #state = :state, #azureStatus = :azureStatus"
+	for _, kv := range [][2]string{{attrAzureRunID, out.AzureRunID}, {attrLink, out.Link}, {attrCause, out.Cause}} {
+		if kv[1] != "" {
+			names["#"+kv[0]], values[":"+kv[0]] = kv[0], str(kv[1])
+			set += ", #" + kv[0] + " = :" + kv[0]
+		}
+	}
+	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &l.Table,
+		Key:                       map[string]types.AttributeValue{attrID: str(c.Key)},
+		UpdateExpression:          &set,
+		ConditionExpression:       aws.String("#state = :inProgress AND #owner = :owner"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	return l.changed(ctx, err)
+}
+
+// Release deletes a claim whose delivery Azure refused in a way that queued nothing,
+// so that a retry after the fix is delivered. One conditional DeleteItem.
+func (l *Ledger) Release(ctx context.Context, c Claim) error {
+	_, err := l.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &l.Table,
+		Key:                       map[string]types.AttributeValue{attrID: str(c.Key)},
+		ConditionExpression:       aws.String("#state = :inProgress AND #owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#state": attrState, "#owner": attrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":inProgress": str(string(InProgress)), ":owner": str(c.owner)},
+	})
+	return l.changed(ctx, err)
+}
+
+// Get reads the record of key (a consistent read); false when there is none, or it
+// has expired.
+func (l *Ledger) Get(ctx context.Context, key string) (Record, bool, error) {
+	out, err := l.DB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &l.Table,
+		Key:            map[string]types.AttributeValue{attrID: str(key)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Record{}, false, unavailable(ctx, err)
+	}
+	if len(out.Item) == 0 {
+		return Record{}, false, nil
+	}
+	r := decode(out.Item)
+	if !r.Expires.IsZero() && r.Expires.Before(l.now()) {
+		return Record{}, false, nil // TTL deletes lazily: an expired record is gone
+	}
+	return r, true, nil
+}
+
+func (l *Ledger) changed(ctx context.Context, err error) error {
+	var failed *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &failed):
+		return ErrNotOwner
+	default:
+		return unavailable(ctx, err)
+	}
+}
+
+func (l *Ledger) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func (l *Ledger) ttl() time.Duration {
+	if l.TTL <= 0 {
+		return DefaultTTL
+	}
+	return l.TTL
+}
+
+// unavailable names the class of a failed call (DynamoDB's error code, or the
+// network's) without the SDK's text, which carries the endpoint and request.
+func unavailable(ctx context.Context, err error) error {
+	var apiErr smithy.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		return fmt.Errorf("%w: %s", ErrUnavailable, apiErr.ErrorCode())
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	default:
+		var timeout interface{ Timeout() bool }
+		if errors.As(err, &timeout) && timeout.Timeout() {
+			return fmt.Errorf("%w: timed out", ErrUnavailable)
+		}
+		return fmt.Errorf("%w: request failed", ErrUnavailable)
+	}
+}
+
+func newOwner() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func owned(item map[string]types.AttributeValue, owner string) bool {
+	v, ok := item[attrOwner].(*types.AttributeValueMemberS)
+	return ok && v.Value == owner
+}
+
+func decode(item map[string]types.AttributeValue) Record {
+	s := func(k string) string {
+		if v, ok := item[k].(*types.AttributeValueMemberS); ok {
+			return v.Value
+		}
+		return ""
+	}
+	n := func(k string) int64 {
+		if v, ok := item[k].(*types.AttributeValueMemberN); ok {
+			i, _ := strconv.ParseInt(v.Value, 10, 64)
+			return i
+		}
+		return 0
+	}
+	r := Record{
+		Key: s(attrID), State: State(s(attrState)), Target: s(attrTarget), RunID: s(attrRunID),
+		AzureStatus: int(n(attrAzureStatus)), AzureRunID: s(attrAzureRunID), Link: s(attrLink), Cause: s(attrCause),
+	}
+	if ms := n(attrDeadline); ms > 0 {
+		r.Deadline = time.UnixMilli(ms)
+	}
+	if secs := n(attrExpires); secs > 0 {
+		r.Expires = time.Unix(secs, 0)
+	}
+	return r
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func putIf(item map[string]types.AttributeValue, k, v string) {
+	if v != "" {
+		item[k] = str(v)
+	}
+}

@@ -1,0 +1,285 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/port-azure-relay/relay/shared/ledger"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
+)
+
+const table = "relay-ledger"
+
+type env struct {
+	srv *dynamotest.Server
+	l   *ledger.Ledger
+	now time.Time
+}
+
+// newEnv is a ledger on the real DynamoDB client against the stand-in, with a clock
+// the test moves.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{srv: dynamotest.New(), now: time.Now()}
+	t.Cleanup(e.srv.Close)
+	e.srv.CreateTable(table, "id")
+	e.srv.EnableTTL(table, "expiresAt")
+	e.l = &ledger.Ledger{DB: e.srv.Client(), Table: table, TTL: 24 * time.Hour, Now: func() time.Time { return e.now }}
+	return e
+}
+
+func (e *env) claim(t *testing.T, key string, deadline time.Duration) (ledger.Claim, error) {
+	t.Helper()
+	return e.l.Claim(t.Context(), ledger.Record{Key: key, Target: "deploy", RunID: "r_1"}, e.now.Add(deadline))
+}
+
+func held(t *testing.T, err error, want error) ledger.Record {
+	t.Helper()
+	var h *ledger.Held
+	if !errors.As(err, &h) || !errors.Is(err, want) {
+		t.Fatalf("Claim = %v, want a *Held with %v", err, want)
+	}
+	return h.Record
+}
+
+func TestAKeyIsClaimedOnce(t *testing.T) {
+	e := newEnv(t)
+	c, err := e.claim(t, "run#r_1", time.Minute)
+	if err != nil {
+		t.Fatalf("first Claim = %v", err)
+	}
+	r := held(t, second(e, t), ledger.ErrInProgress)
+	if r.State != ledger.InProgress || r.Target != "deploy" || r.RunID != "r_1" {
+		t.Errorf("held record = %+v, want the first claim, in progress", r)
+	}
+	if err := e.l.Complete(t.Context(), c, ledger.Record{State: ledger.Delivered, AzureStatus: 200}); err != nil {
+		t.Fatalf("Complete = %v", err)
+	}
+	r = held(t, second(e, t), ledger.ErrDuplicate)
+	if r.State != ledger.Delivered || r.AzureStatus != 200 || r.Key != "run#r_1" {
+		t.Errorf("held record = %+v, want delivered with Azure's 200", r)
+	}
+	if n := e.srv.Calls("GetItem"); n != 0 {
+		t.Errorf("%d GetItem calls: the held record comes with the failed condition", n)
+	}
+}
+
+func second(e *env, t *testing.T) error {
+	_, err := e.claim(t, "run#r_1", time.Minute)
+	return err
+}
+
+func TestOutcomes(t *testing.T) {
+	tests := []struct {
+		name      string
+		end       func(e *env, c ledger.Claim) error
+		then      error // what a second claim gets
+		state     ledger.State
+		cause     string
+		advanceBy time.Duration // the clock moves before the second claim
+	}{
+		{"delivered: a second arrival is a duplicate", func(e *env, c ledger.Claim) error {
+			return e.l.Complete(context.Background(), c, ledger.Record{State: ledger.Delivered, AzureStatus: 200})
+		}, ledger.ErrDuplicate, ledger.Delivered, "", 0},
+		{"may have queued: a second arrival is a duplicate, never sent", func(e *env, c ledger.Claim) error {
+			return e.l.Complete(context.Background(), c, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: 500, Cause: "server"})
+		}, ledger.ErrDuplicate, ledger.MayHaveQueued, "server", 0},
+		{"released after a refusal: a retry claims again", func(e *env, c ledger.Claim) error {
+			return e.l.Release(context.Background(), c)
+		}, nil, "", "", 0},
+		{"in progress past the holder's deadline: may have queued, never sent", func(*env, ledger.Claim) error { return nil },
+			ledger.ErrDuplicate, ledger.MayHaveQueued, "deadline", 2 * time.Minute},
+		{"delivered and expired (TTL not yet swept): claimed anew", func(e *env, c ledger.Claim) error {
+			return e.l.Complete(context.Background(), c, ledger.Record{State: ledger.Delivered, AzureStatus: 200})
+		}, nil, "", "", 25 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			c, err := e.claim(t, "event#e-1", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.end(e, c); err != nil {
+				t.Fatal(err)
+			}
+			e.now = e.now.Add(tt.advanceBy)
+			_, err = e.claim(t, "event#e-1", time.Minute)
+			if tt.then == nil {
+				if err != nil {
+					t.Fatalf("second Claim = %v, want it claimed", err)
+				}
+				return
+			}
+			r := held(t, err, tt.then)
+			if r.State != tt.state || r.Cause != tt.cause {
+				t.Errorf("held record = %+v, want state %s, cause %q", r, tt.state, tt.cause)
+			}
+		})
+	}
+}
+
+// TestOnlyTheClaimantChangesTheClaim: another invocation cannot complete or release a
+// claim it does not hold, nor change a record once it is complete.
+func TestOnlyTheClaimantChangesTheClaim(t *testing.T) {
+	e := newEnv(t)
+	mine, err := e.claim(t, "run#r_2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := ledger.Claim{Key: mine.Key}
+	if err := e.l.Complete(t.Context(), stranger, ledger.Record{State: ledger.Delivered}); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Errorf("Complete by another = %v, want %v", err, ledger.ErrNotOwner)
+	}
+	if err := e.l.Release(t.Context(), stranger); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Errorf("Release by another = %v, want %v", err, ledger.ErrNotOwner)
+	}
+	if err := e.l.Complete(t.Context(), mine, ledger.Record{State: ledger.MayHaveQueued, Cause: "timeout"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Release(t.Context(), mine); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Errorf("Release after Complete = %v, want %v: a may-have-queued record is never released", err, ledger.ErrNotOwner)
+	}
+}
+
+// sendsTwice is a DynamoDB whose first answer to PutItem is lost, so that the SDK's
+// retry reaches it again: the claim is then the caller's own, not another's.
+type sendsTwice struct{ ledger.DB }
+
+func (s sendsTwice) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if _, err := s.DB.PutItem(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return s.DB.PutItem(ctx, in, opts...)
+}
+
+func TestAClaimWhoseAnswerWasLostIsStillOurs(t *testing.T) {
+	e := newEnv(t)
+	e.l.DB = sendsTwice{e.l.DB}
+	c, err := e.claim(t, "run#r_3", time.Minute)
+	if err != nil {
+		t.Fatalf("Claim sent twice = %v, want it ours", err)
+	}
+	if err := e.l.Complete(t.Context(), c, ledger.Record{State: ledger.Delivered, AzureStatus: 200}); err != nil {
+		t.Errorf("Complete = %v", err)
+	}
+}
+
+func TestConcurrentClaimsHaveOneWinner(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, inProgress := 0, 0
+	for range 16 {
+		wg.Go(func() {
+			_, err := e.l.Claim(context.Background(), ledger.Record{Key: "run#r_race"}, time.Now().Add(time.Minute))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, ledger.ErrInProgress):
+				inProgress++
+			default:
+				t.Errorf("Claim = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if won != 1 || inProgress != 15 {
+		t.Errorf("%d claims won, %d found it in progress, want 1 and 15", won, inProgress)
+	}
+}
+
+func TestUnreachableIsErrUnavailable(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   dynamotest.Fault
+		code  string
+	}{
+		{name: "throttled past the SDK's retries", set: dynamotest.Throttle, code: "ThrottlingException"},
+		{name: "no rights on the table", set: dynamotest.AccessDenied, code: "AccessDeniedException"},
+		{name: "down", set: dynamotest.Down, code: "request failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.srv.SetFault(tt.set)
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			_, err := e.l.Claim(ctx, ledger.Record{Key: "run#r_4"}, time.Now().Add(time.Minute))
+			if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), tt.code) {
+				t.Fatalf("Claim = %v, want %v naming %s", err, ledger.ErrUnavailable, tt.code)
+			}
+			if strings.Contains(err.Error(), "127.0.0.1") || strings.Contains(err.Error(), table) {
+				t.Errorf("Claim = %q: the SDK's text (endpoint, table) leaked", err)
+			}
+		})
+	}
+}
+
+// TestTheRecordHoldsIdsAndOutcomesOnly: what reaches DynamoDB is the key, the state,
+// times, the target, the Port run id and Azure's answer, with the TTL LEDGER_TTL after
+// the claim; never a body or a secret.
+func TestTheRecordHoldsIdsAndOutcomesOnly(t *testing.T) {
+	e := newEnv(t)
+	c, err := e.l.Claim(t.Context(), ledger.Record{Key: ledger.RunKey("r_5"), Target: "deploy", RunID: "r_5"}, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Complete(t.Context(), c, ledger.Record{State: ledger.Delivered, AzureStatus: 200, AzureRunID: "42", Link: "https://dev.azure.com/o/p/_build/results?buildId=42"}); err != nil {
+		t.Fatal(err)
+	}
+	items := e.srv.Items(table)
+	if len(items) != 1 {
+		t.Fatalf("%d items, want 1", len(items))
+	}
+	allowed := map[string]bool{"id": true, "state": true, "owner": true, "expiresAt": true, "deadline": true, "createdAt": true,
+		"target": true, "runId": true, "azureStatus": true, "azureRunId": true, "link": true}
+	for k := range items[0] {
+		if !allowed[k] {
+			t.Errorf("the record has attribute %q", k)
+		}
+	}
+	exp, _ := items[0]["expiresAt"].(*types.AttributeValueMemberN)
+	if want := e.now.Add(24 * time.Hour).Unix(); exp == nil || exp.Value != strconv.FormatInt(want, 10) {
+		t.Errorf("expiresAt = %v, want %d (the claim + TTL, epoch seconds)", exp, want)
+	}
+	r, ok, err := e.l.Get(t.Context(), ledger.RunKey("r_5"))
+	if err != nil || !ok || r.AzureRunID != "42" || r.State != ledger.Delivered {
+		t.Errorf("Get = %+v %v %v, want the delivered record with its Azure run id", r, ok, err)
+	}
+	e.now = e.now.Add(25 * time.Hour)
+	if _, ok, _ := e.l.Get(t.Context(), ledger.RunKey("r_5")); ok {
+		t.Errorf("Get after the TTL = found, want gone: DynamoDB deletes lazily, the ledger does not read what expired")
+	}
+	if n := e.srv.Sweep(e.now); n != 1 {
+		t.Errorf("Sweep = %d, want the record deleted by DynamoDB's TTL", n)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	if got := ledger.RunKey("r_abc"); got != "run#r_abc" {
+		t.Errorf("RunKey = %q", got)
+	}
+	if got := ledger.EventKey("e-1"); got != "event#e-1" {
+		t.Errorf("EventKey = %q", got)
+	}
+	mac := []byte("0123456789abcdef0123456789abcdef")
+	k := ledger.SignatureKey("1700000000", mac)
+	if !strings.HasPrefix(k, "sig#1700000000#") || strings.Contains(k, string(mac)) || len(k) != len("sig#1700000000#")+32 {
+		t.Errorf("SignatureKey = %q, want the timestamp and a hash of the MAC, never the MAC", k)
+	}
+	if ledger.SignatureKey("1700000000", append([]byte{}, mac[:31]...)) == k {
+		t.Errorf("two MACs, one key")
+	}
+}
+
