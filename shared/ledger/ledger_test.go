@@ -201,9 +201,9 @@ func TestConcurrentClaimsHaveOneWinner(t *testing.T) {
 
 func TestUnreachableIsErrUnavailable(t *testing.T) {
 	tests := []struct {
-		name  string
-		set   dynamotest.Fault
-		code  string
+		name string
+		set  dynamotest.Fault
+		code string
 	}{
 		{name: "throttled past the SDK's retries", set: dynamotest.Throttle, code: "ThrottlingException"},
 		{name: "no rights on the table", set: dynamotest.AccessDenied, code: "AccessDeniedException"},
@@ -282,4 +282,3 @@ func TestKeys(t *testing.T) {
 		t.Errorf("two MACs, one key")
 	}
 }
-
