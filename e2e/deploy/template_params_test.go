@@ -97,11 +97,13 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 		"MetricsNamespace":       {"PortAzureRelay", "PortAzureRelay/roundtrip", "AWS/Lambda", "a b", "", strings.Repeat("n", 256)},
 		"PortSignatureTolerance": {"5m", "1s", "24h", "0s", "48h", "1h30m", "0.5s", "86401s", "1441m", "25h", "5", "5 m", "1e3s"},
 		"AllowedSourceIps":       {"", "port-eu", "port-eu,port-us", "192.0.2.0/24", "10.0.0.1/8", "2001:db8::/32", "1:::2", ":1:2", "port-asia", ","},
+		"LedgerTtl":              {"24h", "1h", "168h", "0h", "169h", "90m", "1d", "24", ""},
 	}
 	vars := map[string]string{
 		"AzureDevOpsOrg": "AZURE_DEVOPS_ORG", "AzureDevOpsWebhook": "AZURE_DEVOPS_WEBHOOK", "AzureDevOpsWebhooks": "AZURE_DEVOPS_WEBHOOKS",
 		"AzureDevOpsUrl": "AZURE_DEVOPS_URL", "PortApiUrl": "PORT_API_URL", "AzureSignatureHeader": "AZURE_SIGNATURE_HEADER",
 		"PortSignatureTolerance": "PORT_SIGNATURE_TOLERANCE", "MetricsNamespace": "METRICS_NAMESPACE", "AllowedSourceIps": "ALLOWED_SOURCE_IPS",
+		"LedgerTtl": "LEDGER_TTL",
 	}
 	// Every whole number of each unit around the bounds, as the regex spells them out digit by digit.
 	for _, unit := range []struct {
@@ -129,6 +131,13 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 		}
 		if accepted == 0 {
 			t.Errorf("%s: the template accepts none of the samples", param)
+		}
+	}
+	// Exactly the whole hours config accepts for LEDGER_TTL pass the template.
+	for n := 0; n <= 300; n++ {
+		v := strconv.Itoa(n) + "h"
+		if got, want := paramAccepts("LedgerTtl", v), relayAccepts("LEDGER_TTL", v) == nil; got != want {
+			t.Errorf("LedgerTtl=%s: template accepts %v, the relay %v", v, got, want)
 		}
 	}
 	// And exactly the whole-unit tolerances config accepts pass the template.

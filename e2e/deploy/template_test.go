@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/port-azure-relay/relay/shared/metrics"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/port-azure-relay/relay/shared/config"
@@ -395,11 +397,15 @@ func policyStatements(t *testing.T, tpl *yaml.Node, fn string) []statement {
 
 func TestLeastPrivilege(t *testing.T) {
 	tpl := loadTemplate(t)
-	allowed := []string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"}
+	ledgerActions := []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+	allowed := append([]string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"}, ledgerActions...)
 	wantResource := map[string]string{
 		"secretsmanager:GetSecretValue": "!Ref PortSecretArn",
 		"kms:Decrypt":                   "!Ref SecretKmsKeyArn",
 		"sqs:SendMessage":               "!GetAtt ScheduleDLQ.Arn",
+	}
+	for _, a := range ledgerActions {
+		wantResource[a] = "!GetAtt LedgerTable.Arn" // the ledger's table alone, only when it exists
 	}
 	kmsCondition := `!Not [!Equals [!Ref SecretKmsKeyArn, ""]]`
 	if got := render(get(tpl, "Parameters", "SecretKmsKeyArn", "Default")); got != `""` {
@@ -427,6 +433,9 @@ func TestLeastPrivilege(t *testing.T) {
 					}
 					if want := wantResource[action]; !slices.Equal(resources, []string{want}) {
 						t.Errorf("%s: %s on %q, want exactly [%s]", where, action, resources, want)
+					}
+					if slices.Contains(ledgerActions, action) && (fn != "RelayFunction" || st.cond != "LedgerOn") {
+						t.Errorf("%s: %s for %s under condition %q, want the relay alone, under LedgerOn", where, action, fn, st.cond)
 					}
 					switch action {
 					case "secretsmanager:GetSecretValue":
@@ -796,5 +805,66 @@ func TestAllowedSourceIps(t *testing.T) {
 		if re.MatchString(v) || load(v) != nil {
 			t.Errorf("AllowedSourceIps=%q: pattern %v, config error %v; want the pattern to refuse it, config to accept it", v, re.MatchString(v), load(v))
 		}
+	}
+}
+
+// TestTheLedger: the delivery ledger is an on-demand DynamoDB table keyed by id, with
+// DynamoDB's TTL on expiresAt and AWS's default encryption, on by default, named to the
+// relay, with an alarm when the relay cannot reach it; off, nothing of it is made.
+func TestTheLedger(t *testing.T) {
+	tpl := loadTemplate(t)
+	table := get(tpl, "Resources", "LedgerTable")
+	props := get(table, "Properties")
+	for path, want := range map[string]string{
+		"Type":      "AWS::DynamoDB::Table",
+		"Condition": "LedgerOn",
+	} {
+		if got := render(get(table, path)); got != want {
+			t.Errorf("LedgerTable.%s = %s, want %s", path, got, want)
+		}
+	}
+	for path, want := range map[string]string{
+		"BillingMode":                           "PAY_PER_REQUEST",
+		"AttributeDefinitions":                  "[{AttributeName: id, AttributeType: S}]",
+		"KeySchema":                             "[{AttributeName: id, KeyType: HASH}]",
+		"TimeToLiveSpecification.AttributeName": "expiresAt",
+		"TimeToLiveSpecification.Enabled":       "true",
+	} {
+		if got := render(get(props, strings.Split(path, ".")...)); got != want {
+			t.Errorf("LedgerTable.Properties.%s = %s, want %s", path, got, want)
+		}
+	}
+	if sse := get(props, "SSESpecification"); sse != nil {
+		t.Errorf("LedgerTable.SSESpecification = %s, want none: AWS's default encryption at rest", render(sse))
+	}
+	if got := render(get(tpl, "Conditions", "LedgerOn")); got != `!Equals [!Ref Ledger, true]` {
+		t.Errorf("LedgerOn = %s", got)
+	}
+	if got := render(get(tpl, "Parameters", "Ledger", "Default")); got != "true" {
+		t.Errorf("Ledger default = %s, want true: never two runs for one Port run is the default", got)
+	}
+	env := get(tpl, "Resources", "RelayFunction", "Properties", "Environment", "Variables")
+	if got := render(get(env, "LEDGER_TABLE")); got != `!If [LedgerOn, !Ref LedgerTable, ""]` {
+		t.Errorf("LEDGER_TABLE = %s, want the table when the ledger is on, empty when off", got)
+	}
+	if got := render(get(env, "LEDGER_TTL")); got != "!Ref LedgerTtl" {
+		t.Errorf("LEDGER_TTL = %s, want !Ref LedgerTtl", got)
+	}
+	if got := render(get(tpl, "Parameters", "LedgerTtl", "Default")); got != "24h" {
+		t.Errorf("LedgerTtl default = %s, want 24h", got)
+	}
+	for _, fn := range []string{"StatusFunction", "VerifierFunction"} {
+		if v := get(tpl, "Resources", fn, "Properties", "Environment", "Variables", "LEDGER_TABLE"); v != nil {
+			t.Errorf("%s has LEDGER_TABLE: only the relay writes the ledger", fn)
+		}
+	}
+	alarm := get(tpl, "Resources", "LedgerUnavailableAlarm")
+	if render(get(alarm, "Condition")) != "LedgerOn" || render(get(alarm, "Properties", "MetricName")) != metrics.LedgerUnavailable ||
+		render(get(alarm, "Properties", "Dimensions")) != "[{Name: Function, Value: relay}]" {
+		t.Errorf("LedgerUnavailableAlarm = %s, want LedgerUnavailable of the relay, under LedgerOn", render(alarm))
+	}
+	// The schedule's input carries an id that is the same on every retry of one due time.
+	if in := render(get(tpl, "Parameters", "ScheduleInput", "Default")); !strings.Contains(in, `"id":"<aws.scheduler.schedule-arn>/<aws.scheduler.scheduled-time>"`) {
+		t.Errorf("ScheduleInput default = %s, want an id from the schedule and its due time", in)
 	}
 }
