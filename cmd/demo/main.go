@@ -2,9 +2,11 @@
 // Docker: the real relay and verifier bootstraps under the Lambda Runtime Interface
 // Emulator, each behind a local API Gateway front, the real Secrets Manager client
 // against a local endpoint, and a stand-in for Port's API. The verifier plays Azure
-// DevOps. It sends one Port-signed invocation, prints the trace, then one forged
-// request, refused; then Azure's service hook reports the pipeline run to the status
-// function, which ends the Port run SUCCESS with the run's link.
+// DevOps. It sends one Port-signed invocation, prints the trace, sends the same
+// invocation to a second relay container, which the shared ledger (a local DynamoDB)
+// answers as a duplicate, then one forged request, refused; then Azure's service hook
+// reports the pipeline run to the status function, which ends the Port run SUCCESS
+// with the run's link.
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
@@ -76,6 +79,12 @@ func run() error {
 	defer port.Close()
 	port.CreateRuns(runID) // the user clicks the action in Port
 
+	db := dynamotest.New()
+	defer db.Close()
+	db.CreateTable("relay-ledger", "id")
+	db.EnableTTL("relay-ledger", "expiresAt")
+	step("DynamoDB (local, SigV4-checked) holds the delivery ledger, table relay-ledger")
+
 	logs := &strings.Builder{}
 	verifier, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "verifier", "bootstrap"), Timeout: 10 * time.Second,
@@ -90,21 +99,29 @@ func run() error {
 	azure := tracing(verifierGW.URL)
 	defer azure.Close()
 
-	relay, err := lambdatest.Start(ctx, lambdatest.Options{
-		RIE: rie, Bootstrap: filepath.Join(dir, "relay", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
-		Env: append(sm.Env(),
-			"PORT_SECRET_ID="+arn,
-			"AZURE_DEVOPS_ORG="+org,
-			"AZURE_DEVOPS_WEBHOOK="+webhook,
-			"AZURE_DEVOPS_URL="+azure.URL,
-			"PORT_API_URL="+port.URL),
-	})
-	if err != nil {
-		return err
+	// Two relay containers, as Lambda runs them, sharing the ledger.
+	relayEnv := append(sm.Env(), db.Env()...)
+	relayEnv = append(relayEnv,
+		"PORT_SECRET_ID="+arn,
+		"AZURE_DEVOPS_ORG="+org,
+		"AZURE_DEVOPS_WEBHOOK="+webhook,
+		"AZURE_DEVOPS_URL="+azure.URL,
+		"PORT_API_URL="+port.URL,
+		"LEDGER_TABLE=relay-ledger")
+	var relayGWs []*lambdatest.Endpoint
+	for range 2 {
+		relay, err := lambdatest.Start(ctx, lambdatest.Options{
+			RIE: rie, Bootstrap: filepath.Join(dir, "relay", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs, Env: relayEnv,
+		})
+		if err != nil {
+			return err
+		}
+		defer relay.Close()
+		gw := lambdatest.Gateway(relay)
+		defer gw.Close()
+		relayGWs = append(relayGWs, gw)
 	}
-	defer relay.Close()
-	relayGW := lambdatest.Gateway(relay)
-	defer relayGW.Close()
+	relayGW := relayGWs[0]
 	statusFn, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "status", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
 		Env: append(sm.Env(), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL),
@@ -115,7 +132,7 @@ func run() error {
 	defer statusFn.Close()
 	statusGW := lambdatest.Gateway(statusFn)
 	defer statusGW.Close()
-	step("relay, verifier and status running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
+	step("two relay containers, verifier and status running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
 	fmt.Println()
 
 	body := fmt.Sprintf(`{"environment":"staging","port_context":{"entity":"payments-api","blueprint":"service","runId":%q}}`, runID)
@@ -132,6 +149,19 @@ func run() error {
 	}
 	for _, l := range port.Logs(runID) {
 		fmt.Printf(hop+"run %s log: %q\n", "Port (API)", runID, l.Message)
+	}
+
+	// The same invocation reaches another container (a client or proxy retry, a replay):
+	// the ledger knows the run, so nothing is sent and the first answer comes back.
+	fmt.Println()
+	fmt.Printf(hop+"the same request again, at another relay container\n", "Port ──► relay #2")
+	status, answer, took, err = post(ctx, relayGWs[1].URL+"/webhooks/"+webhook, body, ts, sig)
+	if err != nil {
+		return err
+	}
+	fmt.Printf(hop+"%d %s  (%s, nothing forwarded: the ledger knows run %s)\n", "relay #2 ──► Port", status, answer, took, runID)
+	if status != http.StatusOK || !strings.Contains(answer, `"duplicate":true`) {
+		return fmt.Errorf("the second container answered %d %s, want 200 duplicate", status, answer)
 	}
 
 	fmt.Println()
@@ -174,10 +204,13 @@ func run() error {
 			fmt.Println("  " + line)
 		}
 	}
-	// Three containers read once each; the forged request's mismatch made the relay read
+	// Four containers read once each; the forged request's mismatch made the relay read
 	// once more, in case Port's secret had been rotated (at most every 30 s after that).
 	fmt.Printf("\nSecrets Manager calls: %d: one per function container (the secret is cached for SECRET_CACHE_TTL), and one\n"+
 		"more by the relay when the forged signature did not match, in case Port's secret had just been rotated.\n", sm.Calls())
+	fmt.Printf("DynamoDB calls: %d PutItem (the claim) and %d UpdateItem (the outcome) for the one run delivered;\n"+
+		"the duplicate cost one PutItem, whose failed condition returned the first answer; the forged request, none.\n",
+		db.Calls("PutItem"), db.Calls("UpdateItem"))
 	return nil
 }
 

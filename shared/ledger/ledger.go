@@ -120,7 +120,8 @@ const (
 // one conditional PutItem. A key nobody holds, or whose record has expired (TTL
 // deletes lazily), is claimed. Otherwise it returns a *Held: ErrInProgress while the
 // holder's deadline has not passed, else ErrDuplicate, its record's state Delivered
-// or MayHaveQueued (a holder that died mid-delivery reads as MayHaveQueued).
+// or MayHaveQueued (a holder that died mid-delivery reads as MayHaveQueued). With
+// ErrUnavailable it still returns the claim it tried, for Release.
 func (l *Ledger) Claim(ctx context.Context, r Record, deadline time.Time) (Claim, error) {
 	now := l.now()
 	owner := newOwner()
@@ -164,7 +165,9 @@ func (l *Ledger) Claim(ctx context.Context, r Record, deadline time.Time) (Claim
 		held.State, held.Cause = MayHaveQueued, "deadline"
 		return Claim{}, &Held{Record: held, Err: ErrDuplicate}
 	default:
-		return Claim{}, unavailable(ctx, err)
+		// The write may have landed with its answer lost: the claim is returned too, so
+		// that a caller that sends nothing can release it (Release deletes only its own).
+		return Claim{Key: r.Key, owner: owner}, unavailable(ctx, err)
 	}
 }
 

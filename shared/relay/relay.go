@@ -257,6 +257,11 @@ func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, c
 		switch {
 		case !o.kind.IsHTTP():
 			o.err = err
+			// Nothing is sent, and Lambda retries: a claim that landed with its answer lost
+			// would make the retry read "may have queued". Take it back, if it is there.
+			lctx, cancel := ledgerContext(invocation)
+			_ = r.Ledger.Release(lctx, claim)
+			cancel()
 		case !firstHere:
 			o.err = signature.ErrReplayed
 		default:
