@@ -38,7 +38,8 @@ func main() {
 		if cfg.LedgerTable != "" {
 			db = dynamodb.NewFromConfig(aws)
 		} else {
-			log.Info("no LEDGER_TABLE: each container remembers the Port signatures it accepted; the same invocation reaching another container, or an AWS event retried, may be delivered twice")
+			log.Info("no LEDGER_TABLE: each container remembers the Port signatures it accepted; the same invocation reaching another container, or an AWS event retried, may be delivered twice",
+				"phase", "init")
 		}
 		r := newRelay(cfg, secretsmanager.NewFromConfig(aws), db, log)
 		warmUp(r)
