@@ -714,20 +714,30 @@ func overrides(lines []string) map[string]string {
 	return out
 }
 
-// checkOverrides: what samconfig deploys is what the README wires, and a first deploy
-// on a new account works once the placeholders are replaced.
+// wiringDocs are where the webhook is wired: the README in brief, docs/azure.md and
+// docs/port.md in full. Each must wire the webhook samconfig deploys.
+var wiringDocs = [][]string{{"README.md"}, {"docs/azure.md", "docs/port.md"}}
+
+// checkOverrides: what samconfig deploys is what the README and the wiring guides wire,
+// and a first deploy on a new account works once the placeholders are replaced.
 func checkOverrides(t *testing.T, sections map[string][]string) {
 	t.Helper()
-	readme, err := os.ReadFile(root + "/README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
 	accepts := paramRules(t)
 	def := overrides(sections["[default.deploy.parameters]"])
 	hook := def["AzureDevOpsWebhook"]
-	for _, wired := range []string{"webhook: " + hook, "/webhooks/" + hook, "**WebHook Name**: `" + hook + "`"} {
-		if !strings.Contains(string(readme), wired) {
-			t.Errorf("samconfig deploys AzureDevOpsWebhook=%s, but the README does not wire %q", hook, wired)
+	for _, files := range wiringDocs {
+		var text strings.Builder
+		for _, f := range files {
+			b, err := os.ReadFile(root + "/" + f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text.Write(b)
+		}
+		for _, wired := range []string{"webhook: " + hook, "/webhooks/" + hook, "**WebHook Name**: `" + hook + "`"} {
+			if !strings.Contains(text.String(), wired) {
+				t.Errorf("samconfig deploys AzureDevOpsWebhook=%s, but %q is not in %s", hook, wired, strings.Join(files, " or "))
+			}
 		}
 	}
 	if rc := def["ReservedConcurrency"]; rc != "" && rc != "0" {
