@@ -434,8 +434,9 @@ func TestLeastPrivilege(t *testing.T) {
 					if want := wantResource[action]; !slices.Equal(resources, []string{want}) {
 						t.Errorf("%s: %s on %q, want exactly [%s]", where, action, resources, want)
 					}
-					if slices.Contains(ledgerActions, action) && (fn != "RelayFunction" || st.cond != "LedgerOn") {
-						t.Errorf("%s: %s for %s under condition %q, want the relay alone, under LedgerOn", where, action, fn, st.cond)
+					if slices.Contains(ledgerActions, action) && (st.cond != "LedgerOn" || fn == "VerifierFunction" ||
+						(fn == "StatusFunction" && action != "dynamodb:GetItem")) {
+						t.Errorf("%s: %s for %s under condition %q, want the relay's four and the status function's GetItem, under LedgerOn", where, action, fn, st.cond)
 					}
 					switch action {
 					case "secretsmanager:GetSecretValue":
@@ -863,10 +864,11 @@ func TestTheLedger(t *testing.T) {
 	if got := render(get(tpl, "Parameters", "LedgerTtl", "Default")); got != "24h" {
 		t.Errorf("LedgerTtl default = %s, want 24h", got)
 	}
-	for _, fn := range []string{"StatusFunction", "VerifierFunction"} {
-		if v := get(tpl, "Resources", fn, "Properties", "Environment", "Variables", "LEDGER_TABLE"); v != nil {
-			t.Errorf("%s has LEDGER_TABLE: only the relay writes the ledger", fn)
-		}
+	if v := get(tpl, "Resources", "VerifierFunction", "Properties", "Environment", "Variables", "LEDGER_TABLE"); v != nil {
+		t.Errorf("VerifierFunction has LEDGER_TABLE: it has nothing to do with the ledger")
+	}
+	if got := render(get(tpl, "Resources", "StatusFunction", "Properties", "Environment", "Variables", "LEDGER_TABLE")); got != `!If [LedgerOn, !Ref LedgerTable, ""]` {
+		t.Errorf("StatusFunction LEDGER_TABLE = %s, want the table when the ledger is on (it reads which Port run an Azure run is for)", got)
 	}
 	alarm := get(tpl, "Resources", "LedgerUnavailableAlarm")
 	if render(get(alarm, "Condition")) != "LedgerOn" || render(get(alarm, "Properties", "MetricName")) != metrics.LedgerUnavailable ||

@@ -71,7 +71,7 @@ func TestSamples(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &bytes.Buffer{}
-			invoke := handler.Invoke(newFollower(cfg, sm.Client(), handler.Logger(logs)))
+			invoke := handler.Invoke(newFollower(cfg, sm.Client(), nil, handler.Logger(logs)))
 
 			raw, err := os.ReadFile(file)
 			if err != nil {

@@ -8,10 +8,12 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/runstatus"
@@ -24,13 +26,18 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		return newFollower(cfg, secretsmanager.NewFromConfig(aws), log), nil
+		var db ledger.DB
+		if cfg.LedgerTable != "" {
+			db = dynamodb.NewFromConfig(aws)
+		}
+		return newFollower(cfg, secretsmanager.NewFromConfig(aws), db, log), nil
 	})
 }
 
-// newFollower builds the status function's core from its configuration, once per container.
-func newFollower(cfg config.Status, sm secret.Getter, log *slog.Logger) *runstatus.Follower {
-	return &runstatus.Follower{
+// newFollower builds the status function's core from its configuration, once per
+// container; db is the ledger's DynamoDB, nil when LEDGER_TABLE is not set.
+func newFollower(cfg config.Status, sm secret.Getter, db ledger.DB, log *slog.Logger) *runstatus.Follower {
+	f := &runstatus.Follower{
 		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Port:     &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: runstatus.PortBudget}},
@@ -38,4 +45,8 @@ func newFollower(cfg config.Status, sm secret.Getter, log *slog.Logger) *runstat
 		Metrics:  metrics.New(cfg.Namespace, metrics.FunctionStatus),
 		Sources:  cfg.Sources,
 	}
+	if db != nil {
+		f.Runs = &ledger.Ledger{DB: db, Table: cfg.LedgerTable}
+	}
+	return f
 }

@@ -54,6 +54,9 @@ type Status struct {
 	PortAPIURL string
 	Namespace  string         // METRICS_NAMESPACE
 	Sources    allowlist.List // ALLOWED_SOURCE_IPS: empty (the default) is everyone
+	// LedgerTable is LEDGER_TABLE: where the relay notes the Port run of each Azure run
+	// it starts by pipeline id; empty: a Port run id must be in the run's name.
+	LedgerTable string
 }
 
 // LoadStatus reads the status function's configuration through getenv.
@@ -69,7 +72,18 @@ func LoadStatus(getenv func(string) string) (Status, error) {
 	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
 		return Status{}, err
 	}
+	if c.LedgerTable, err = ledgerTable(getenv); err != nil {
+		return Status{}, err
+	}
 	return c, nil
+}
+
+func ledgerTable(getenv func(string) string) (string, error) {
+	t := strings.TrimSpace(getenv("LEDGER_TABLE"))
+	if t != "" && !tableName(t) {
+		return "", &Error{"LEDGER_TABLE", "must be a DynamoDB table name: 3 to 255 letters, digits, _ . -"}
+	}
+	return t, nil
 }
 
 // Error names the variable that is missing or invalid.
@@ -141,8 +155,8 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if c.Sources, err = AllowedSources(getenv); err != nil {
 		return Relay{}, err
 	}
-	if c.LedgerTable = strings.TrimSpace(getenv("LEDGER_TABLE")); c.LedgerTable != "" && !tableName(c.LedgerTable) {
-		return Relay{}, &Error{"LEDGER_TABLE", "must be a DynamoDB table name: 3 to 255 letters, digits, _ . -"}
+	if c.LedgerTable, err = ledgerTable(getenv); err != nil {
+		return Relay{}, err
 	}
 	if c.LedgerTTL, err = duration(getenv, "LEDGER_TTL", ledger.DefaultTTL, ledger.MinTTL, ledger.MaxTTL); err != nil {
 		return Relay{}, err

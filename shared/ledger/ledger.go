@@ -211,6 +211,27 @@ func (l *Ledger) Release(ctx context.Context, c Claim) error {
 	return l.changed(ctx, err)
 }
 
+// Note records that the Azure run azureRunID was started for the Port run portRunID
+// (one PutItem), for the status function to find the Port run from the Azure run.
+// It expires with the delivery's record.
+func (l *Ledger) Note(ctx context.Context, azureRunID, portRunID string) error {
+	now := l.now()
+	_, err := l.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &l.Table,
+		Item: map[string]types.AttributeValue{
+			attrID:      str(AzureRunKey(azureRunID)),
+			attrState:   str(string(Delivered)),
+			attrRunID:   str(portRunID),
+			attrExpires: num(now.Add(l.ttl()).Unix()),
+			attrCreated: num(now.Unix()),
+		},
+	})
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	return nil
+}
+
 // Get reads the record of key (a consistent read); false when there is none, or it
 // has expired.
 func (l *Ledger) Get(ctx context.Context, key string) (Record, bool, error) {

@@ -20,13 +20,17 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/secret"
 )
 
-// EventType is the service-hook event the function reads; any other is ignored.
-const EventType = "ms.vss-pipelines.run-state-changed-event"
+// The service-hook events the function reads; any other is ignored.
+const (
+	EventType      = "ms.vss-pipelines.run-state-changed-event"   // the run: in progress, completed
+	StageEventType = "ms.vss-pipelines.stage-state-changed-event" // a stage: running, completed
+)
 
 // PortBudget bounds the calls to Port's API. Azure does not document how long its
 // service hook waits: answer within a few seconds.
@@ -45,7 +49,8 @@ var (
 	ErrNoPassword   = errors.New("the secret has no serviceHookPassword")
 	ErrNoClientID   = errors.New("the secret has no clientId")
 	ErrOtherEvent   = errors.New("not a run-state-changed event")
-	ErrNoRunID      = errors.New("no Port run id in the run name")
+	ErrNoRunID      = errors.New("no Port run id in the run name, nor in the ledger")
+	ErrLedger       = errors.New("the ledger could not be reached to find the Port run")
 	ErrCanceling    = errors.New("the run is canceling")
 	ErrUnknownState = errors.New("a run state this function does not follow")
 	ErrSource       = errors.New("the caller's address is not in ALLOWED_SOURCE_IPS")
@@ -73,6 +78,14 @@ const PasswordGrace = 24 * time.Hour
 // Updater changes a Port run; *portapi.Client is one.
 type Updater interface {
 	Update(ctx context.Context, creds portapi.Credentials, runID string, u portapi.RunUpdate) error
+	Log(ctx context.Context, creds portapi.Credentials, runID, message string) error
+}
+
+// Runs finds the Port run an Azure run was started for, from the delivery ledger,
+// when the run's name carries no Port run id (a pipeline started by id, unchanged);
+// *ledger.Ledger is one.
+type Runs interface {
+	Get(ctx context.Context, key string) (ledger.Record, bool, error)
 }
 
 // Follower is the status function's core.
@@ -83,8 +96,11 @@ type Follower struct {
 	Previous PreviousSecrets
 	Now      func() time.Time // nil: time.Now
 	Port     Updater
-	Log      *slog.Logger
-	Metrics  *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
+	// Runs, when set, is the ledger where the relay noted which Port run each Azure run
+	// it started belongs to. nil: the Port run id must be in the run's name.
+	Runs    Runs
+	Log     *slog.Logger
+	Metrics *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
 	// Sources may call over HTTP; empty (the default): everyone. Azure's service hooks
 	// come from Azure's wide ranges, so Basic auth is the guard; an operator may still
 	// set ALLOWED_SOURCE_IPS on the function.
@@ -125,8 +141,9 @@ var rules = []rule{
 	{secret.ErrEmpty, 503, Failed, "secret", "The status function's secret in Secrets Manager is empty."},
 	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, and no blank azureWebhookSecret."},
 	{secret.ErrUnavailable, 503, Failed, "secret", "The status function could not read its secret from Secrets Manager; try again."},
-	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed event"},
-	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name"},
+	{ErrLedger, 503, Failed, "ledger", "The status function could not reach the ledger to find the Port run; try again."},
+	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed or stage-state-changed event"},
+	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name, and no run the relay started"},
 	{ErrCanceling, 200, Ignored, "canceling", "the run is canceling; its completion will follow"},
 	{ErrUnknownState, 200, Ignored, "unknown-state", "a run state that does not change the Port run"},
 	{portapi.ErrRunNotFound, 200, Ignored, "run-not-found", "the Port run does not exist"},
@@ -196,19 +213,47 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		d.err = err
 		return d
 	}
-	d.runID, d.azureRunID, d.state = n.portRunID(), n.Resource.Run.ID.String(), n.Resource.Run.State
-	u, err := n.update()
+	d.runID, d.azureRunID, d.state = n.portRunID(), n.Resource.Run.ID.String(), n.state()
+	u, logLine, err := n.update()
 	if err != nil {
 		d.err = err
 		return d
+	}
+	if d.runID == "" {
+		if d.runID, d.err = f.lookUp(ctx, d.azureRunID); d.err != nil {
+			return d
+		}
 	}
 	if creds.ClientID == "" {
 		d.err = ErrNoClientID
 		return d
 	}
 	d.portStatus = u.Status
-	d.err = f.Port.Update(ctx, portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}, d.runID, u)
+	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
+	if logLine != "" {
+		// A stage's news goes to the run's log too, so that the run page shows each stage.
+		if d.err = f.Port.Log(ctx, pc, d.runID, logLine); d.err != nil {
+			return d
+		}
+	}
+	d.err = f.Port.Update(ctx, pc, d.runID, u)
 	return d
+}
+
+// lookUp finds the Port run of an Azure run the relay started by pipeline id, whose
+// name carries no Port run id.
+func (f *Follower) lookUp(ctx context.Context, azureRunID string) (string, error) {
+	if f.Runs == nil || azureRunID == "" {
+		return "", ErrNoRunID
+	}
+	r, ok, err := f.Runs.Get(ctx, ledger.AzureRunKey(azureRunID))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%w: %w", ErrLedger, err) // 503: Azure retries
+	case !ok || !portapi.ValidRunID(r.RunID):
+		return "", ErrNoRunID
+	}
+	return r.RunID, nil
 }
 
 // authenticate checks the Basic auth password against the secret's, reading the
@@ -377,7 +422,21 @@ type notification struct {
 			Pipeline *pipeline `json:"pipeline"`
 		} `json:"run"`
 		Pipeline *pipeline `json:"pipeline"`
+		Stage    *stage    `json:"stage"` // stage-state-changed events only
 	} `json:"resource"`
+}
+
+// stage is what a stage-state-changed event says of the stage.
+type stage struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+	State       string `json:"state"`  // notStarted, waiting, running, completed
+	Result      string `json:"result"` // succeeded, failed, canceled, skipped, rejected, …
+	Links       struct {
+		Web struct {
+			Href string `json:"href"`
+		} `json:"web"`
+	} `json:"_links"`
 }
 
 type pipeline struct {
@@ -428,21 +487,35 @@ func parse(body []byte) (notification, error) {
 var runIDWord = regexp.MustCompile(`\br_[A-Za-z0-9]+\b`)
 
 func (n notification) portRunID() string {
-	if n.EventType != EventType {
+	if n.EventType != EventType && n.EventType != StageEventType {
 		return ""
 	}
 	return runIDWord.FindString(n.Resource.Run.Name)
 }
 
-// update is the Port run change for the notification, or why there is none.
-func (n notification) update() (portapi.RunUpdate, error) {
+// state is the state the log line names: the run's, or "stage <state>".
+func (n notification) state() string {
+	if st := n.Resource.Stage; n.EventType == StageEventType && st != nil {
+		return "stage " + word(st.State)
+	}
+	return n.Resource.Run.State
+}
+
+// update is the Port run change for the notification, and for a stage a run log line,
+// or why there is none. The Port run is found later when the run name has no id.
+func (n notification) update() (portapi.RunUpdate, string, error) {
+	switch n.EventType {
+	case EventType:
+		u, err := n.runUpdate()
+		return u, "", err
+	case StageEventType:
+		return n.stageUpdate()
+	}
+	return portapi.RunUpdate{}, "", ErrOtherEvent
+}
+
+func (n notification) runUpdate() (portapi.RunUpdate, error) {
 	run := n.Resource.Run
-	if n.EventType != EventType {
-		return portapi.RunUpdate{}, ErrOtherEvent
-	}
-	if n.portRunID() == "" {
-		return portapi.RunUpdate{}, ErrNoRunID
-	}
 	u := portapi.RunUpdate{Link: webLink(run.Links.Web.Href), ExternalRunID: run.ID.String()}
 	switch strings.ToLower(run.State) {
 	case "inprogress":
@@ -472,6 +545,57 @@ func (n notification) update() (portapi.RunUpdate, error) {
 	u.StatusLabel = "Azure DevOps run " + result
 	u.Summary = n.summary(result)
 	return u, nil
+}
+
+// stageUpdate shows on the Port run which stage runs, and how each ended: a label
+// and a log line; never a final status (the run's own event brings that).
+func (n notification) stageUpdate() (portapi.RunUpdate, string, error) {
+	st := n.Resource.Stage
+	if st == nil {
+		return portapi.RunUpdate{}, "", ErrUnknownState
+	}
+	name := clip(st.DisplayName, 100)
+	if name == "" {
+		name = clip(st.Name, 100)
+	}
+	if name == "" || name == "__default" {
+		name = "(the only stage)"
+	}
+	u := portapi.RunUpdate{Link: webLink(st.Links.Web.Href), ExternalRunID: n.Resource.Run.ID.String()}
+	var what string
+	switch strings.ToLower(st.State) {
+	case "running", "inprogress":
+		what = "running"
+	case "completed":
+		what = "ended: " + stageResult(st.Result)
+	case "waiting", "notstarted":
+		what = "waiting"
+	default:
+		return portapi.RunUpdate{}, "", ErrUnknownState
+	}
+	u.StatusLabel = "Stage " + name + " " + what
+	return u, "Azure DevOps: stage " + name + " " + what + ".", nil
+}
+
+// stageResult names a completed stage's result; partiallySucceeded reads as such.
+func stageResult(r string) string {
+	switch strings.ToLower(r) {
+	case "succeeded", "failed", "canceled", "skipped", "rejected":
+		return strings.ToLower(r)
+	case "partiallysucceeded":
+		return "partially succeeded"
+	case "":
+		return "no result"
+	}
+	return "result " + resultWord(r)
+}
+
+// word keeps a state as Azure writes it (a camelCase word), or says it is unreadable.
+func word(s string) string {
+	if w := resultWord(s); w != "(unreadable)" {
+		return s
+	}
+	return "(unreadable)"
 }
 
 // resultWord names a result Azure sent, as far as it is a word (Azure's results

@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/ledger"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
@@ -390,5 +393,78 @@ func TestAnswersInTheEventsShape(t *testing.T) {
 		if resp := e.f.Handle(context.Background(), "req-1", tc.ev); !resp.HTTP || resp.Kind != tc.want {
 			t.Errorf("Handle = %d, HTTP %v, Kind %q; want Kind %q", resp.Status, resp.HTTP, resp.Kind, tc.want)
 		}
+	}
+}
+
+// TestStagesShowOnThePortRun: each stage's start and end is a label and a log line on
+// the Port run, never a final status; a partially succeeded stage says so.
+func TestStagesShowOnThePortRun(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	r := run("inProgress", "")
+	for _, st := range []servicehooktest.Stage{
+		{Name: "build", State: "running"},
+		{Name: "build", State: "completed", Result: "succeeded"},
+		{Name: "deploy", DisplayName: "Deploy to prod", State: "running"},
+		{Name: "deploy", DisplayName: "Deploy to prod", State: "completed", Result: "partiallySucceeded"},
+	} {
+		if a := handle(t, e, hookEvent(servicehooktest.StageNotification(r, st), hookPassword)); a.status != 200 || a.body["updated"] != true {
+			t.Fatalf("stage %s %s: %d %v, want 200 updated", st.Name, st.State, a.status, a.body)
+		}
+	}
+	got, _ := e.port.Run(portRun)
+	if got.Status != "IN_PROGRESS" || got.StatusLabel != "Stage Deploy to prod ended: partially succeeded" || got.Link != r.WebURL() {
+		t.Errorf("Port run = %+v, want in progress, labelled with the last stage, linked to the run", got)
+	}
+	var lines []string
+	for _, l := range e.port.Logs(portRun) {
+		lines = append(lines, l.Message)
+	}
+	want := []string{
+		"Azure DevOps: stage build running.", "Azure DevOps: stage build ended: succeeded.",
+		"Azure DevOps: stage Deploy to prod running.", "Azure DevOps: stage Deploy to prod ended: partially succeeded.",
+	}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("run log = %q, want %q", lines, want)
+	}
+	// The run's own completion ends it.
+	handle(t, e, hookEvent(servicehooktest.Notification(run("completed", "succeeded")), hookPassword))
+	if got, _ := e.port.Run(portRun); got.Status != "SUCCESS" {
+		t.Errorf("after the run completed: %+v, want SUCCESS", got)
+	}
+}
+
+// TestARunStartedByIDIsFoundThroughTheLedger: a pipeline started by id keeps its own
+// run name; the relay noted the Azure run id in the ledger, and the status function
+// finds the Port run there.
+func TestARunStartedByIDIsFoundThroughTheLedger(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	db := dynamotest.New()
+	t.Cleanup(db.Close)
+	db.CreateTable("ledger", "id")
+	l := &ledger.Ledger{DB: db.Client(func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }), Table: "ledger"}
+	e.f.Runs = l
+	unnamed := run("inProgress", "")
+	unnamed.Name, unnamed.ID = "20261206.4", 777 // no Port run id in it
+
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["ignored"] == nil {
+		t.Fatalf("before the relay noted it: %d %v, want 200 ignored", a.status, a.body)
+	}
+	if err := l.Note(t.Context(), "777", portRun); err != nil {
+		t.Fatal(err)
+	}
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["updated"] != true {
+		t.Fatalf("noted: %d %v, want 200 updated", a.status, a.body)
+	}
+	if got, _ := e.port.Run(portRun); got.ExternalRunID != "777" || got.Link == "" {
+		t.Errorf("Port run = %+v, want the Azure run's id and link", got)
+	}
+	db.SetFault(dynamotest.Down)
+	unnamed.State, unnamed.Result = "completed", "succeeded"
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 503 {
+		t.Errorf("ledger down: %d %v, want 503 (Azure retries)", a.status, a.body)
+	}
+	db.SetFault(dynamotest.None)
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["status"] != "SUCCESS" {
+		t.Errorf("ledger back: %d %v, want SUCCESS", a.status, a.body)
 	}
 }

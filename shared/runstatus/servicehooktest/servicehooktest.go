@@ -22,8 +22,11 @@ import (
 	"time"
 )
 
-// EventType is the event Azure sends when a pipeline run changes state.
-const EventType = "ms.vss-pipelines.run-state-changed-event"
+// The events Azure sends when a pipeline run, or one of its stages, changes state.
+const (
+	EventType      = "ms.vss-pipelines.run-state-changed-event"
+	StageEventType = "ms.vss-pipelines.stage-state-changed-event"
+)
 
 // AzureDelays are the waits before each of Azure's 8 retries of a transient failure.
 var AzureDelays = []time.Duration{
@@ -57,6 +60,66 @@ func (r Run) defaults() (org, project string) {
 		project = "0d1f9b4e-5c2a-4e8b-9a6f-3c7d2e1b0a99"
 	}
 	return org, project
+}
+
+// Stage is a stage of a run, as a stage-state-changed event describes it.
+type Stage struct {
+	Name, DisplayName string // the YAML name ("__default" for a pipeline without stages) and its displayName
+	State             string // notStarted, waiting, running or completed
+	Result            string // when completed: succeeded, failed, canceled, skipped, rejected, partiallySucceeded
+}
+
+// StageNotification is the body Azure posts when a stage of r changes state, in the
+// shape of Microsoft's published sample (azure-devops-docs, service-hooks/events.md,
+// "Run stage state changed", resourceVersion 5.1-preview.1): the stage carries the
+// run's page as its web link; the run carries no links.
+func StageNotification(r Run, st Stage) []byte {
+	org, project := r.defaults()
+	base := "https://dev.azure.com/" + org + "/" + project
+	pipe := map[string]any{
+		"url":      fmt.Sprintf("%s/_apis/Pipelines/%d?revision=1", base, r.PipelineID),
+		"id":       r.PipelineID,
+		"revision": 1,
+		"name":     r.PipelineName,
+		"folder":   "\\",
+	}
+	stage := map[string]any{
+		"_links": map[string]any{
+			"web":          map[string]string{"href": r.WebURL()},
+			"pipeline.web": map[string]string{"href": fmt.Sprintf("%s/_build/definition?definitionId=%d", base, r.PipelineID)},
+		},
+		"id":          "c2c2c2c2-dddd-eeee-ffff-" + fmt.Sprintf("%012d", r.ID),
+		"name":        st.Name,
+		"displayName": nil,
+		"state":       st.State,
+	}
+	if st.DisplayName != "" {
+		stage["displayName"] = st.DisplayName
+	}
+	if st.State == "completed" {
+		stage["result"] = st.Result
+	}
+	run := map[string]any{"pipeline": pipe, "state": r.State, "createdDate": "2026-12-01T10:00:00.000Z", "id": r.ID, "name": r.Name}
+	if r.State == "completed" {
+		run["result"] = r.Result
+	}
+	text := fmt.Sprintf("Run %s stage %s %s.", r.Name, st.Name, st.State)
+	body, _ := json.Marshal(map[string]any{
+		"id":              "a0a0a0a0-bbbb-cccc-dddd-" + fmt.Sprintf("%012d", r.ID),
+		"eventType":       StageEventType,
+		"publisherId":     "pipelines",
+		"message":         map[string]string{"text": text, "html": text, "markdown": text},
+		"detailedMessage": map[string]string{"text": text, "html": text, "markdown": text},
+		"resource":        map[string]any{"stage": stage, "run": run, "pipeline": pipe},
+		"resourceVersion": "5.1-preview.1",
+		"resourceContainers": map[string]any{
+			"collection": map[string]string{"id": "c2a1b3d4-0000-4000-8000-000000000001"},
+			"account":    map[string]string{"id": "a1b2c3d4-0000-4000-8000-000000000002"},
+			"project":    map[string]string{"id": project},
+		},
+		"createdDate": "2026-12-01T10:02:00.000Z",
+	})
+	return body
 }
 
 // Notification is the body Azure posts for r with resourceDetailsToSend "all", in
