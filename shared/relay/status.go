@@ -63,7 +63,7 @@ var rules = []rule{
 	{signature.ErrNoSecret, 503, "Relay misconfigured", "The relay has no signing secret.", false, "secret"},
 	{secret.ErrNotFound, 503, "Relay misconfigured", "The relay's secret was not found in Secrets Manager: check PORT_SECRET_ID.", false, "secret"},
 	{secret.ErrEmpty, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is empty.", false, "secret"},
-	{secret.ErrMalformed, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, and azureWebhookSecret, when present, must not be blank.", false, "secret"},
+	{secret.ErrMalformed, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string; its other keys, when present, must not be blank, and azureTenantId, azureClientId (and azureClientSecret) go together.", false, "secret"},
 	{secret.ErrUnavailable, 503, "Relay unavailable", "The relay could not read its secret from Secrets Manager; nothing was sent, try again.", false, "secret"},
 	{azdo.ErrBadName, 404, "Unknown webhook", "The webhook name must match [-_A-Za-z0-9]+.", false, "route"},
 	{azdo.ErrWebhookNotFound, 502, "Webhook not found", "Azure DevOps cannot find this webhook: check the name in the service connection, and run the pipeline once from its default branch so that Azure registers it.", false, "notfound"},

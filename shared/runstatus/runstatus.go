@@ -139,7 +139,7 @@ var rules = []rule{
 	{ErrNoClientID, 503, Failed, "no-client-id", "The status function's secret has no clientId, so it cannot update Port runs."},
 	{secret.ErrNotFound, 503, Failed, "secret", "The status function's secret was not found in Secrets Manager: check PORT_SECRET_ID."},
 	{secret.ErrEmpty, 503, Failed, "secret", "The status function's secret in Secrets Manager is empty."},
-	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, and no blank azureWebhookSecret."},
+	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, no blank key, and azureTenantId with azureClientId."},
 	{secret.ErrUnavailable, 503, Failed, "secret", "The status function could not read its secret from Secrets Manager; try again."},
 	{ErrLedger, 503, Failed, "ledger", "The status function could not reach the ledger to find the Port run; try again."},
 	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed or stage-state-changed event"},

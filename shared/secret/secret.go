@@ -51,6 +51,13 @@ type Credentials struct {
 	// AzureWebhookSecret is the Azure DevOps service connection's own secret, when the
 	// secret holds one: then Port's clientSecret never leaves AWS.
 	AzureWebhookSecret string
+	// The credentials of a pipeline started by id (Azure DevOps' Runs API): a PAT, or
+	// a Microsoft Entra app (tenant and client id) with a client secret, or without
+	// one (then the relay's AWS identity is federated to it).
+	AzurePAT          string
+	AzureTenantID     string
+	AzureClientID     string
+	AzureClientSecret string
 	// Created is when Secrets Manager stored this version (its CreatedDate); zero
 	// when unknown. A rotation's grace for the previous version counts from it.
 	Created time.Time
@@ -369,6 +376,10 @@ func Parse(value string) (Credentials, error) {
 		ClientSecret       *string `json:"clientSecret"`
 		AzureWebhookSecret *string `json:"azureWebhookSecret"`
 		ServiceHook        *string `json:"serviceHookPassword"`
+		AzurePAT           *string `json:"azurePat"`
+		AzureTenantID      *string `json:"azureTenantId"`
+		AzureClientID      *string `json:"azureClientId"`
+		AzureClientSecret  *string `json:"azureClientSecret"`
 	}
 	if err := json.Unmarshal([]byte(value), &doc); err != nil {
 		return Credentials{}, fmt.Errorf("%w: it starts with { but is not a JSON object of strings", ErrMalformed)
@@ -387,6 +398,27 @@ func Parse(value string) (Credentials, error) {
 		if creds.AzureWebhookSecret = strings.TrimSpace(*doc.AzureWebhookSecret); creds.AzureWebhookSecret == "" {
 			return Credentials{}, fmt.Errorf("%w: azureWebhookSecret is blank", ErrMalformed)
 		}
+	}
+	for _, k := range []struct {
+		name string
+		from *string
+		to   *string
+	}{
+		{"azurePat", doc.AzurePAT, &creds.AzurePAT},
+		{"azureTenantId", doc.AzureTenantID, &creds.AzureTenantID},
+		{"azureClientId", doc.AzureClientID, &creds.AzureClientID},
+		{"azureClientSecret", doc.AzureClientSecret, &creds.AzureClientSecret},
+	} {
+		if k.from == nil {
+			continue
+		}
+		if *k.to = strings.TrimSpace(*k.from); *k.to == "" {
+			return Credentials{}, fmt.Errorf("%w: %s is blank", ErrMalformed, k.name)
+		}
+	}
+	// An Entra app needs both its tenant and its client id; a client secret belongs to one.
+	if (creds.AzureTenantID == "") != (creds.AzureClientID == "") || (creds.AzureClientSecret != "" && creds.AzureClientID == "") {
+		return Credentials{}, fmt.Errorf("%w: azureTenantId and azureClientId go together, and azureClientSecret needs both", ErrMalformed)
 	}
 	return creds, nil
 }
