@@ -503,13 +503,21 @@ func TestParameterDefaultsMatchTheContract(t *testing.T) {
 		{"ReservedConcurrency", `""`},
 		// The verifier is a public, unauthenticated endpoint whose role reads the secret: tests only.
 		{"DeployVerifier", "false"},
+		// A webhook, pipelines by id, or both: the Rule WebhookOrPipelines requires one.
+		{"AzureDevOpsWebhook", `""`},
+		{"AzureDevOpsPipelines", `""`},
+		{"AzureAuthorityHost", "https://login.microsoftonline.com"},
 	}
 	for _, tt := range tests {
 		if got := render(get(tpl, "Parameters", tt.param, "Default")); got != tt.want {
 			t.Errorf("parameter %s default = %s, want %s", tt.param, got, tt.want)
 		}
 	}
-	for _, required := range []string{"AzureDevOpsOrg", "AzureDevOpsWebhook", "PortSecretArn"} {
+	rule := render(get(tpl, "Rules", "WebhookOrPipelines", "Assertions"))
+	if !strings.Contains(rule, `!Not [!And [!Equals [!Ref AzureDevOpsWebhook, ""], !Equals [!Ref AzureDevOpsPipelines, ""]]]`) {
+		t.Errorf("Rules.WebhookOrPipelines = %s, want it to refuse a stack with neither a webhook nor pipelines", rule)
+	}
+	for _, required := range []string{"AzureDevOpsOrg", "PortSecretArn"} {
 		p := get(tpl, "Parameters", required)
 		if p == nil {
 			t.Errorf("parameter %s is missing", required)
