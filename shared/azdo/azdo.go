@@ -1,5 +1,6 @@
-// Package azdo delivers signed payloads to Azure DevOps incoming webhooks and turns
-// Azure's answers, silent or not, into errors that name their cause.
+// Package azdo delivers signed payloads to Azure DevOps incoming webhooks, or starts
+// pipelines by id through the Runs API, and turns Azure's answers, silent or not,
+// into errors that name their cause.
 package azdo
 
 import (
@@ -30,7 +31,9 @@ const DefaultBaseURL = "https://dev.azure.com"
 // APIVersion is the only version the incoming-webhook resource has: it is preview-only.
 const APIVersion = "6.0-preview"
 
-// Errors returned by Deliver, each with the *Error that carries Azure's status.
+// Errors returned by Deliver and Run, each with the *Error that carries Azure's status
+// (0 for none), and by RunBody. None holds Azure's body, a payload value, a PAT or a
+// token.
 var (
 	ErrBadName          = errors.New("azdo: webhook name must match [-_A-Za-z0-9]+")
 	ErrWebhookNotFound  = errors.New("azdo: webhook not found")
@@ -43,6 +46,33 @@ var (
 	ErrNoAnswer         = errors.New("azdo: no answer in time")
 	ErrNoTime           = errors.New("azdo: no time left to call")
 	ErrConnection       = errors.New("azdo: connection failed after the request was sent")
+
+	// ErrBadPipeline means Run was given no organization, no project or no positive
+	// pipeline id. Nothing was sent.
+	ErrBadPipeline = errors.New("azdo: a pipeline needs an organization, a project and a positive id")
+	// ErrNoCredentials means the Auth has nothing to sign in with (an empty PAT).
+	// Nothing was sent.
+	ErrNoCredentials = errors.New("azdo: no Azure DevOps credentials")
+	// ErrCredentials means Azure DevOps refused the credentials: a 401, a sign-in page
+	// (a 2xx that is not JSON, typically 203) or a redirect to sign in. A PAT that is
+	// wrong, expired, revoked or lacks "Build: Read & execute"; a token of a service
+	// principal that is not in the organization. Nothing was queued.
+	ErrCredentials = errors.New("azdo: Azure DevOps refused the credentials")
+	// ErrForbidden (403) means the identity may not queue this pipeline.
+	ErrForbidden = errors.New("azdo: the identity may not queue this pipeline")
+	// ErrUnexpectedParameter means the pipeline declares no template parameter of a
+	// name in the body; a *ParameterError wrapping it names the parameter.
+	ErrUnexpectedParameter = errors.New("azdo: the pipeline declares no such template parameter")
+	// ErrPipelineNotFound (404) means the pipeline, or its project, was not found.
+	ErrPipelineNotFound = errors.New("azdo: pipeline not found")
+	// ErrProjectNotFound is the ErrPipelineNotFound of a project Azure does not know.
+	ErrProjectNotFound = fmt.Errorf("%w: no such project", ErrPipelineNotFound)
+	// ErrNoRunID means Azure accepted the request (2xx, JSON) but its answer names no
+	// run: a run may have been queued (MayHaveQueued).
+	ErrNoRunID = errors.New("azdo: Azure accepted the run but its answer names no run id")
+	// ErrRunBody means Port's body has one of the run parameters in a shape Azure does
+	// not take; the text names the key and the shape expected, never a value.
+	ErrRunBody = errors.New("azdo: run parameters")
 )
 
 // Error is a failed delivery: the sentinel it wraps says why, Status what Azure
@@ -285,10 +315,11 @@ func (c *Client) resetIfIdle(hc *http.Client) {
 
 // MayHaveQueued reports whether err leaves it unknown whether Azure queued a run:
 // the request was sent and no clear answer came back (a timeout, a connection
-// broken after sending, a bare 5xx). Such a delivery must never be sent again,
+// broken after sending, a bare 5xx, a Runs API 2xx without a run id). Such a delivery must never be sent again,
 // by this client or by anyone retrying the invocation: Azure does not deduplicate.
 func MayHaveQueued(err error) bool {
-	return errors.Is(err, ErrNoAnswer) || errors.Is(err, ErrConnection) || errors.Is(err, ErrServerError)
+	return errors.Is(err, ErrNoAnswer) || errors.Is(err, ErrConnection) || errors.Is(err, ErrServerError) ||
+		errors.Is(err, ErrNoRunID)
 }
 
 // retryable holds only for answers that prove no run was queued.

@@ -166,7 +166,7 @@ func TestRunsAPI(t *testing.T) {
 		{name: "unknown members are ignored", header: runHeaders(),
 			body: ptr(`{"port_context":{"runId":"r_1"},"templateParameters":{"env":"prod"}}`), wantStatus: 200},
 		{name: "an undeclared template parameter is a 400", header: runHeaders(),
-			body: ptr(`{"templateParameters":{"env":"prod","region":"eu"}}`),
+			body:       ptr(`{"templateParameters":{"env":"prod","region":"eu"}}`),
 			wantStatus: 400, wantKey: "PipelineValidationException", wantMessage: "Unexpected parameter 'region'"},
 		{name: "an undeclared template parameter with a null value is a 400 all the same", header: runHeaders(),
 			body:       ptr(`{"templateParameters":{"region":null}}`),
