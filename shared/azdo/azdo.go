@@ -1,5 +1,6 @@
-// Package azdo delivers signed payloads to Azure DevOps incoming webhooks and turns
-// Azure's answers, silent or not, into errors that name their cause.
+// Package azdo delivers signed payloads to Azure DevOps incoming webhooks, or starts
+// pipelines by id through the Runs API, and turns Azure's answers, silent or not,
+// into errors that name their cause.
 package azdo
 
 import (
@@ -30,7 +31,9 @@ const DefaultBaseURL = "https://dev.azure.com"
 // APIVersion is the only version the incoming-webhook resource has: it is preview-only.
 const APIVersion = "6.0-preview"
 
-// Errors returned by Deliver, each with the *Error that carries Azure's status.
+// Errors returned by Deliver and Run, each with the *Error that carries Azure's status
+// (0 for none), and by RunBody. None holds Azure's body, a payload value, a PAT or a
+// token.
 var (
 	ErrBadName          = errors.New("azdo: webhook name must match [-_A-Za-z0-9]+")
 	ErrWebhookNotFound  = errors.New("azdo: webhook not found")
@@ -43,6 +46,33 @@ var (
 	ErrNoAnswer         = errors.New("azdo: no answer in time")
 	ErrNoTime           = errors.New("azdo: no time left to call")
 	ErrConnection       = errors.New("azdo: connection failed after the request was sent")
+
+	// ErrBadPipeline means Run was given no organization, no project or no positive
+	// pipeline id. Nothing was sent.
+	ErrBadPipeline = errors.New("azdo: a pipeline needs an organization, a project and a positive id")
+	// ErrNoCredentials means the Auth has nothing to sign in with (an empty PAT).
+	// Nothing was sent.
+	ErrNoCredentials = errors.New("azdo: no Azure DevOps credentials")
+	// ErrCredentials means Azure DevOps refused the credentials: a 401, a sign-in page
+	// (a 2xx that is not JSON, typically 203) or a redirect to sign in. A PAT that is
+	// wrong, expired, revoked or lacks "Build: Read & execute"; a token of a service
+	// principal that is not in the organization. Nothing was queued.
+	ErrCredentials = errors.New("azdo: Azure DevOps refused the credentials")
+	// ErrForbidden (403) means the identity may not queue this pipeline.
+	ErrForbidden = errors.New("azdo: the identity may not queue this pipeline")
+	// ErrUnexpectedParameter means the pipeline declares no template parameter of a
+	// name in the body; a *ParameterError wrapping it names the parameter.
+	ErrUnexpectedParameter = errors.New("azdo: the pipeline declares no such template parameter")
+	// ErrPipelineNotFound (404) means the pipeline, or its project, was not found.
+	ErrPipelineNotFound = errors.New("azdo: pipeline not found")
+	// ErrProjectNotFound is the ErrPipelineNotFound of a project Azure does not know.
+	ErrProjectNotFound = fmt.Errorf("%w: no such project", ErrPipelineNotFound)
+	// ErrNoRunID means Azure accepted the request (2xx, JSON) but its answer names no
+	// run: a run may have been queued (MayHaveQueued).
+	ErrNoRunID = errors.New("azdo: Azure accepted the run but its answer names no run id")
+	// ErrRunBody means Port's body has one of the run parameters in a shape Azure does
+	// not take; the text names the key and the shape expected, never a value.
+	ErrRunBody = errors.New("azdo: run parameters")
 )
 
 // Error is a failed delivery: the sentinel it wraps says why, Status what Azure
@@ -158,7 +188,51 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 		header = signature.AzureDefaultHeader
 	}
 	sig := signature.SignAzure(secret, body)
-	target := c.URL(webhook)
+	a, err := c.post(ctx, exchange{
+		target: c.URL(webhook),
+		body:   body,
+		prepare: func(req *http.Request) error {
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(header, sig)
+			return nil
+		},
+		judge: func(resp *http.Response, body []byte) error {
+			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+				return nil
+			}
+			return classify(resp.StatusCode, string(body))
+		},
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: a.status, Attempts: a.attempts}, nil
+}
+
+// exchange is one call to Azure DevOps: what post sends and how it reads the answers.
+type exchange struct {
+	target string
+	body   []byte
+	limit  int64 // bytes of an answer read for judge; 8 KiB when zero
+	// prepare sets the headers of each attempt's request. Its error ends the call
+	// before anything is sent.
+	prepare func(req *http.Request) error
+	// judge classes an answer: nil accepts it, an error refuses it.
+	judge func(resp *http.Response, body []byte) error
+	// again, when set, reports whether a refusal is worth one more attempt at once,
+	// outside MaxAttempts: a refused token that has been replaced.
+	again func(err error) bool
+}
+
+// answer is the accepted answer to an exchange.
+type answer struct {
+	status   int
+	attempts int
+}
+
+// post sends x.body to x.target until judge accepts an answer, retrying only
+// where nothing can have been queued (retryable), within ctx's deadline.
+func (c *Client) post(ctx context.Context, x exchange) (answer, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = defaultHTTP()
@@ -171,6 +245,10 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 	if backoff <= 0 {
 		backoff = 250 * time.Millisecond
 	}
+	limit := x.limit
+	if limit <= 0 {
+		limit = 8 << 10
+	}
 	c.resetIfIdle(hc)
 	defer c.lastUsed.Store(time.Now().UnixNano())
 	if p := c.pre.Swap(nil); p != nil {
@@ -179,17 +257,19 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 		defer p.discard()
 	}
 
+	again := false
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {
 			// Nothing was sent: say so, rather than the "may have been queued" of a timeout.
-			return Result{}, &Error{Attempts: n - 1, Err: ErrNoTime}
+			return answer{}, &Error{Attempts: n - 1, Err: ErrNoTime}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.target, bytes.NewReader(x.body))
 		if err != nil {
-			return Result{}, &Error{Err: fmt.Errorf("%w: bad URL", ErrRefused), Attempts: n}
+			return answer{}, &Error{Err: fmt.Errorf("%w: bad URL", ErrRefused), Attempts: n}
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(header, sig)
+		if err := x.prepare(req); err != nil {
+			return answer{}, &Error{Attempts: n - 1, Err: err}
+		}
 		req, sent := traceSent(req)
 		resp, err := hc.Do(req)
 		var status int
@@ -197,23 +277,27 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 		if err == nil {
 			status = resp.StatusCode
 			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-			text := readSome(resp.Body)
-			if status >= 200 && status < 300 {
-				return Result{Status: status, Attempts: n}, nil
+			body := readSome(resp.Body, limit)
+			if err = x.judge(resp, body); err == nil {
+				return answer{status: status, attempts: n}, nil
 			}
-			err = classify(status, text)
 		} else {
 			err = transportError(ctx, err, sent.Load())
 		}
+		if x.again != nil && !again && status != 0 && ctx.Err() == nil && x.again(err) {
+			again = true
+			attempts++ // this attempt does not count against MaxAttempts
+			continue
+		}
 		if !retryable(err) || n >= attempts {
-			return Result{}, &Error{Status: status, Attempts: n, Err: err}
+			return answer{}, &Error{Status: status, Attempts: n, Err: err}
 		}
 		wait := retryAfter
 		if wait <= 0 {
 			wait = backoff << (n - 1)
 		}
 		if !sleep(ctx, wait) {
-			return Result{}, &Error{Status: status, Attempts: n, Err: err}
+			return answer{}, &Error{Status: status, Attempts: n, Err: err}
 		}
 	}
 }
@@ -231,10 +315,11 @@ func (c *Client) resetIfIdle(hc *http.Client) {
 
 // MayHaveQueued reports whether err leaves it unknown whether Azure queued a run:
 // the request was sent and no clear answer came back (a timeout, a connection
-// broken after sending, a bare 5xx). Such a delivery must never be sent again,
+// broken after sending, a bare 5xx, a Runs API 2xx without a run id). Such a delivery must never be sent again,
 // by this client or by anyone retrying the invocation: Azure does not deduplicate.
 func MayHaveQueued(err error) bool {
-	return errors.Is(err, ErrNoAnswer) || errors.Is(err, ErrConnection) || errors.Is(err, ErrServerError)
+	return errors.Is(err, ErrNoAnswer) || errors.Is(err, ErrConnection) || errors.Is(err, ErrServerError) ||
+		errors.Is(err, ErrNoRunID)
 }
 
 // retryable holds only for answers that prove no run was queued.
@@ -338,13 +423,13 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// readSome reads enough of Azure's answer to classify it and drains the rest of a
-// small body so that the connection can be reused.
-func readSome(body io.ReadCloser) string {
+// readSome reads up to limit bytes of Azure's answer, enough to classify it, and
+// drains the rest of a small body so that the connection can be reused.
+func readSome(body io.ReadCloser, limit int64) []byte {
 	defer body.Close()
-	b, _ := io.ReadAll(io.LimitReader(body, 8<<10))
+	b, _ := io.ReadAll(io.LimitReader(body, limit))
 	_, _ = io.CopyN(io.Discard, body, 64<<10)
-	return string(b)
+	return b
 }
 
 // parseRetryAfter reads seconds or an HTTP date; it caps the wait at a minute.

@@ -1,11 +1,48 @@
 // Package azdotest stands in for Azure DevOps (https://dev.azure.com): its incoming webhooks, which check
-// signatures exactly as Azure does, and a network path to it that can misbehave on demand.
+// signatures exactly as Azure does, its Runs API ("Runs - Run Pipeline"), and a network path to it that can
+// misbehave on demand. One Server serves both, so a test points AZURE_DEVOPS_URL at one URL.
 //
-// The check follows WebHookHelper.ValidateWebHookPayload of Azure DevOps Server 2022, which cloud reports match: a
-// webhook whose service connection has no header name accepts anything; otherwise the header must be present, an
-// optional "sha1=" prefix (any case) is stripped, and the hex (any case) must equal HMAC-SHA1(UTF-8 secret, body).
-// Errors come back in Azure's JSON envelope, and a hash mismatch echoes the whole body, as Azure does, so tests can
-// prove the relay never logs or returns what Azure answers.
+// The webhook check follows WebHookHelper.ValidateWebHookPayload of Azure DevOps Server 2022, which cloud reports
+// match: a webhook whose service connection has no header name accepts anything; otherwise the header must be
+// present, an optional "sha1=" prefix (any case) is stripped, and the hex (any case) must equal HMAC-SHA1(UTF-8
+// secret, body). Errors come back in Azure's JSON envelope, and a hash mismatch echoes the whole body, as Azure does,
+// so tests can prove the relay never logs or returns what Azure answers.
+//
+// The Runs API, POST /{org}/{project}/_apis/pipelines/{id}/runs, checks in Azure's order:
+//
+//   - credentials: a PAT added with AddPAT (Basic, any user name) or a Bearer token AcceptBearer's function accepts.
+//     With X-TFS-FedAuthRedirect: Suppress (which Microsoft's clients send) any other is a 401 with WWW-Authenticate
+//     (Bearer authorization_uri=…, Basic, TFS-Federated) and X-TFS-FedAuthRedirect naming the sign-in page, as Azure
+//     DevOps Server's TeamFoundationAuthenticationService answers; without it a wrong, revoked or missing PAT is the
+//     sign-in page itself, 203 text/html, as users of Azure DevOps Services report it (Server's source redirects,
+//     302: SignInRedirect scripts that). A refused Bearer token is a 401 either way.
+//   - the api-version (query or Accept): 7.1, or a preview of 5.1 to 7.1 (7.1-preview.1); none, a malformed one, one
+//     out of range or a released one before 7.1 is a 400 in the envelope and wording of Azure's VssApiVersion
+//     exceptions. Other methods than POST are 405 (GET, "Runs - List", is not modelled).
+//   - the project, by name in any case: else 404 ProjectDoesNotExistWithNameException (TF200016); the id: not a
+//     number is a bare 404, not positive a 400 ArgumentOutOfRangeException.
+//   - the body, bound as ASP.NET Web API and Json.NET bind RunPipelineParameters: a body of another content type is a
+//     bare 415; one that is empty, not a JSON object, or of a shape Json.NET cannot bind (an object or array where a
+//     string goes, a string for a variable) leaves the action a null and is a 400 ArgumentNullException "Value cannot
+//     be null.\r\nParameter name: runParameters"; names match in any case, unknown members are ignored, numbers and
+//     booleans where a string goes are read as their text. yamlOverride without previewRun is Azure's 400
+//     ArgumentException; previewRun is not modelled (400).
+//   - the pipeline, by id in the project: else 404 PipelineNotFoundException.
+//   - the parameters: a template parameter the pipeline does not declare (any case) is a 400
+//     PipelineValidationException with a line "Unexpected parameter 'x'" for each; a variable not settable at queue
+//     time is a 400 PipelineValidationException in the wording of Microsoft's documentation.
+//
+// A run is queued on arrival (a client that gives up on a Delay leaves it queued, as on Azure) and answered 200 with
+// Azure's Run JSON: _links (self, web, pipeline.web, pipeline), templateParameters, pipeline, state inProgress,
+// createdDate, url, resources.repositories.self, id (from 1001 up) and name (yyyyMMdd.n, no Port run id in it).
+// Script's steps apply to Runs requests as to webhook ones; SignInPage and SignInRedirect to Runs requests only.
+//
+// Not modelled: required parameters and typed values (every declared parameter has a default and takes any
+// string), stages to skip that do not exist, throttling by TSTUs (script it with Status(429).RetryAfter), the
+// Build service's own checks (a disabled pipeline, missing queue permission: script Status(403)), and
+// Azure's exact answers where no source gave them: the 401's body (empty here), the 404 of an unknown pipeline
+// (Runs - Run Pipeline maps PipelineNotFoundException to 404; whether the Build service raises it is unconfirmed) and
+// the 415.
 package azdotest
 
 import (
@@ -70,6 +107,7 @@ type Server struct {
 	deliveries []*Delivery // guarded by mu, fields included
 	forget     time.Duration
 	idleSince  map[net.Conn]time.Time // keep-alive connections waiting for their next request
+	runs       runsAPI                // the Runs API's registrations and record
 }
 
 var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
@@ -199,11 +237,13 @@ func (s *Server) SetSecret(name, secret string) {
 	panic(fmt.Sprintf("azdotest: no webhook %q", name))
 }
 
-// Reset forgets the deliveries and any steps not yet played.
+// Reset forgets the deliveries, the runs queued, the Runs API requests counted and
+// any steps not yet played. Registrations (webhooks, pipelines, PATs) stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deliveries, s.script = nil, nil
+	s.runs.queued, s.runs.requests = nil, 0
 }
 
 // Script queues steps; each request plays the next one, in order, and then behaves normally.
@@ -213,13 +253,16 @@ func (s *Server) Script(steps ...Step) {
 	s.script = append(s.script, steps...)
 }
 
-// Step is one scripted misbehaviour. Build it with Status, Delay, Hang or Drop.
+// Step is one scripted misbehaviour. Build it with Status, Delay, Hang, Drop,
+// SignInPage or SignInRedirect.
 type Step struct {
 	status     int
 	retryAfter string
 	message    string
 	delay      time.Duration
 	hang, drop bool
+	signIn     bool // the 203 sign-in page
+	redirect   bool // a 302 to the sign-in page
 }
 
 // Status answers with code, whatever the request, in Azure's error envelope for codes of 400 and up.
@@ -246,20 +289,28 @@ func Hang() Step { return Step{hang: true} }
 // Drop closes the connection without answering.
 func Drop() Step { return Step{drop: true} }
 
+// SignInPage answers a Runs API request, whatever its credentials, with the sign-in
+// page Azure DevOps Services is reported to serve for a refused PAT: 203 text/html.
+// Webhook requests, which need no credentials, ignore it (it is used up all the same).
+func SignInPage() Step { return Step{signIn: true} }
+
+// SignInRedirect answers a Runs API request with a 302 to the sign-in page, as Azure
+// DevOps Server's authentication does for refused credentials without
+// X-TFS-FedAuthRedirect: Suppress. Webhook requests ignore it, as SignInPage.
+func SignInRedirect() Step { return Step{redirect: true} }
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.forgotten(r) {
 		panic(http.ErrAbortHandler) // reset: the request never reached Azure
 	}
+	if project, id, ok := s.runsRoute(r.URL.Path); ok {
+		s.serveRuns(w, r, project, id)
+		return
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, MaxBody))
 	_, _ = io.Copy(io.Discard, r.Body) // drain, so a client sending more than MaxBody still gets its answer
 
-	s.mu.Lock()
-	var step Step
-	if len(s.script) > 0 {
-		step, s.script = s.script[0], s.script[1:]
-	}
-	s.mu.Unlock()
-
+	step := s.nextStep()
 	name, status, e := s.judge(r, body)
 	d := Delivery{Webhook: name, Body: body, Header: r.Header.Clone(), Status: status, Verified: status == http.StatusOK}
 	switch {
@@ -281,26 +332,46 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.deliveries = append(s.deliveries, &d)
 	s.mu.Unlock()
 
-	switch {
-	case step.drop:
-		panic(http.ErrAbortHandler) // closes the connection; net/http does not log it
-	case step.hang:
-		s.wait(r.Context(), nil)
-		panic(http.ErrAbortHandler)
-	case step.delay > 0:
-		t := time.NewTimer(step.delay)
-		defer t.Stop()
-		if !s.wait(r.Context(), t.C) {
+	if !s.perform(r, step) {
+		if step.delay > 0 {
 			s.mu.Lock()
 			d.Status = 0
 			s.mu.Unlock()
-			panic(http.ErrAbortHandler)
 		}
+		panic(http.ErrAbortHandler) // closes the connection; net/http does not log it
 	}
 	if step.retryAfter != "" {
 		w.Header().Set("Retry-After", step.retryAfter)
 	}
 	reply(w, status, e)
+}
+
+// nextStep takes the next scripted step, or a zero Step (behave normally).
+func (s *Server) nextStep() Step {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var step Step
+	if len(s.script) > 0 {
+		step, s.script = s.script[0], s.script[1:]
+	}
+	return step
+}
+
+// perform plays a step's drop, hang or delay. It returns false when the request
+// must end unanswered: a drop, a hang, or a delay the client or Close cut short.
+func (s *Server) perform(r *http.Request, step Step) bool {
+	switch {
+	case step.drop:
+		return false
+	case step.hang:
+		s.wait(r.Context(), nil)
+		return false
+	case step.delay > 0:
+		t := time.NewTimer(step.delay)
+		defer t.Stop()
+		return s.wait(r.Context(), t.C)
+	}
+	return true
 }
 
 // wait reports whether done fired before the client left or the server began closing. A nil done never fires.
