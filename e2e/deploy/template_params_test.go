@@ -24,6 +24,18 @@ var validRelayEnv = map[string]string{
 	"AZURE_DEVOPS_WEBHOOK": "port_trigger",
 }
 
+func relayAcceptsAll(vars map[string]string) error {
+	env := map[string]string{}
+	for k, v := range validRelayEnv {
+		env[k] = v
+	}
+	for k, v := range vars {
+		env[k] = v
+	}
+	_, err := config.LoadRelay(func(k string) string { return env[k] })
+	return err
+}
+
 func relayAccepts(name, value string) error {
 	env := map[string]string{}
 	for k, v := range validRelayEnv {
@@ -98,12 +110,18 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 		"PortSignatureTolerance": {"5m", "1s", "24h", "0s", "48h", "1h30m", "0.5s", "86401s", "1441m", "25h", "5", "5 m", "1e3s"},
 		"AllowedSourceIps":       {"", "port-eu", "port-eu,port-us", "192.0.2.0/24", "10.0.0.1/8", "2001:db8::/32", "1:::2", ":1:2", "port-asia", ","},
 		"LedgerTtl":              {"24h", "1h", "168h", "0h", "169h", "90m", "1d", "24", ""},
+		"AzureDevOpsPipelines": {"", "deploy=Payments/42", "deploy=Payments Team/42@refs/heads/main", " a = P / 1 , b=Q/2@refs/heads/release/1.0 ",
+			"deploy=Payments", "deploy=Payments/0", "deploy=Payments/042", "deploy=Payments/1000000000", "de.ploy=P/1", "d=Pa:y/1",
+			"d=" + strings.Repeat("p", 64) + "/1", "d=" + strings.Repeat("p", 65) + "/1", "d=P/1@main", "d=P/1@", "d=P/1,,e=Q/2",
+			"d=Projé/1", "d=P/1@refs/heads/a b"},
+		"AzureAuthorityHost": {"https://login.microsoftonline.com", "https://login.microsoftonline.us", "http://login.microsoftonline.com",
+			"https://login.microsoftonline.com/", "https://login.microsoftonline.com/x", "https://login.microsoftonline.com?x", ""},
 	}
 	vars := map[string]string{
 		"AzureDevOpsOrg": "AZURE_DEVOPS_ORG", "AzureDevOpsWebhook": "AZURE_DEVOPS_WEBHOOK", "AzureDevOpsWebhooks": "AZURE_DEVOPS_WEBHOOKS",
 		"AzureDevOpsUrl": "AZURE_DEVOPS_URL", "PortApiUrl": "PORT_API_URL", "AzureSignatureHeader": "AZURE_SIGNATURE_HEADER",
 		"PortSignatureTolerance": "PORT_SIGNATURE_TOLERANCE", "MetricsNamespace": "METRICS_NAMESPACE", "AllowedSourceIps": "ALLOWED_SOURCE_IPS",
-		"LedgerTtl": "LEDGER_TTL",
+		"LedgerTtl": "LEDGER_TTL", "AzureDevOpsPipelines": "AZURE_DEVOPS_PIPELINES", "AzureAuthorityHost": "AZURE_AUTHORITY_HOST",
 	}
 	// Every whole number of each unit around the bounds, as the regex spells them out digit by digit.
 	for _, unit := range []struct {
@@ -121,6 +139,11 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 			tpl := paramAccepts(param, v)
 			// An empty required value is refused by CloudFormation itself (no default).
 			err := relayAccepts(vars[param], v)
+			if param == "AzureDevOpsWebhook" && v == "" {
+				// The template's Rule WebhookOrPipelines refuses it without pipelines; with them
+				// the relay takes the first pipeline as its default.
+				err = relayAcceptsAll(map[string]string{"AZURE_DEVOPS_WEBHOOK": "", "AZURE_DEVOPS_PIPELINES": "deploy=Payments/42"})
+			}
 			var cfgErr *config.Error
 			if tpl && err != nil && errors.As(err, &cfgErr) && !(v == "" && cfgErr.Reason == "is required") {
 				t.Errorf("%s=%q: the template accepts it, the relay refuses it at start-up: %v", param, v, err)
@@ -132,6 +155,11 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 		if accepted == 0 {
 			t.Errorf("%s: the template accepts none of the samples", param)
 		}
+	}
+	// One thing no pattern can say: a pipeline name listed twice. The template lets it through,
+	// and the relay refuses it at start-up with a line that names it.
+	if err := relayAccepts("AZURE_DEVOPS_PIPELINES", "d=P/1,d=Q/2"); err == nil || !strings.Contains(err.Error(), `names "d" twice`) {
+		t.Errorf("a pipeline name twice: %v, want the relay to name it at start-up", err)
 	}
 	// Exactly the whole hours config accepts for LEDGER_TTL pass the template.
 	for n := 0; n <= 300; n++ {

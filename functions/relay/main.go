@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
+	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
@@ -75,16 +77,22 @@ func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, log *slog.Logger
 			Header:  cfg.Header,
 			HTTP:    azdo.NewHTTPClient(nil),
 		},
-		Port:    signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
-		Webhook: cfg.Webhook,
-		Allowed: cfg.Webhooks,
-		Report:  &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
-		Log:     log,
-		Metrics: metrics.New(cfg.Namespace, metrics.FunctionRelay),
-		Sources: cfg.Sources,
+		Port:      signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
+		Webhook:   cfg.Webhook,
+		Allowed:   cfg.Webhooks,
+		Pipelines: cfg.Pipelines,
+		Report:    &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
+		Log:       log,
+		Metrics:   metrics.New(cfg.Namespace, metrics.FunctionRelay),
+		Sources:   cfg.Sources,
 	}
 	if db != nil {
 		r.Ledger = &ledger.Ledger{DB: db, Table: cfg.LedgerTable, TTL: cfg.LedgerTTL}
+	}
+	if len(cfg.Pipelines) > 0 {
+		// Entra's tokens, for a secret that holds an Entra app; cached per app until
+		// shortly before they expire. A PAT needs none of it.
+		r.Tokens = &entra.Client{AuthorityHost: cfg.AuthorityHost, HTTP: &http.Client{Timeout: 5 * time.Second}}
 	}
 	return r
 }

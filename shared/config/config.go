@@ -10,6 +10,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -21,17 +22,21 @@ const DefaultPortAPIURL = "https://api.port.io"
 
 // Relay is the relay function's configuration.
 type Relay struct {
-	SecretID   string
-	Org        string
-	Webhook    string   // the default webhook
-	Webhooks   []string // those a request may select by path, the default among them
-	AzureURL   string
-	Header     string
-	Tolerance  time.Duration
-	SecretTTL  time.Duration
-	PortAPIURL string
-	Namespace  string         // METRICS_NAMESPACE
-	Sources    allowlist.List // who may call over HTTP; empty: everyone
+	SecretID string
+	Org      string
+	Webhook  string   // the default webhook; empty when Pipelines are set and it is not
+	Webhooks []string // those a request may select by path, the default among them
+	// Pipelines are started by id (AZURE_DEVOPS_PIPELINES); the first is the default
+	// target when there is no default webhook.
+	Pipelines     []azdo.Pipeline
+	AuthorityHost string // AZURE_AUTHORITY_HOST: Entra ID's, for an Entra app's tokens
+	AzureURL      string
+	Header        string
+	Tolerance     time.Duration
+	SecretTTL     time.Duration
+	PortAPIURL    string
+	Namespace     string         // METRICS_NAMESPACE
+	Sources       allowlist.List // who may call over HTTP; empty: everyone
 	// LedgerTable is LEDGER_TABLE, the DynamoDB table of the delivery ledger; empty:
 	// no ledger, each container remembers what it saw.
 	LedgerTable string
@@ -129,13 +134,18 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 	if !orgName(c.Org) {
 		return Relay{}, &Error{"AZURE_DEVOPS_ORG", "must be an Azure DevOps organization name (letters, digits, hyphens)"}
 	}
-	if c.Webhook, err = required(getenv, "AZURE_DEVOPS_WEBHOOK"); err != nil {
+	if c.Pipelines, err = Pipelines(getenv); err != nil {
 		return Relay{}, err
 	}
-	if !azdo.ValidName(c.Webhook) {
+	c.Webhook = strings.TrimSpace(getenv("AZURE_DEVOPS_WEBHOOK"))
+	switch {
+	case c.Webhook == "" && len(c.Pipelines) == 0:
+		return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOK", "is required (or AZURE_DEVOPS_PIPELINES)"}
+	case c.Webhook != "" && !azdo.ValidName(c.Webhook):
 		return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOK", "must match [-_A-Za-z0-9]+"}
+	case c.Webhook != "":
+		c.Webhooks = []string{c.Webhook}
 	}
-	c.Webhooks = []string{c.Webhook}
 	for _, name := range strings.Split(getenv("AZURE_DEVOPS_WEBHOOKS"), ",") {
 		name = strings.TrimSpace(name)
 		switch {
@@ -150,6 +160,9 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 		return Relay{}, err
 	}
 	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
+		return Relay{}, err
+	}
+	if c.AuthorityHost, err = baseURL(getenv, "AZURE_AUTHORITY_HOST", entra.DefaultAuthorityHost); err != nil {
 		return Relay{}, err
 	}
 	if c.Sources, err = AllowedSources(getenv); err != nil {

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
+	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 )
 
@@ -43,17 +45,18 @@ func relayEnv() env {
 
 func TestLoadRelay(t *testing.T) {
 	defaults := config.Relay{
-		SecretID:   "port/client-secret",
-		Org:        "contoso",
-		Webhook:    "port-deploy",
-		Webhooks:   []string{"port-deploy"},
-		AzureURL:   "https://dev.azure.com",
-		Header:     "x-port-signature",
-		Tolerance:  5 * time.Minute,
-		SecretTTL:  5 * time.Minute,
-		PortAPIURL: "https://api.port.io",
-		Namespace:  "PortAzureRelay",
-		LedgerTTL:  24 * time.Hour,
+		SecretID:      "port/client-secret",
+		Org:           "contoso",
+		Webhook:       "port-deploy",
+		Webhooks:      []string{"port-deploy"},
+		AzureURL:      "https://dev.azure.com",
+		Header:        "x-port-signature",
+		Tolerance:     5 * time.Minute,
+		SecretTTL:     5 * time.Minute,
+		PortAPIURL:    "https://api.port.io",
+		Namespace:     "PortAzureRelay",
+		LedgerTTL:     24 * time.Hour,
+		AuthorityHost: "https://login.microsoftonline.com",
 	}
 	tests := []struct {
 		name   string
@@ -91,6 +94,12 @@ func TestLoadRelay(t *testing.T) {
 		{name: "a source allow-list is read", set: "ALLOWED_SOURCE_IPS", value: "port-eu, 192.0.2.0/24",
 			change: func(c *config.Relay) { c.Sources = mustList("port-eu,192.0.2.0/24") }},
 		{name: "a blank source allow-list allows everyone", set: "ALLOWED_SOURCE_IPS", value: " "},
+		{name: "pipelines by id are read", set: "AZURE_DEVOPS_PIPELINES", value: " deploy = Payments Team/42@refs/heads/main , nightly=Ops/7",
+			change: func(c *config.Relay) {
+				c.Pipelines = []azdo.Pipeline{{Name: "deploy", Project: "Payments Team", ID: 42, Branch: "refs/heads/main"}, {Name: "nightly", Project: "Ops", ID: 7}}
+			}},
+		{name: "an authority host is read", set: "AZURE_AUTHORITY_HOST", value: "https://login.microsoftonline.us/",
+			change: func(c *config.Relay) { c.AuthorityHost = "https://login.microsoftonline.us" }},
 		{name: "a ledger table is read and trimmed", set: "LEDGER_TABLE", value: " relay-Ledger_1.x ",
 			change: func(c *config.Relay) { c.LedgerTable = "relay-Ledger_1.x" }},
 		{name: "a ledger TTL of an hour is the lowest", set: "LEDGER_TTL", value: "1h",
@@ -163,6 +172,18 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "a source list with a bad block is refused", set: "ALLOWED_SOURCE_IPS", value: "192.0.2.0/33"},
 		{name: "a source list of commas alone is refused", set: "ALLOWED_SOURCE_IPS", value: " , "},
 		{name: "a source list with a zone is refused", set: "ALLOWED_SOURCE_IPS", value: "fe80::1%eth0"},
+		{name: "a pipeline without an id is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments"},
+		{name: "a pipeline with id zero is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments/0"},
+		{name: "a pipeline id with a leading zero is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments/042"},
+		{name: "a pipeline id of a billion is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments/1000000000"},
+		{name: "a pipeline name with a dot is refused", set: "AZURE_DEVOPS_PIPELINES", value: "de.ploy=Payments/1"},
+		{name: "a project with a colon is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Pay:ments/1"},
+		{name: "a project of 65 characters is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=" + strings.Repeat("p", 65) + "/1"},
+		{name: "a branch that is not a full ref is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments/1@main"},
+		{name: "an empty branch is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments/1@"},
+		{name: "a pipeline name twice is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=A/1,deploy=B/2"},
+		{name: "an empty entry is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=A/1,,b=B/2"},
+		{name: "an authority host with a query is refused", set: "AZURE_AUTHORITY_HOST", value: "https://login.microsoftonline.com?x"},
 		{name: "a ledger table name of two characters is refused", set: "LEDGER_TABLE", value: "ab"},
 		{name: "a ledger table ARN is refused", set: "LEDGER_TABLE", value: "arn:aws:dynamodb:eu-west-1:1:table/ledger"},
 		{name: "a ledger TTL under an hour is refused", set: "LEDGER_TTL", value: "59m"},
@@ -293,5 +314,20 @@ func TestLoadStatus(t *testing.T) {
 				t.Errorf("LoadStatus(%s=%q) = %v, want a *config.Error naming %s", tt.set, tt.value, err, tt.set)
 			}
 		})
+	}
+}
+
+// TestPipelinesAloneNeedNoWebhook: with pipelines by id, the default webhook may be
+// left out; the first pipeline is then the default target. With neither, start-up fails.
+func TestPipelinesAloneNeedNoWebhook(t *testing.T) {
+	env := relayEnv().with("AZURE_DEVOPS_WEBHOOK", "").with("AZURE_DEVOPS_PIPELINES", "deploy=Payments/42")
+	c, err := config.LoadRelay(env.get)
+	if err != nil || c.Webhook != "" || len(c.Webhooks) != 0 || len(c.Pipelines) != 1 || c.Pipelines[0].ID != 42 {
+		t.Errorf("LoadRelay = %+v, %v; want no webhook and one pipeline", c, err)
+	}
+	_, err = config.LoadRelay(relayEnv().with("AZURE_DEVOPS_WEBHOOK", "").get)
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || cerr.Var != "AZURE_DEVOPS_WEBHOOK" {
+		t.Errorf("LoadRelay with neither = %v, want AZURE_DEVOPS_WEBHOOK named", err)
 	}
 }

@@ -11,11 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
@@ -49,9 +52,11 @@ type PreviousSecrets interface {
 	Get(ctx context.Context, current secret.Credentials) (secret.Credentials, error)
 }
 
-// Deliverer posts a signed body to a webhook; *azdo.Client is one.
+// Deliverer posts a signed body to a webhook, or starts a pipeline by id;
+// *azdo.Client is one.
 type Deliverer interface {
 	Deliver(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
+	Run(ctx context.Context, p azdo.Pipeline, body []byte, auth azdo.Auth) (azdo.RunResult, error)
 }
 
 // Ledger records each delivery across containers, so that none is made twice;
@@ -60,6 +65,7 @@ type Ledger interface {
 	Claim(ctx context.Context, r ledger.Record, deadline time.Time) (ledger.Claim, error)
 	Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error
 	Release(ctx context.Context, c ledger.Claim) error
+	Note(ctx context.Context, azureRunID, portRunID string) error
 }
 
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.
@@ -75,12 +81,16 @@ type Relay struct {
 	Previous PreviousSecrets // nil: Azure is signed for with the current value only
 	Azure    Deliverer
 	Port     signature.Port // Port's signature check: tolerance, clock, and the container's memory of signatures (Replays)
-	Webhook  string         // the default webhook
+	Webhook  string         // the default webhook; when empty, the first of Pipelines is the default
 	Allowed  []string       // webhooks a request may select by path
-	Report   Reporter       // nil: nothing is reported to Port
-	Log      *slog.Logger
-	Metrics  *metrics.Emitter // the log line's EMF members; nil: none
-	Sources  allowlist.List   // who may call over HTTP; empty: everyone
+	// Pipelines are started by id (POST /pipelines/{name}), with the Azure credentials
+	// the secret holds: a PAT, or an Entra app whose tokens Tokens fetches.
+	Pipelines []azdo.Pipeline
+	Tokens    *entra.Client
+	Report    Reporter // nil: nothing is reported to Port
+	Log       *slog.Logger
+	Metrics   *metrics.Emitter // the log line's EMF members; nil: none
+	Sources   allowlist.List   // who may call over HTTP; empty: everyone
 	// Ledger, when set, makes every delivery with a key once across all containers
 	// (a Port run, an invocation, an AWS event with an id). Port.Replays then stands
 	// in only while the ledger cannot be reached. nil: Port.Replays alone, per container.
@@ -93,8 +103,11 @@ const LedgerBudget = time.Second
 // outcome collects what one invocation did, for its answer and its log line.
 type outcome struct {
 	kind        event.Kind
-	source      netip.Addr // the HTTP caller's address
-	webhook     string
+	source      netip.Addr     // the HTTP caller's address
+	webhook     string         // the webhook delivered to, or
+	pipeline    *azdo.Pipeline // the pipeline started by id
+	azureRunID  int            // the run Azure started, for a pipeline
+	link        string         // its page
 	runID       string
 	azureStatus int
 	attempts    int
@@ -197,7 +210,7 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 	// From here on the body is Port's: failures are reported to the run.
 	ids, bodyErr := payload.Read(req.Body) // the run id, even when the route is refused
 	o.runID = ids.RunID
-	if o.webhook, o.err = r.route(req.Path); o.err == nil {
+	if o.err = r.route(req.Path, o); o.err == nil {
 		o.err = bodyErr
 	}
 	if o.err == nil {
@@ -211,7 +224,7 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 }
 
 func (r *Relay) aws(ctx, invocation context.Context, req event.Request, o *outcome) {
-	o.webhook = r.Webhook
+	r.defaultTarget(o)
 	ids, err := payload.Read(req.Body)
 	if o.err = err; err != nil {
 		return
@@ -242,7 +255,7 @@ func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, c
 		return
 	}
 	claimCtx, cancel := context.WithTimeout(ctx, LedgerBudget)
-	claim, err := r.Ledger.Claim(claimCtx, ledger.Record{Key: key, Target: o.webhook, RunID: o.runID}, invocationDeadline(invocation))
+	claim, err := r.Ledger.Claim(claimCtx, ledger.Record{Key: key, Target: o.target(), RunID: o.runID}, invocationDeadline(invocation))
 	cancel()
 	var held *ledger.Held
 	switch {
@@ -276,7 +289,12 @@ func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, c
 	defer cancel()
 	switch rule, _ := classify(o.err); {
 	case o.err == nil:
-		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus})
+		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus, AzureRunID: o.azureRunIDText(), Link: o.link})
+		if err == nil && o.azureRunID != 0 && o.runID != "" {
+			// For the status function: which Port run this Azure run belongs to, when the
+			// run's name (the pipeline's own) does not say.
+			err = r.Ledger.Note(ctx, o.azureRunIDText(), o.runID)
+		}
 	case azdo.MayHaveQueued(o.err):
 		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
 	default:
@@ -314,6 +332,10 @@ func ledgerContext(invocation context.Context) (context.Context, context.CancelF
 // previous version, while the service connection still holds it. Never more than
 // these two, each once; any other failure is final, as Azure does not deduplicate.
 func (r *Relay) deliver(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
+	if o.pipeline != nil {
+		r.start(ctx, body, creds, o)
+		return
+	}
 	key := creds.AzureKey()
 	err := r.post(ctx, body, key, o)
 	if errors.Is(err, azdo.ErrSignatureRefused) {
@@ -340,6 +362,48 @@ func (r *Relay) post(ctx context.Context, body, key []byte, o *outcome) error {
 	return err
 }
 
+// start starts the pipeline by id: Azure's Runs API with the run parameters of body
+// and the credential the secret holds. Nothing is retried that may have queued a run.
+func (r *Relay) start(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
+	p := *o.pipeline
+	params, err := azdo.RunBody(body, p.Branch)
+	if err != nil {
+		o.err = err
+		return
+	}
+	auth, err := r.azureAuth(creds)
+	if err != nil {
+		o.err = err
+		return
+	}
+	begin := time.Now()
+	res, err := r.Azure.Run(ctx, p, params, auth)
+	o.azureTook += time.Since(begin)
+	o.azureStatus, o.attempts = res.Status, res.Attempts
+	var azErr *azdo.Error
+	if errors.As(err, &azErr) {
+		o.azureStatus, o.attempts = azErr.Status, azErr.Attempts
+	}
+	if errors.Is(err, azdo.ErrPipelineNotFound) {
+		// The entry is configuration, not payload: naming it says what to fix.
+		err = fmt.Errorf("%w: entry %s=%s/%d", err, p.Name, p.Project, p.ID)
+	}
+	o.azureRunID, o.link, o.err = res.ID, res.WebURL, err
+}
+
+// azureAuth is the credential the secret holds for the Runs API: a PAT, else an Entra
+// app, with its client secret or, without one, the relay's AWS identity (Tokens'
+// assertion).
+func (r *Relay) azureAuth(creds secret.Credentials) (azdo.Auth, error) {
+	switch {
+	case creds.AzurePAT != "":
+		return azdo.PAT(creds.AzurePAT), nil
+	case creds.AzureTenantID != "" && r.Tokens != nil:
+		return azdo.Entra(r.Tokens, entra.App{TenantID: creds.AzureTenantID, ClientID: creds.AzureClientID, ClientSecret: creds.AzureClientSecret}), nil
+	}
+	return nil, azdo.ErrNoCredentials
+}
+
 // otherKey returns the Azure key to try after refused was refused, and which value it
 // is, or nil when there is none other: the current value as Secrets Manager holds it
 // now, if it differs, else AWSPREVIOUS. Only authenticated requests get here, so the
@@ -363,23 +427,60 @@ func (r *Relay) otherKey(ctx context.Context, refused []byte) ([]byte, string) {
 	return previous.AzureKey(), secret.StagePrevious
 }
 
-// route picks the webhook: a path ending in /webhooks/{name} selects name from the
-// allow list; any other path the default.
-func (r *Relay) route(path string) (string, error) {
-	i := strings.LastIndex(path, "/webhooks/")
-	if i < 0 {
-		return r.Webhook, nil
-	}
-	name := strings.TrimSuffix(path[i+len("/webhooks/"):], "/")
-	if !azdo.ValidName(name) {
-		return "", fmt.Errorf("%w: the name after /webhooks/ must match [-_A-Za-z0-9]+", ErrRoute)
-	}
-	for _, allowed := range r.Allowed {
-		if name == allowed {
-			return name, nil
+// route picks the target: a path ending in /pipelines/{name} selects that pipeline,
+// one ending in /webhooks/{name} that webhook from the allow list; any other path
+// the default.
+func (r *Relay) route(path string, o *outcome) error {
+	for _, door := range []string{"/pipelines/", "/webhooks/"} {
+		i := strings.LastIndex(path, door)
+		if i < 0 {
+			continue
 		}
+		name := strings.TrimSuffix(path[i+len(door):], "/")
+		if !azdo.ValidName(name) {
+			return fmt.Errorf("%w: the name after %s must match [-_A-Za-z0-9]+", ErrRoute, door)
+		}
+		if door == "/pipelines/" {
+			for i := range r.Pipelines {
+				if r.Pipelines[i].Name == name {
+					o.pipeline = &r.Pipelines[i]
+					return nil
+				}
+			}
+			return fmt.Errorf("%w: %q", ErrPipelineRoute, name)
+		}
+		if slices.Contains(r.Allowed, name) {
+			o.webhook = name
+			return nil
+		}
+		return fmt.Errorf("%w: %q", ErrRoute, name)
 	}
-	return "", fmt.Errorf("%w: %q", ErrRoute, name)
+	r.defaultTarget(o)
+	return nil
+}
+
+// defaultTarget is the webhook AZURE_DEVOPS_WEBHOOK names, or else the first pipeline.
+func (r *Relay) defaultTarget(o *outcome) {
+	if r.Webhook == "" && len(r.Pipelines) > 0 {
+		o.pipeline = &r.Pipelines[0]
+		return
+	}
+	o.webhook = r.Webhook
+}
+
+// target names what the invocation went to, for the ledger and the log.
+func (o *outcome) target() string {
+	if o.pipeline != nil {
+		return o.pipeline.Name
+	}
+	return o.webhook
+}
+
+func (o *outcome) azureRunIDText() string {
+	if o.azureRunID == 0 {
+		return ""
+	}
+	return strconv.Itoa(o.azureRunID)
 }
 
 // report tells Port how delivery of a run went, within its own budget; it never
@@ -400,10 +501,16 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
 	var err error
 	switch rule, say := classify(o.err); {
+	case o.err == nil && o.pipeline != nil:
+		// The run's id and page are known at once: the Port run shows them now.
+		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", Link: o.link, ExternalRunID: o.azureRunIDText()})
+		if err == nil {
+			err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps started pipeline %s: run %d.", o.pipeline.Name, o.azureRunID))
+		}
 	case o.err == nil:
 		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps accepted webhook %s (pipeline queued).", o.webhook))
 	case azdo.MayHaveQueued(o.err):
-		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind webhook %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.webhook))
+		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.describe()))
 		if err == nil {
 			err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: MayHaveQueuedLabel + " (" + strings.ToLower(rule.label) + ")"})
 		}
@@ -411,8 +518,16 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: rule.label, Summary: say})
 	}
 	if err != nil {
-		r.Log.Warn("report to Port failed", "runId", o.runID, "webhook", o.webhook, "error", err.Error())
+		r.Log.Warn("report to Port failed", "runId", o.runID, "target", o.target(), "error", err.Error())
 	}
+}
+
+// describe names the target for a sentence: "webhook deploy" or "pipeline deploy".
+func (o *outcome) describe() string {
+	if o.pipeline != nil {
+		return "pipeline " + o.pipeline.Name
+	}
+	return "webhook " + o.webhook
 }
 
 // MayHaveQueuedLabel begins the status label of a Port run whose delivery may have
@@ -429,20 +544,39 @@ func reportContext(invocation context.Context) (context.Context, context.CancelF
 	return context.WithDeadline(context.WithoutCancel(invocation), deadline)
 }
 
+// answer is every JSON body the relay answers but an HTTP error's {"error": …}.
+type answer struct {
+	Forwarded     bool   `json:"forwarded"`
+	MayHaveQueued bool   `json:"mayHaveQueued,omitempty"`
+	Webhook       string `json:"webhook,omitempty"`
+	Pipeline      string `json:"pipeline,omitempty"`
+	AzureStatus   int    `json:"azureStatus,omitempty"`
+	AzureRunID    int    `json:"azureRunId,omitempty"`
+	Link          string `json:"link,omitempty"`
+	RunID         string `json:"runId,omitempty"`
+	Duplicate     bool   `json:"duplicate,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+// names sets the target of a: the webhook or the pipeline.
+func (a answer) names(o *outcome, name string) answer {
+	if o.pipeline != nil {
+		a.Pipeline = name
+	} else {
+		a.Webhook = name
+	}
+	return a
+}
+
 func (o *outcome) response() event.Response {
 	resp := event.Response{HTTP: o.kind.IsHTTP(), Kind: o.kind, Status: http.StatusOK}
 	if h := o.held; h != nil {
 		// Nothing was sent: the first delivery's answer, said to be a repeat. A result,
 		// not a function error, so that Lambda stops retrying.
 		delivered := h.State == ledger.Delivered
-		resp.Body, _ = json.Marshal(struct {
-			Forwarded     bool   `json:"forwarded"`
-			MayHaveQueued bool   `json:"mayHaveQueued,omitempty"`
-			Webhook       string `json:"webhook,omitempty"`
-			AzureStatus   int    `json:"azureStatus,omitempty"`
-			RunID         string `json:"runId,omitempty"`
-			Duplicate     bool   `json:"duplicate"`
-		}{delivered, !delivered, h.Target, h.AzureStatus, o.runID, true})
+		id, _ := strconv.Atoi(h.AzureRunID)
+		resp.Body, _ = json.Marshal(answer{Forwarded: delivered, MayHaveQueued: !delivered, AzureStatus: h.AzureStatus,
+			AzureRunID: id, Link: h.Link, RunID: o.runID, Duplicate: true}.names(o, h.Target))
 		return resp
 	}
 	if o.err != nil {
@@ -451,13 +585,7 @@ func (o *outcome) response() event.Response {
 		if !resp.HTTP && azdo.MayHaveQueued(o.err) {
 			// A result, not a function error: Lambda must not invoke again.
 			resp.MayHaveQueued = true
-			resp.Body, _ = json.Marshal(struct {
-				Forwarded     bool   `json:"forwarded"`
-				MayHaveQueued bool   `json:"mayHaveQueued"`
-				Webhook       string `json:"webhook"`
-				AzureStatus   int    `json:"azureStatus,omitempty"`
-				Error         string `json:"error"`
-			}{false, true, o.webhook, o.azureStatus, say})
+			resp.Body, _ = json.Marshal(answer{MayHaveQueued: true, AzureStatus: o.azureStatus, Error: say}.names(o, o.target()))
 			return resp
 		}
 		resp.Body, _ = json.Marshal(struct {
@@ -465,12 +593,7 @@ func (o *outcome) response() event.Response {
 		}{say})
 		return resp
 	}
-	resp.Body, _ = json.Marshal(struct {
-		Forwarded   bool   `json:"forwarded"`
-		Webhook     string `json:"webhook"`
-		AzureStatus int    `json:"azureStatus"`
-		RunID       string `json:"runId,omitempty"`
-	}{true, o.webhook, o.azureStatus, o.runID})
+	resp.Body, _ = json.Marshal(answer{Forwarded: true, AzureStatus: o.azureStatus, AzureRunID: o.azureRunID, Link: o.link, RunID: o.runID}.names(o, o.target()))
 	return resp
 }
 
@@ -484,8 +607,13 @@ func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.D
 	if o.source.IsValid() {
 		attrs = append(attrs, slog.String("sourceIp", o.source.String())) // an address is not a secret
 	}
-	if o.webhook != "" {
+	if o.pipeline != nil {
+		attrs = append(attrs, slog.String("pipeline", o.pipeline.Name))
+	} else if o.webhook != "" {
 		attrs = append(attrs, slog.String("webhook", o.webhook))
+	}
+	if o.azureRunID != 0 {
+		attrs = append(attrs, slog.Int("azureRunId", o.azureRunID))
 	}
 	if o.runID != "" {
 		attrs = append(attrs, slog.String("runId", o.runID))

@@ -57,6 +57,11 @@ func (f deliverFunc) Deliver(ctx context.Context, webhook string, body, secret [
 	return f(ctx, webhook, body, secret)
 }
 
+// Run: these fixtures start no pipeline (pipelines_test.go uses azdo's client on azdotest).
+func (f deliverFunc) Run(context.Context, azdo.Pipeline, []byte, azdo.Auth) (azdo.RunResult, error) {
+	return azdo.RunResult{}, errors.New("deliverFunc starts no pipeline")
+}
+
 // reports records what the relay tells Port.
 type reports struct {
 	mu    sync.Mutex

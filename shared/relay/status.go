@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/payload"
@@ -18,6 +19,8 @@ import (
 var (
 	ErrMethod = errors.New("method not allowed")
 	ErrRoute  = errors.New("webhook not allowed")
+	// ErrPipelineRoute: /pipelines/{name} names no entry of AZURE_DEVOPS_PIPELINES.
+	ErrPipelineRoute = errors.New("pipeline not allowed")
 	// ErrSourceNotAllowed: the HTTP caller's address is not in ALLOWED_SOURCE_IPS.
 	ErrSourceNotAllowed = errors.New("source address not allowed")
 )
@@ -43,6 +46,7 @@ var rules = []rule{
 	{event.ErrMalformed, 400, "Bad event", "The HTTP event is malformed", true, "event"},
 	{ErrMethod, 405, "Bad request", "Method not allowed: Port invokes webhooks with POST.", false, "method"},
 	{ErrRoute, 404, "Unknown webhook", "Webhook not allowed: the path names a webhook that is not in AZURE_DEVOPS_WEBHOOKS", true, "route"},
+	{ErrPipelineRoute, 404, "Unknown pipeline", "Pipeline not allowed: the path names a pipeline that is not in AZURE_DEVOPS_PIPELINES", true, "route"},
 	{payload.ErrTooLarge, 413, "Payload too large", fmt.Sprintf("The body is larger than %d bytes (1 MiB).", payload.MaxSize), false, "size"},
 	{payload.ErrReservedKey, 422, "Payload rejected", "Azure DevOps would accept this body and then drop the run silently", true, "payload"},
 	{payload.ErrEmpty, 400, "Payload rejected", "The body is empty: Azure DevOps needs a JSON object.", false, "payload"},
@@ -65,6 +69,24 @@ var rules = []rule{
 	{secret.ErrEmpty, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is empty.", false, "secret"},
 	{secret.ErrMalformed, 503, "Relay misconfigured", "The relay's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string; its other keys, when present, must not be blank, and azureTenantId, azureClientId (and azureClientSecret) go together.", false, "secret"},
 	{secret.ErrUnavailable, 503, "Relay unavailable", "The relay could not read its secret from Secrets Manager; nothing was sent, try again.", false, "secret"},
+	// Pipelines by id: the Entra side first (its errors come wrapped in azdo's), then Azure's Runs API.
+	{entra.ErrConfig, 503, "Relay misconfigured", "The Entra app in the relay's secret is not usable: azureTenantId must be a GUID or a domain and azureClientId a GUID; nothing was sent.", false, "secret"},
+	{entra.ErrRefused, 502, "Entra refused", "Microsoft Entra ID refused the relay's app (azureTenantId, azureClientId, azureClientSecret in the secret): check the tenant, the client id and that the client secret has not expired; nothing was sent to Azure DevOps", true, "entra"},
+	{entra.ErrFederatedCredential, 502, "Entra refused", "Microsoft Entra ID refused the relay's AWS identity: the app's federated credential must name exactly the issuer (the AWS account's) and the subject (the relay's role ARN), audience api://AzureADTokenExchange (docs/federation.md); nothing was sent to Azure DevOps", true, "entra"},
+	{entra.ErrFederationDisabled, 502, "AWS federation off", "The AWS account has outbound identity federation turned off, so the relay has no identity token for Entra: run aws iam enable-outbound-web-identity-federation once (docs/federation.md); nothing was sent.", false, "federation"},
+	{entra.ErrAWSDenied, 502, "AWS denied", "AWS denied the relay's role sts:GetWebIdentityToken: deploy with AzureFederation=true, which grants it for the audience api://AzureADTokenExchange (docs/federation.md); nothing was sent.", false, "federation"},
+	{entra.ErrSTSRefused, 502, "AWS refused", "AWS STS refused the relay's request for an identity token; nothing was sent", true, "federation"},
+	{entra.ErrSTSUnavailable, 502, "AWS unavailable", "AWS STS could not be reached for the relay's identity token; nothing was sent, try again.", false, "federation"},
+	{entra.ErrUnavailable, 502, "Entra unavailable", "Microsoft Entra ID could not be reached for a token; nothing was sent to Azure DevOps, try again.", false, "entra"},
+	{entra.ErrBadAnswer, 502, "Entra unreadable", "Microsoft Entra ID's token endpoint answered something unreadable: check AZURE_AUTHORITY_HOST; nothing was sent to Azure DevOps.", false, "entra"},
+	{azdo.ErrNoCredentials, 503, "Relay misconfigured", "The relay's secret has no credential for pipelines by id: add azurePat, or azureTenantId and azureClientId (docs/pipelines.md); nothing was sent.", false, "secret"},
+	{azdo.ErrRunBody, 400, "Payload rejected", "The run parameters in the body are not what Azure DevOps takes", true, "payload"},
+	{azdo.ErrUnexpectedParameter, 422, "Parameter rejected", "Azure DevOps refused a template parameter the pipeline does not declare", true, "payload"},
+	{azdo.ErrCredentials, 502, "Credentials refused", "Azure DevOps refused the credentials in the relay's secret: a PAT that expired, was revoked or lacks the scope Build: Read & execute, or an Entra app that is not a user of the organization; nothing was queued.", false, "credentials"},
+	{azdo.ErrForbidden, 502, "Not allowed", "Azure DevOps does not let the relay's identity queue this pipeline: grant it Queue builds on the pipeline; nothing was queued.", false, "credentials"},
+	{azdo.ErrProjectNotFound, 502, "Project not found", "Azure DevOps cannot find the project of this pipeline; check AZURE_DEVOPS_PIPELINES", true, "notfound"},
+	{azdo.ErrPipelineNotFound, 502, "Pipeline not found", "Azure DevOps cannot find this pipeline; check AZURE_DEVOPS_PIPELINES", true, "notfound"},
+	{azdo.ErrNoRunID, 502, "Azure unclear", "Azure DevOps accepted the run but did not say which it started. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false, "server"},
 	{azdo.ErrBadName, 404, "Unknown webhook", "The webhook name must match [-_A-Za-z0-9]+.", false, "route"},
 	{azdo.ErrWebhookNotFound, 502, "Webhook not found", "Azure DevOps cannot find this webhook: check the name in the service connection, and run the pipeline once from its default branch so that Azure registers it.", false, "notfound"},
 	{azdo.ErrSignatureRefused, 502, "Signature refused", "Azure DevOps refused the signature, made with the secret's azureWebhookSecret (clientSecret when it has none) and with its previous version if any: the Incoming WebHook service connection must hold that value as its secret and the relay's AZURE_SIGNATURE_HEADER as its header.", false, "signature"},

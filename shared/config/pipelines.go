@@ -1,0 +1,102 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/port-azure-relay/relay/shared/azdo"
+)
+
+// Pipelines reads AZURE_DEVOPS_PIPELINES: comma-separated name=project/pipelineId
+// entries, each optionally @refs/heads/branch. Names follow the webhook rule and are
+// unique; the project is a name Azure allows (none of / \ : * ? " < > | ; # $ , + = @
+// [ ] { }, at most 64 characters); the id a positive integer below a billion; the
+// branch a full ref of letters, digits and - . _ /. template.yaml's pattern refuses
+// the same.
+func Pipelines(getenv func(string) string) ([]azdo.Pipeline, error) {
+	const name = "AZURE_DEVOPS_PIPELINES"
+	var out []azdo.Pipeline
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return nil, nil
+	}
+	for entry := range strings.SplitSeq(v, ",") {
+		p, err := pipeline(strings.TrimSpace(entry))
+		if err != nil {
+			return nil, &Error{name, fmt.Sprintf("entry %q %s", clipEntry(entry), err)}
+		}
+		for _, q := range out {
+			if q.Name == p.Name {
+				return nil, &Error{name, fmt.Sprintf("names %q twice", p.Name)}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+type entryError string
+
+func (e entryError) Error() string { return string(e) }
+
+func pipeline(entry string) (azdo.Pipeline, error) {
+	n, rest, ok := strings.Cut(entry, "=")
+	if !ok {
+		return azdo.Pipeline{}, entryError("is not name=project/pipelineId")
+	}
+	p := azdo.Pipeline{Name: strings.TrimSpace(n)}
+	if !azdo.ValidName(p.Name) {
+		return azdo.Pipeline{}, entryError("has a name that does not match [-_A-Za-z0-9]+")
+	}
+	rest, p.Branch, _ = strings.Cut(strings.TrimSpace(rest), "@")
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return azdo.Pipeline{}, entryError("is not name=project/pipelineId")
+	}
+	p.Project, rest = strings.TrimSpace(rest[:i]), rest[i+1:]
+	if !projectName(p.Project) {
+		return azdo.Pipeline{}, entryError("has a project name Azure DevOps does not allow")
+	}
+	id, err := strconv.Atoi(rest)
+	if err != nil || id < 1 || id > 999_999_999 || rest[0] == '0' || rest[0] == '+' {
+		return azdo.Pipeline{}, entryError("has a pipeline id that is not a positive integer")
+	}
+	p.ID = id
+	if p.Branch != "" && !branchRef(p.Branch) {
+		return azdo.Pipeline{}, entryError("has a branch that is not a full ref such as refs/heads/main")
+	}
+	if strings.Contains(entry, "@") && p.Branch == "" {
+		return azdo.Pipeline{}, entryError("has an empty branch after @")
+	}
+	return p, nil
+}
+
+// projectName: 1 to 64 characters, none that Azure DevOps forbids in a project name
+// (or that the entry's own syntax uses), no control character.
+func projectName(s string) bool {
+	if n := utf8.RuneCountInString(s); n == 0 || n > 64 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`/\:*?"<>|;#$,+=@[]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// branchRef: refs/ and 1 to 250 letters, digits and - . _ /.
+func branchRef(s string) bool {
+	rest, ok := strings.CutPrefix(s, "refs/")
+	return ok && len(rest) > 0 && len(rest) <= 250 && allIn(rest, "-._/")
+}
+
+func clipEntry(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 80 {
+		return strings.ToValidUTF8(s[:80], "") + "…"
+	}
+	return s
+}
