@@ -34,6 +34,7 @@ var (
 	reportCases   atomic.Int64
 	statusCases   atomic.Int64
 	ledgerCases   atomic.Int64
+	pipelineCases atomic.Int64
 	auditMu       sync.Mutex
 	auditSources  []func() []string // every function's output, read at the end
 )
@@ -111,7 +112,7 @@ func run(m *testing.M) int {
 	}
 	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, status function %d passed, log audit %d lines clean, %d EMF records valid\n",
 		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), statusCases.Load(), lines-len(dirty), records)
-	fmt.Printf("e2e: source allow-list %d cases passed, ledger across containers %d cases passed\n", sourceCases.Load(), ledgerCases.Load())
+	fmt.Printf("e2e: source allow-list %d cases passed, ledger across containers %d cases passed, pipelines by id %d cases passed\n", sourceCases.Load(), ledgerCases.Load(), pipelineCases.Load())
 	return code
 }
 
@@ -143,7 +144,7 @@ func leaks(line string) bool {
 		strings.Contains(line, samplePassword) {
 		return true
 	}
-	for _, s := range rotationSecrets {
+	for _, s := range append(rotationSecrets, azureCredentials...) {
 		if strings.Contains(line, s) {
 			return true
 		}

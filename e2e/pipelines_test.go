@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/entra/entratest"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
+)
+
+// The Azure credentials the pipeline tests store; the log audit looks for each.
+const (
+	e2ePAT       = "e2e-azure-pat-Wq8Lm3Zt"
+	e2eTenant    = "5b0a7c2e-1d3f-4e58-9a6b-7c8d9e0f1a2b"
+	e2eClient    = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+	e2eAppSecret = "e2e-entra-app-secret-Rv5"
+)
+
+var azureCredentials = []string{e2ePAT, e2eAppSecret}
+
+// pipelinesWorld is a relay that starts pipelines by id (and has no webhook), with the
+// status function, sharing Secrets Manager, the ledger, Azure (the Runs API), Entra
+// and Port's API, as one stack deployed with AzureDevOpsPipelines.
+type pipelinesWorld struct {
+	sm     *smtest.Server
+	az     *azdotest.Server
+	entra  *entratest.Server
+	port   *porttest.Server
+	db     *dynamotest.Server
+	relay  *lambdatest.Function
+	status *lambdatest.Function
+	hook   *servicehooktest.Sender
+}
+
+func newPipelinesWorld(t *testing.T, secretJSON string) *pipelinesWorld {
+	t.Helper()
+	w := &pipelinesWorld{sm: smtest.New(), az: azdotest.New(org), entra: entratest.New(), port: porttest.New(portClientID, portSecret), db: dynamotest.New()}
+	for _, c := range []func(){w.sm.Close, w.az.Close, w.entra.Close, w.port.Close, w.db.Close} {
+		t.Cleanup(c)
+	}
+	w.sm.Put(secretName, secretJSON)
+	w.az.AddPipeline(azdotest.RunsPipeline{Project: "Payments Team", ID: 42, Name: "deploy-service " + marker, Parameters: []string{"service", "replicas"}, DefaultBranch: "refs/heads/main"})
+	w.az.AddPAT(e2ePAT)
+	w.entra.AddApp(e2eTenant, e2eClient, e2eAppSecret)
+	w.az.AcceptBearer(func(token string) bool { _, _, ok := w.entra.Valid(token); return ok })
+	w.db.CreateTable(ledgerTable, "id")
+	w.db.EnableTTL(ledgerTable, "expiresAt")
+	env := append(w.sm.Env(), dynamoEndpoint(w.db), "PORT_SECRET_ID="+secretName, "LEDGER_TABLE="+ledgerTable, "PORT_API_URL="+w.port.URL)
+	w.relay = start(t, relayBin, faultTimeout, append(slices.Clone(env),
+		"AZURE_DEVOPS_ORG="+org, "AZURE_DEVOPS_URL="+w.az.URL, "AZURE_AUTHORITY_HOST="+w.entra.URL,
+		"AZURE_DEVOPS_PIPELINES=deploy=Payments Team/42@refs/heads/release, ghost=Payments Team/99"))
+	w.status = start(t, statusBin, 10*time.Second, env)
+	gw := lambdatest.Gateway(w.status)
+	t.Cleanup(func() { gw.Close() })
+	w.hook = &servicehooktest.Sender{URL: gw.URL + "/azure/events", Username: "azure-devops", Password: hookPassword,
+		Delays: slices.Repeat([]time.Duration{50 * time.Millisecond}, len(servicehooktest.AzureDelays))}
+	return w
+}
+
+func pipelineSecret(azure string) string {
+	return `{"clientId":"` + portClientID + `","clientSecret":"` + portSecret + `","serviceHookPassword":"` + hookPassword + `",` + azure + `}`
+}
+
+func pipelineBody(runID string) []byte {
+	return fmt.Appendf(nil, `{"templateParameters":{"service":"payments %s","replicas":3},"port_context":{"runId":"%s"}}`, marker, runID)
+}
+
+// TestAPipelineByIDFollowedToItsEnd: an unchanged pipeline is started by id; the Port
+// run gets the Azure link and run id in the same invocation, then each stage and the
+// result from the status function, which finds the Port run through the ledger: the
+// run's name carries no Port run id.
+func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	w := newPipelinesWorld(t, pipelineSecret(`"azurePat":"`+e2ePAT+`"`))
+	runID := "r_byid" + rand.Text()[:10]
+	w.port.CreateRuns(runID)
+
+	r := invoke(t, w.relay, signedEvent(1, "/pipelines/deploy", pipelineBody(runID)))
+	if r.status != 200 || r.body["pipeline"] != "deploy" || r.body["azureRunId"] == nil || r.body["link"] == nil || r.body["runId"] != runID {
+		t.Fatalf("%d %v, want 200 with the pipeline, its run id and link", r.status, r.body)
+	}
+	azureRunID := int(r.body["azureRunId"].(float64))
+	run, _ := w.port.Run(runID)
+	if run.Link != r.body["link"] || run.ExternalRunID != strconv.Itoa(azureRunID) || run.Status != "IN_PROGRESS" {
+		t.Fatalf("the Port run right after: %+v, want the link and the Azure run id, in progress", run)
+	}
+	queued := w.az.Runs()
+	if len(queued) != 1 || queued[0].Auth != azdotest.AuthPAT || queued[0].RefName != "refs/heads/release" ||
+		queued[0].TemplateParameters["replicas"] != "3" || strings.Contains(queued[0].Name, runID) {
+		t.Fatalf("Azure queued %+v, want one run by PAT on the configured branch, its name the pipeline's own", queued)
+	}
+
+	// The pipeline runs: Azure's service hooks, with a run name that has no Port run id.
+	azRun := servicehooktest.Run{Org: org, PipelineID: 42, PipelineName: "deploy-service", ID: azureRunID, Name: queued[0].Name, State: "inProgress"}
+	for _, body := range [][]byte{
+		servicehooktest.Notification(azRun),
+		servicehooktest.StageNotification(azRun, servicehooktest.Stage{Name: "build", State: "running"}),
+		servicehooktest.StageNotification(azRun, servicehooktest.Stage{Name: "build", State: "completed", Result: "succeeded"}),
+	} {
+		if d, err := w.hook.Send(t.Context(), body); err != nil || !d.Delivered {
+			code, answer := d.Last()
+			t.Fatalf("service hook: %d %s %v", code, answer, err)
+		}
+	}
+	if run, _ := w.port.Run(runID); run.StatusLabel != "Stage build ended: succeeded" {
+		t.Errorf("after the stage: %+v, want the stage on the label", run)
+	}
+	azRun.State, azRun.Result = "completed", "succeeded"
+	if d, err := w.hook.Send(t.Context(), servicehooktest.Notification(azRun)); err != nil || !d.Delivered {
+		t.Fatalf("completed: %v %v", d, err)
+	}
+	run, _ = w.port.Run(runID)
+	if run.Status != "SUCCESS" || run.Link == "" {
+		t.Errorf("at the end: %+v, want SUCCESS with the link", run)
+	}
+	var logs []string
+	for _, l := range w.port.Logs(runID) {
+		logs = append(logs, l.Message)
+	}
+	if !slices.Contains(logs, "Azure DevOps: stage build running.") || !slices.Contains(logs, "Azure DevOps: stage build ended: succeeded.") {
+		t.Errorf("run log %q, want each stage", logs)
+	}
+	pipelineCases.Add(1)
+}
+
+// TestPipelinesByIDWithAnEntraApp: the Entra token is fetched once and reused by the
+// warm container; a wrong client secret is Entra's refusal, named as such.
+func TestPipelinesByIDWithAnEntraApp(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	w := newPipelinesWorld(t, pipelineSecret(`"azureTenantId":"`+e2eTenant+`","azureClientId":"`+e2eClient+`","azureClientSecret":"`+e2eAppSecret+`"`))
+	for i := range 3 {
+		runID := fmt.Sprintf("r_entra%d%s", i, rand.Text()[:8])
+		if r := invoke(t, w.relay, signedEvent(i, "/pipelines/deploy", pipelineBody(runID))); r.status != 200 {
+			t.Fatalf("run %d: %d %v", i, r.status, r.body)
+		}
+	}
+	if n := w.entra.Requests(""); n != 1 {
+		t.Errorf("%d Entra token requests for 3 runs, want 1: the token is cached", n)
+	}
+	if runs := w.az.Runs(); len(runs) != 3 || runs[0].Auth != azdotest.AuthBearer {
+		t.Errorf("Azure queued %d runs by %v, want 3 by Bearer token", len(runs), runs)
+	}
+	pipelineCases.Add(1)
+
+	bad := newPipelinesWorld(t, pipelineSecret(`"azureTenantId":"`+e2eTenant+`","azureClientId":"`+e2eClient+`","azureClientSecret":"not-the-secret"`))
+	r := invoke(t, bad.relay, signedEvent(1, "/pipelines/deploy", pipelineBody("r_entrabad")))
+	if r.status != 502 || !strings.Contains(r.errMsg, "Entra ID refused") || bad.az.RunRequests() != 0 {
+		t.Errorf("a wrong client secret: %d %q with %d Runs requests, want 502 naming Entra and nothing sent", r.status, r.errMsg, bad.az.RunRequests())
+	}
+	pipelineCases.Add(1)
+}
+
+// TestRunsAPIAnswers: what Azure's Runs API answers becomes one clear sentence.
+func TestRunsAPIAnswers(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	w := newPipelinesWorld(t, pipelineSecret(`"azurePat":"`+e2ePAT+`"`))
+	for i, tc := range []struct {
+		name   string
+		path   string
+		body   func(string) []byte
+		script []azdotest.Step
+		revoke bool
+		status int
+		words  []string
+		runs   int // runs queued by the case
+	}{
+		{"a revoked PAT: the sign-in page, credentials refused", "/pipelines/deploy", pipelineBody, nil, true, 502, []string{"refused the credentials"}, 0},
+		{"an undeclared template parameter: 422 naming it", "/pipelines/deploy", func(id string) []byte {
+			return fmt.Appendf(nil, `{"templateParameters":{"colour":"%s"},"port_context":{"runId":"%s"}}`, marker, id)
+		}, nil, false, 422, []string{"colour"}, 0},
+		{"a pipeline Azure does not have: the entry named", "/pipelines/ghost", pipelineBody, nil, false, 502, []string{"ghost=Payments Team/99"}, 0},
+		{"a name not configured: 404", "/pipelines/other", pipelineBody, nil, false, 404, []string{"AZURE_DEVOPS_PIPELINES"}, 0},
+		{"429 with Retry-After 1: waited for, then queued", "/pipelines/deploy", pipelineBody, []azdotest.Step{azdotest.Status(429).RetryAfter(1)}, false, 200, nil, 1},
+		{"429 with Retry-After past the deadline: throttled", "/pipelines/deploy", pipelineBody, []azdotest.Step{azdotest.Status(429).RetryAfter(30)}, false, 502, []string{"throttling"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.revoke {
+				w.az.RevokePAT(e2ePAT)
+				defer w.az.AddPAT(e2ePAT)
+			}
+			w.az.Script(tc.script...)
+			before := w.az.RunCount()
+			r := invoke(t, w.relay, signedEvent(i, tc.path, tc.body("r_ans"+strconv.Itoa(i)+rand.Text()[:8])))
+			if r.status != tc.status {
+				t.Fatalf("%d %v, want %d", r.status, r.body, tc.status)
+			}
+			hasWords(t, "error", r.errMsg, tc.words...)
+			if n := w.az.RunCount() - before; n != tc.runs {
+				t.Errorf("%d runs queued, want %d", n, tc.runs)
+			}
+			pipelineCases.Add(1)
+		})
+	}
+}
