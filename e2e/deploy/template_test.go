@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/metrics"
 
 	"gopkg.in/yaml.v3"
@@ -398,11 +399,13 @@ func policyStatements(t *testing.T, tpl *yaml.Node, fn string) []statement {
 func TestLeastPrivilege(t *testing.T) {
 	tpl := loadTemplate(t)
 	ledgerActions := []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-	allowed := append([]string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"}, ledgerActions...)
+	allowed := append([]string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage", "sts:GetWebIdentityToken"}, ledgerActions...)
 	wantResource := map[string]string{
 		"secretsmanager:GetSecretValue": "!Ref PortSecretArn",
 		"kms:Decrypt":                   "!Ref SecretKmsKeyArn",
 		"sqs:SendMessage":               "!GetAtt ScheduleDLQ.Arn",
+		// It has no resource: the token is the caller's own. Its conditions hold it instead.
+		"sts:GetWebIdentityToken": "*",
 	}
 	for _, a := range ledgerActions {
 		wantResource[a] = "!GetAtt LedgerTable.Arn" // the ledger's table alone, only when it exists
@@ -439,6 +442,13 @@ func TestLeastPrivilege(t *testing.T) {
 						t.Errorf("%s: %s for %s under condition %q, want the relay's four and the status function's GetItem, under LedgerOn", where, action, fn, st.cond)
 					}
 					switch action {
+					case "sts:GetWebIdentityToken":
+						aud := render(get(st.node, "Condition", "StringEquals", "sts:IdentityTokenAudience"))
+						dur := render(get(st.node, "Condition", "NumericLessThanEquals", "sts:DurationSeconds"))
+						if fn != "RelayFunction" || st.cond != "FederationOn" || aud != entra.TokenExchangeAudience || dur != strconv.Itoa(entra.AssertionDurationSeconds) {
+							t.Errorf("%s: want the relay alone, under FederationOn, held to audience %s and at most %d s (got %q, %q)",
+								where, entra.TokenExchangeAudience, entra.AssertionDurationSeconds, aud, dur)
+						}
 					case "secretsmanager:GetSecretValue":
 						readsSecret = true
 					case "kms:Decrypt":
@@ -451,7 +461,7 @@ func TestLeastPrivilege(t *testing.T) {
 					}
 				}
 				for _, r := range resources {
-					if strings.Contains(r, "*") {
+					if strings.Contains(r, "*") && !slices.Contains(scalars(get(st.node, "Action")), "sts:GetWebIdentityToken") {
 						t.Errorf("%s: resource %s has a wildcard", where, r)
 					}
 				}
@@ -611,6 +621,10 @@ func TestOutputs(t *testing.T) {
 func TestReferencesResolve(t *testing.T) {
 	tpl := loadTemplate(t)
 	defined := func(name string) bool {
+		// SAM makes <Function>Role for a function without a Role of its own.
+		if fn, ok := strings.CutSuffix(name, "Role"); ok && render(get(tpl, "Resources", fn, "Type")) == "AWS::Serverless::Function" {
+			return true
+		}
 		return strings.HasPrefix(name, "AWS::") || get(tpl, "Parameters", name) != nil || get(tpl, "Resources", name) != nil
 	}
 	subVar := regexp.MustCompile(`\$\{([^}!]+)\}`)
@@ -622,7 +636,7 @@ func TestReferencesResolve(t *testing.T) {
 				t.Errorf("line %d: !Ref %s names no parameter or resource", n.Line, n.Value)
 			}
 		case "!GetAtt":
-			if res, _, _ := strings.Cut(n.Value, "."); get(tpl, "Resources", res) == nil {
+			if res, _, _ := strings.Cut(n.Value, "."); !defined(res) || get(tpl, "Parameters", res) != nil {
 				t.Errorf("line %d: !GetAtt %s names no resource", n.Line, n.Value)
 			}
 		case "!Sub":

@@ -66,7 +66,7 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	core := newRelay(cfg, sm.Client(), nil, handler.Logger(io.Discard))
+	core := newRelay(cfg, sm.Client(), nil, nil, handler.Logger(io.Discard))
 	client := core.Azure.(*azdo.Client)
 	timed := &timedTransport{next: client.HTTP.Transport}
 	client.HTTP.Transport = timed

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
@@ -36,6 +37,13 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
+		var tokens entra.STSClient
+		if len(cfg.Pipelines) > 0 {
+			// For an Entra app without a client secret: the function's own role, federated.
+			// The regional endpoint (outbound federation is not on the global one), or
+			// AWS_ENDPOINT_URL_STS, as the SDK resolves it.
+			tokens = sts.NewFromConfig(aws)
+		}
 		var db ledger.DB
 		if cfg.LedgerTable != "" {
 			db = dynamodb.NewFromConfig(aws)
@@ -43,7 +51,7 @@ func main() {
 			log.Info("no LEDGER_TABLE: each container remembers the Port signatures it accepted; the same invocation reaching another container, or an AWS event retried, may be delivered twice",
 				"phase", "init")
 		}
-		r := newRelay(cfg, secretsmanager.NewFromConfig(aws), db, log)
+		r := newRelay(cfg, secretsmanager.NewFromConfig(aws), db, tokens, log)
 		warmUp(r)
 		return r, nil
 	})
@@ -66,8 +74,9 @@ func warmUp(r *relay.Relay) {
 }
 
 // newRelay builds the relay's core from its configuration, once per container; db is
-// the ledger's DynamoDB, nil when LEDGER_TABLE is not set.
-func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, log *slog.Logger) *relay.Relay {
+// the ledger's DynamoDB, nil when LEDGER_TABLE is not set; awsTokens is STS, for an
+// Entra app federated to the function's role, nil without pipelines.
+func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, awsTokens entra.STSClient, log *slog.Logger) *relay.Relay {
 	r := &relay.Relay{
 		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
@@ -93,6 +102,9 @@ func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, log *slog.Logger
 		// Entra's tokens, for a secret that holds an Entra app; cached per app until
 		// shortly before they expire. A PAT needs none of it.
 		r.Tokens = &entra.Client{AuthorityHost: cfg.AuthorityHost, HTTP: &http.Client{Timeout: 5 * time.Second}}
+		if awsTokens != nil {
+			r.Tokens.Assertion = &entra.AWSAssertion{STS: awsTokens}
+		}
 	}
 	return r
 }
