@@ -141,7 +141,8 @@ func audit() (total int, dirty []string, records int, invalid []string) {
 func leaks(line string) bool {
 	if strings.Contains(line, portSecret) || strings.Contains(line, otherSecret) || strings.Contains(line, demoSecret) ||
 		strings.Contains(line, marker) || strings.Contains(line, hookPassword) ||
-		strings.Contains(line, samplePassword) {
+		strings.Contains(line, samplePassword) ||
+		strings.Contains(line, "eyJ") { // a JWT: STS's identity token or an Entra token
 		return true
 	}
 	for _, s := range append(rotationSecrets, azureCredentials...) {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
+	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/entra/entratest"
+	"github.com/port-azure-relay/relay/shared/entra/ststest"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
@@ -42,7 +44,7 @@ type pipelinesWorld struct {
 	hook   *servicehooktest.Sender
 }
 
-func newPipelinesWorld(t *testing.T, secretJSON string) *pipelinesWorld {
+func newPipelinesWorld(t *testing.T, secretJSON string, extraEnv ...string) *pipelinesWorld {
 	t.Helper()
 	w := &pipelinesWorld{sm: smtest.New(), az: azdotest.New(org), entra: entratest.New(), port: porttest.New(portClientID, portSecret), db: dynamotest.New()}
 	for _, c := range []func(){w.sm.Close, w.az.Close, w.entra.Close, w.port.Close, w.db.Close} {
@@ -56,9 +58,9 @@ func newPipelinesWorld(t *testing.T, secretJSON string) *pipelinesWorld {
 	w.db.CreateTable(ledgerTable, "id")
 	w.db.EnableTTL(ledgerTable, "expiresAt")
 	env := append(w.sm.Env(), dynamoEndpoint(w.db), "PORT_SECRET_ID="+secretName, "LEDGER_TABLE="+ledgerTable, "PORT_API_URL="+w.port.URL)
-	w.relay = start(t, relayBin, faultTimeout, append(slices.Clone(env),
+	w.relay = start(t, relayBin, faultTimeout, append(append(slices.Clone(env),
 		"AZURE_DEVOPS_ORG="+org, "AZURE_DEVOPS_URL="+w.az.URL, "AZURE_AUTHORITY_HOST="+w.entra.URL,
-		"AZURE_DEVOPS_PIPELINES=deploy=Payments Team/42@refs/heads/release, ghost=Payments Team/99"))
+		"AZURE_DEVOPS_PIPELINES=deploy=Payments Team/42@refs/heads/release, ghost=Payments Team/99"), extraEnv...))
 	w.status = start(t, statusBin, 10*time.Second, env)
 	gw := lambdatest.Gateway(w.status)
 	t.Cleanup(func() { gw.Close() })
@@ -204,4 +206,83 @@ func TestRunsAPIAnswers(t *testing.T) {
 			pipelineCases.Add(1)
 		})
 	}
+}
+
+// TestNoAzureSecretAnywhere: the secret holds only the Entra app's tenant and client
+// id; the relay's AWS role, through STS's identity token and the app's federated
+// credential, is its Azure identity. Both tokens are fetched once for several runs;
+// STS refusing and Entra refusing each say which side refused.
+func TestNoAzureSecretAnywhere(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	federated := pipelineSecret(`"azureTenantId":"` + e2eTenant + `","azureClientId":"` + e2eClient + `"`)
+	world := func(t *testing.T, setUp func(s *ststest.Server, e *entratest.Server)) (*pipelinesWorld, *ststest.Server) {
+		s := ststest.New()
+		t.Cleanup(s.Close)
+		w := newPipelinesWorld(t, federated, stsEndpoint(s))
+		setUp(s, w.entra)
+		return w, s
+	}
+	configured := func(s *ststest.Server, e *entratest.Server) {
+		s.SetPolicy(entra.TokenExchangeAudience, entra.AssertionDurationSeconds) // the template's conditions
+		e.AddFederatedCredential(e2eTenant, e2eClient, s.EnableFederation(), ststest.DefaultRole, entra.TokenExchangeAudience)
+	}
+
+	t.Run("queued with no Azure secret stored, both tokens cached", func(t *testing.T) {
+		w, s := world(t, configured)
+		for i := range 3 {
+			if r := invoke(t, w.relay, signedEvent(i, "/pipelines/deploy", pipelineBody(fmt.Sprintf("r_fed%d%s", i, rand.Text()[:8])))); r.status != 200 {
+				t.Fatalf("run %d: %d %v", i, r.status, r.body)
+			}
+		}
+		if runs := w.az.Runs(); len(runs) != 3 || runs[2].Auth != azdotest.AuthBearer {
+			t.Errorf("Azure queued %v, want 3 runs by Entra's token", runs)
+		}
+		if s.Issued() != 1 || w.entra.Requests(entratest.GrantAssertion) != 1 || w.entra.Requests(entratest.GrantSecret) != 0 {
+			t.Errorf("%d STS tokens and %d Entra exchanges (%d with a secret) for 3 runs, want 1, 1 and 0",
+				s.Issued(), w.entra.Requests(entratest.GrantAssertion), w.entra.Requests(entratest.GrantSecret))
+		}
+		pipelineCases.Add(1)
+	})
+	for _, tc := range []struct {
+		name  string
+		setUp func(s *ststest.Server, e *entratest.Server)
+		words []string
+	}{
+		{"the AWS account's federation is off: STS refuses", func(s *ststest.Server, e *entratest.Server) {
+			s.SetPolicy(entra.TokenExchangeAudience, entra.AssertionDurationSeconds) // never turned on
+			e.AddFederatedCredential(e2eTenant, e2eClient, "https://00000000.tokens.sts.global.api.aws", ststest.DefaultRole, entra.TokenExchangeAudience)
+		}, []string{"outbound identity federation", "turned off"}},
+		{"the role's policy does not allow it: AWS denies", func(s *ststest.Server, e *entratest.Server) {
+			e.AddFederatedCredential(e2eTenant, e2eClient, s.EnableFederation(), ststest.DefaultRole, entra.TokenExchangeAudience)
+			s.SetPolicy("api://another-audience", entra.AssertionDurationSeconds)
+		}, []string{"AWS denied", "AzureFederation"}},
+		{"the federated credential names another subject: Entra refuses", func(s *ststest.Server, e *entratest.Server) {
+			s.SetPolicy(entra.TokenExchangeAudience, entra.AssertionDurationSeconds)
+			e.AddFederatedCredential(e2eTenant, e2eClient, s.EnableFederation(), "arn:aws:iam::123456789012:role/another-role", entra.TokenExchangeAudience)
+		}, []string{"Entra ID refused the relay's AWS identity", "AADSTS700213"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := world(t, tc.setUp)
+			r := invoke(t, w.relay, signedEvent(1, "/pipelines/deploy", pipelineBody("r_fedno"+rand.Text()[:8])))
+			if r.status != 502 {
+				t.Fatalf("%d %v, want 502", r.status, r.body)
+			}
+			hasWords(t, "error", r.errMsg, tc.words...)
+			if n := w.az.RunRequests(); n != 0 {
+				t.Errorf("%d requests reached Azure DevOps, want none", n)
+			}
+			pipelineCases.Add(1)
+		})
+	}
+}
+
+// stsEndpoint is the one line of s.Env() that the relay's environment lacks.
+func stsEndpoint(s *ststest.Server) string {
+	for _, kv := range s.Env() {
+		if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_STS=") {
+			return kv
+		}
+	}
+	panic("ststest.Env has no AWS_ENDPOINT_URL_STS")
 }
