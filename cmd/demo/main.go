@@ -6,7 +6,9 @@
 // invocation to a second relay container, which the shared ledger (a local DynamoDB)
 // answers as a duplicate, then one forged request, refused; then Azure's service hook
 // reports the pipeline run to the status function, which ends the Port run SUCCESS
-// with the run's link.
+// with the run's link. Last, an existing pipeline is started by id (Azure's Runs API,
+// a PAT from the secret): its link reaches the Port run at once, and SUCCESS comes
+// from the status function, which finds the Port run through the ledger.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
@@ -39,7 +42,9 @@ const (
 	webhook  = "port_trigger"
 	clientID = "demo-client-id"
 	runID    = "r_DemoRun0000001"
+	byIDRun  = "r_DemoRun0000002" // the run of the pipeline started by id
 	hookPass = "demo-service-hook-password"
+	demoPAT  = "demo-azure-pat"
 )
 
 func main() {
@@ -73,11 +78,16 @@ func run() error {
 	secret := randomSecret()
 	sm := smtest.New()
 	defer sm.Close()
-	arn := sm.Put("port/azure-relay", fmt.Sprintf(`{"clientId":%q,"clientSecret":%q,"serviceHookPassword":%q}`, clientID, secret, hookPass))
+	arn := sm.Put("port/azure-relay", fmt.Sprintf(`{"clientId":%q,"clientSecret":%q,"serviceHookPassword":%q,"azurePat":%q}`, clientID, secret, hookPass, demoPAT))
 	step("Secrets Manager (local, SigV4-checked) holds %s", arn)
 	port := porttest.New(clientID, secret)
 	defer port.Close()
-	port.CreateRuns(runID) // the user clicks the action in Port
+	port.CreateRuns(runID, byIDRun) // the user clicks the actions in Port
+	// Azure DevOps' Runs API, for the pipeline started by id; the verifier plays the webhooks.
+	runsAPI := azdotest.New(org)
+	defer runsAPI.Close()
+	runsAPI.AddPipeline(azdotest.RunsPipeline{Project: "Payments", ID: 42, Name: "deploy-service", Parameters: []string{"service"}, DefaultBranch: "refs/heads/main"})
+	runsAPI.AddPAT(demoPAT)
 
 	db := dynamotest.New()
 	defer db.Close()
@@ -96,7 +106,7 @@ func run() error {
 	defer verifier.Close()
 	verifierGW := lambdatest.Gateway(verifier)
 	defer verifierGW.Close()
-	azure := tracing(verifierGW.URL)
+	azure := tracing(verifierGW.URL, runsAPI.URL)
 	defer azure.Close()
 
 	// Two relay containers, as Lambda runs them, sharing the ledger.
@@ -107,7 +117,8 @@ func run() error {
 		"AZURE_DEVOPS_WEBHOOK="+webhook,
 		"AZURE_DEVOPS_URL="+azure.URL,
 		"PORT_API_URL="+port.URL,
-		"LEDGER_TABLE=relay-ledger")
+		"LEDGER_TABLE=relay-ledger",
+		"AZURE_DEVOPS_PIPELINES=deploy=Payments/42@refs/heads/main")
 	var relayGWs []*lambdatest.Endpoint
 	for range 2 {
 		relay, err := lambdatest.Start(ctx, lambdatest.Options{
@@ -124,7 +135,7 @@ func run() error {
 	relayGW := relayGWs[0]
 	statusFn, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "status", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
-		Env: append(sm.Env(), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL),
+		Env: append(append(sm.Env(), db.Env()...), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL, "LEDGER_TABLE=relay-ledger"),
 	})
 	if err != nil {
 		return err
@@ -198,6 +209,51 @@ func run() error {
 		return fmt.Errorf("the Port run is %s, want SUCCESS", run.Status)
 	}
 
+	// Any pipeline, unchanged: started by id, its link on the Port run at once.
+	fmt.Println()
+	byID := fmt.Sprintf(`{"templateParameters":{"service":"payments-api"},"port_context":{"runId":%q}}`, byIDRun)
+	ts = time.Now().Unix()
+	sig = signature.SignPort([]byte(secret), ts, []byte(byID))
+	fmt.Printf(hop+"POST /pipelines/deploy  (an existing pipeline, unchanged: started by id)\n", "Port ──► relay")
+	status, answer, took, err = post(ctx, relayGW.URL+"/pipelines/deploy", byID, ts, sig)
+	if err != nil {
+		return err
+	}
+	fmt.Printf(hop+"%d %s  (%s)\n", "relay ──► Port", status, answer, took)
+	run, _ = port.Run(byIDRun)
+	fmt.Printf(hop+"run %s: %s %q, link %s  (in the same invocation)\n", "Port (API)", byIDRun, run.Status, run.StatusLabel, run.Link)
+	queued := runsAPI.Runs()
+	if status != http.StatusOK || len(queued) != 1 || run.Link == "" {
+		return fmt.Errorf("the pipeline by id: %d %s, %d runs, Port run %+v; its log:\n%s", status, answer, len(queued), run, logs)
+	}
+	byIDRunAz := servicehooktest.Run{Org: org, PipelineID: 42, PipelineName: "deploy-service", ID: queued[0].ID, Name: queued[0].Name}
+	for _, step := range []struct{ state, result, stage, stageState, stageResult string }{
+		{"inProgress", "", "deploy", "running", ""}, {"inProgress", "", "deploy", "completed", "succeeded"}, {"completed", "succeeded", "", "", ""},
+	} {
+		byIDRunAz.State, byIDRunAz.Result = step.state, step.result
+		body := servicehooktest.Notification(byIDRunAz)
+		what := strings.TrimSpace(step.state + " " + step.result)
+		if step.stage != "" {
+			body = servicehooktest.StageNotification(byIDRunAz, servicehooktest.Stage{Name: step.stage, State: step.stageState, Result: step.stageResult})
+			what = "stage " + step.stage + " " + strings.TrimSpace(step.stageState+" "+step.stageResult)
+		}
+		fmt.Printf(hop+"POST /azure/events  run %d %q (no Port run id in its name) %s\n", "Azure ──► status", byIDRunAz.ID, byIDRunAz.Name, what)
+		d, err := hook.Send(ctx, body)
+		if err != nil {
+			return err
+		}
+		code, answer := d.Last()
+		fmt.Printf(hop+"%d %s\n", "status ──► Azure", code, strings.TrimSpace(string(answer)))
+		if !d.Delivered {
+			return fmt.Errorf("the status function answered %d, want 200; its log:\n%s", code, logs)
+		}
+	}
+	run, _ = port.Run(byIDRun)
+	fmt.Printf(hop+"run %s: %s %q, link %s  (found through the ledger)\n", "Port (API)", byIDRun, run.Status, run.StatusLabel, run.Link)
+	if run.Status != "SUCCESS" {
+		return fmt.Errorf("the Port run of the pipeline by id is %s, want SUCCESS", run.Status)
+	}
+
 	fmt.Printf("\nThe functions' log (one JSON line per invocation; no secret, no payload):\n")
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if strings.HasPrefix(line, "{") {
@@ -208,9 +264,10 @@ func run() error {
 	// once more, in case Port's secret had been rotated (at most every 30 s after that).
 	fmt.Printf("\nSecrets Manager calls: %d: one per function container (the secret is cached for SECRET_CACHE_TTL), and one\n"+
 		"more by the relay when the forged signature did not match, in case Port's secret had just been rotated.\n", sm.Calls())
-	fmt.Printf("DynamoDB calls: %d PutItem (the claim) and %d UpdateItem (the outcome) for the one run delivered;\n"+
-		"the duplicate cost one PutItem, whose failed condition returned the first answer; the forged request, none.\n",
-		db.Calls("PutItem"), db.Calls("UpdateItem"))
+	fmt.Printf("DynamoDB calls: %d PutItem and %d UpdateItem by the relay: a claim and an outcome per delivery (two runs),\n"+
+		"the pipeline's note of its Azure run, and the duplicate's one claim, whose failed condition returned the\n"+
+		"first answer; %d GetItem by the status function, finding the pipeline's Port run; none for the forged request.\n",
+		db.Calls("PutItem"), db.Calls("UpdateItem"), db.Calls("GetItem"))
 	return nil
 }
 
@@ -235,11 +292,32 @@ func post(ctx context.Context, target, body string, ts int64, sig string) (int, 
 // hop lays out one line of the trace: who talks to whom, then what was said.
 const hop = "%-18s "
 
-// tracing fronts the verifier's gateway and prints each hop the relay makes to it.
-func tracing(target string) *httptest.Server {
-	u, _ := url.Parse(target)
+// tracing fronts the verifier's gateway (the webhooks) and the Runs API, and prints
+// each hop the relay makes to them.
+func tracing(webhooks, runsAPI string) *httptest.Server {
+	u, _ := url.Parse(webhooks)
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	ru, _ := url.Parse(runsAPI)
+	runs := httputil.NewSingleHostReverseProxy(ru)
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/_apis/pipelines/") {
+			scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			fmt.Printf(hop+"POST %s  Authorization: %s …(the PAT, from the secret)\n", "relay ──► Azure", r.URL.RequestURI(), scheme)
+			rec := httptest.NewRecorder()
+			runs.ServeHTTP(rec, r)
+			var run struct {
+				ID   int    `json:"id"`
+				Name string `json:"name"`
+			}
+			_ = json.Unmarshal(rec.Body.Bytes(), &run)
+			fmt.Printf(hop+"%d run %d %q\n", "Azure (Runs API)", rec.Code, run.ID, run.Name)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return
+		}
 		fmt.Printf(hop+"POST %s  %s: %.17s…\n", "relay ──► Azure", r.URL.RequestURI(), signature.AzureDefaultHeader, r.Header.Get(signature.AzureDefaultHeader))
 		start := time.Now()
 		rec := httptest.NewRecorder()
