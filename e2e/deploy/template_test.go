@@ -902,3 +902,23 @@ func TestTheLedger(t *testing.T) {
 		t.Errorf("ScheduleInput default = %s, want an id from the schedule and its due time", in)
 	}
 }
+
+// TestTheSecretsKeysAreDocumented: every key the secret may hold is named where an
+// operator sets it up: the PortSecretArn parameter's description and docs/deploy.md.
+func TestTheSecretsKeysAreDocumented(t *testing.T) {
+	tpl := loadTemplate(t)
+	desc := render(get(tpl, "Parameters", "PortSecretArn", "Description"))
+	deploy, err := os.ReadFile(root + "/docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"clientId", "clientSecret", "azureWebhookSecret", "serviceHookPassword",
+		"azurePat", "azureTenantId", "azureClientId", "azureClientSecret"} {
+		if !strings.Contains(desc, `"`+key+`"`) {
+			t.Errorf("PortSecretArn's description does not name the secret's key %s", key)
+		}
+		if !strings.Contains(string(deploy), "`"+key+"`") {
+			t.Errorf("docs/deploy.md does not name the secret's key %s", key)
+		}
+	}
+}
