@@ -38,9 +38,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveIssuer(w, r)
 		return
 	}
-	fault := s.takeFault()
-	if fault.kind == "down" {
-		drop(w)
+	fault := s.faults.Take("")
+	if fault.Kind == "down" {
+		if !awstest.Drop(w) {
+			writeError(w, errInternal)
+		}
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
@@ -279,17 +281,4 @@ func writeXML(w http.ResponseWriter, status int, id string, v any) {
 	w.Header().Set("X-Amzn-Requestid", id)
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-// drop closes the connection without a word, so the client sees a reset or EOF, not an HTTP answer.
-func drop(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	conn.Close()
 }

@@ -45,33 +45,24 @@ import (
 // DefaultRole is the caller's role until SetRole: the relay's function role as the template names it.
 const DefaultRole = "arn:aws:iam::" + awstest.AccountID + ":role/relay-RelayFunctionRole-XYZ"
 
-// A Fault is a failure the server injects on the STS API (not on the issuer's discovery), set with SetFault.
-type Fault struct {
-	kind  string
-	delay time.Duration
-	times int // 0 means until the next SetFault
-}
+// A Fault is a failure the server injects on the STS API (not on the issuer's discovery), set with SetFault
+// (awstest.Fault: Times limits it).
+type Fault = awstest.Fault
 
 // The faults the server can inject.
 var (
 	// None answers normally.
-	None = Fault{}
+	None = awstest.None
 	// Down closes every connection without answering, like an unreachable endpoint.
-	Down = Fault{kind: "down"}
+	Down = awstest.Down
 	// Throttle answers 400 Throttling, which the SDK retries with backoff.
-	Throttle = Fault{kind: "throttle"}
+	Throttle = Fault{Kind: "throttle"}
 	// InternalError answers 500 InternalFailure, which the SDK retries.
-	InternalError = Fault{kind: "internal"}
+	InternalError = Fault{Kind: "internal"}
 )
 
 // Slow delays each answer by d, or until the client gives up.
-func Slow(d time.Duration) Fault { return Fault{kind: "slow", delay: d} }
-
-// Times limits f to the next n requests, after which the server answers normally again.
-func (f Fault) Times(n int) Fault {
-	f.times = n
-	return f
-}
+func Slow(d time.Duration) Fault { return awstest.Slow(d) }
 
 // Server is an STS endpoint that answers GetWebIdentityToken, and the issuer of its tokens. It is safe for
 // concurrent use.
@@ -84,12 +75,12 @@ type Server struct {
 	keys   *keySet
 	calls  atomic.Int64
 	issued atomic.Int64
+	faults awstest.Faults
 
 	mu      sync.Mutex
 	issuer  string // "" while federation is off
 	role    string
 	policy  *policy // nil: a policy allowing sts:GetWebIdentityToken without conditions
-	fault   Fault
 	account string
 }
 
@@ -171,36 +162,12 @@ func (s *Server) Calls() int { return int(s.calls.Load()) }
 func (s *Server) Issued() int { return int(s.issued.Load()) }
 
 // SetFault makes the server fail from now on as f says; SetFault(None) heals it.
-func (s *Server) SetFault(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault = f
-}
-
-func (s *Server) takeFault() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.fault
-	if s.fault.times > 0 {
-		s.fault.times--
-		if s.fault.times == 0 {
-			s.fault = None
-		}
-	}
-	return f
-}
+func (s *Server) SetFault(f Fault) { s.faults.Set(f) }
 
 // inject waits or fails as the fault says; a nil result means answer normally.
 func (s *Server) inject(ctx context.Context, f Fault) *awstest.Error {
-	switch f.kind {
-	case "slow":
-		t := time.NewTimer(f.delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-s.done:
-		}
+	f.Wait(ctx, s.done)
+	switch f.Kind {
 	case "throttle":
 		return errThrottled
 	case "internal":

@@ -72,51 +72,34 @@ const (
 	maxBodySize  = 16 << 20
 )
 
-// A Fault is a failure the server injects, set with SetFault. The zero value is None.
-type Fault struct {
-	kind  string
-	delay time.Duration
-	times int    // 0 means until the next SetFault
-	op    string // "" means every operation
-}
+// A Fault is a failure the server injects, set with SetFault (awstest.Fault: Times limits
+// it, For limits it to one operation, so that a test can fail one step of a sequence: a
+// claim that succeeds and a completion that is throttled).
+type Fault = awstest.Fault
 
 // The faults the server can inject. The SDK's standard retryer retries Throttle,
 // ProvisionedThroughputExceeded, InternalError and Down by itself (the DynamoDB client
 // makes 4 attempts by default); Calls counts each attempt.
 var (
 	// None answers normally.
-	None = Fault{}
+	None = awstest.None
 	// Down closes every connection without answering, like an unreachable endpoint;
 	// such a request reached no DynamoDB, and Calls does not count it.
-	Down = Fault{kind: "down"}
+	Down = awstest.Down
 	// Throttle answers 400 ThrottlingException, as an on-demand table does.
-	Throttle = Fault{kind: "throttle"}
+	Throttle = Fault{Kind: "throttle"}
 	// ProvisionedThroughputExceeded answers 400 ProvisionedThroughputExceededException,
 	// as a table with provisioned capacity does.
-	ProvisionedThroughputExceeded = Fault{kind: "provisioned"}
+	ProvisionedThroughputExceeded = Fault{Kind: "provisioned"}
 	// InternalError answers 500 InternalServerError.
-	InternalError = Fault{kind: "internal"}
+	InternalError = Fault{Kind: "internal"}
 	// AccessDenied answers 400 AccessDeniedException, as DynamoDB does when IAM lacks the
 	// operation's action (dynamodb:PutItem...) on the table.
-	AccessDenied = Fault{kind: "denied"}
+	AccessDenied = Fault{Kind: "denied"}
 )
 
 // Slow delays each answer by d, or until the client gives up.
-func Slow(d time.Duration) Fault { return Fault{kind: "slow", delay: d} }
-
-// Times limits f to the next n requests it applies to, after which the server answers
-// normally again: Throttle.Times(1) shows whether a caller survives one throttled attempt.
-func (f Fault) Times(n int) Fault {
-	f.times = n
-	return f
-}
-
-// For limits f to one operation ("UpdateItem"), so that a test can fail one step of a
-// sequence: a claim that succeeds and a completion that is throttled.
-func (f Fault) For(op string) Fault {
-	f.op = op
-	return f
-}
+func Slow(d time.Duration) Fault { return awstest.Slow(d) }
 
 // Server is a DynamoDB endpoint. It is safe for concurrent use.
 type Server struct {
@@ -124,12 +107,12 @@ type Server struct {
 	// AWS_ENDPOINT_URL_DYNAMODB.
 	URL string
 
-	srv  *httptest.Server
-	done chan struct{} // closed by Close, so slow answers don't hold it up
+	srv    *httptest.Server
+	done   chan struct{} // closed by Close, so slow answers don't hold it up
+	faults awstest.Faults
 
 	mu       sync.Mutex // held while a request reads and writes: conditional writes are atomic
 	tables   map[string]*table
-	fault    Fault
 	calls    map[string]int
 	requests [][]byte
 }
@@ -274,28 +257,7 @@ func (s *Server) Requests() [][]byte {
 }
 
 // SetFault makes the server fail from now on as f says; SetFault(None) heals it.
-func (s *Server) SetFault(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault = f
-}
-
-// takeFault returns the fault for one request for op, using up one of its times.
-func (s *Server) takeFault(op string) Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.fault
-	if f.op != "" && f.op != op {
-		return None
-	}
-	if s.fault.times > 0 {
-		s.fault.times--
-		if s.fault.times == 0 {
-			s.fault = None
-		}
-	}
-	return f
-}
+func (s *Server) SetFault(f Fault) { s.faults.Set(f) }
 
 // apiError is an error DynamoDB answers: its HTTP status, its code (the SDK's ErrorCode),
 // its message and, for some, more members.
@@ -364,9 +326,11 @@ var operations = map[string]func(*Server, *request) (any, *apiError){
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op := strings.TrimPrefix(target, targetPrefix)
-	fault := s.takeFault(op)
-	if fault.kind == "down" {
-		drop(w)
+	fault := s.faults.Take(op)
+	if fault.Kind == "down" {
+		if !awstest.Drop(w) {
+			writeError(w, errInternal)
+		}
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
@@ -419,15 +383,8 @@ func (s *Server) inject(ctx context.Context, f Fault, op string, tableName *stri
 	if strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "Describe") {
 		access = "Read"
 	}
-	switch f.kind {
-	case "slow":
-		t := time.NewTimer(f.delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-s.done:
-		}
+	f.Wait(ctx, s.done)
+	switch f.Kind {
 	case "throttle":
 		return &apiError{status: http.StatusBadRequest, code: "ThrottlingException",
 			msg: "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly. " +
@@ -445,20 +402,6 @@ func (s *Server) inject(ctx context.Context, f Fault, op string, tableName *stri
 				" on resource: " + resource + " because no identity-based policy allows the dynamodb:" + op + " action"}
 	}
 	return nil
-}
-
-// drop closes the connection without a word, so the client sees a reset or EOF, not an HTTP answer.
-func drop(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		writeError(w, errInternal)
-		return
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	conn.Close()
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {

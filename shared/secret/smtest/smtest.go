@@ -33,36 +33,25 @@ const (
 	maxBodySize = 1 << 20
 )
 
-// A Fault is a failure the server injects, set with SetFault. The zero value is None.
-type Fault struct {
-	kind  string
-	delay time.Duration
-	times int // 0 means until the next SetFault
-}
+// A Fault is a failure the server injects, set with SetFault (awstest.Fault: Times limits it).
+type Fault = awstest.Fault
 
 // The faults the server can inject.
 var (
 	// None answers normally.
-	None = Fault{}
+	None = awstest.None
 	// Down closes every connection without answering, like an unreachable endpoint.
-	Down = Fault{kind: "down"}
+	Down = awstest.Down
 	// Throttle answers 400 ThrottlingException, which the SDK retries with backoff.
-	Throttle = Fault{kind: "throttle"}
+	Throttle = Fault{Kind: "throttle"}
 	// InternalError answers 500 InternalServiceError, which the SDK retries.
-	InternalError = Fault{kind: "internal"}
+	InternalError = Fault{Kind: "internal"}
 	// AccessDenied answers 400 AccessDeniedException, as AWS does when IAM lacks secretsmanager:GetSecretValue.
-	AccessDenied = Fault{kind: "denied"}
+	AccessDenied = Fault{Kind: "denied"}
 )
 
 // Slow delays each answer by d, or until the client gives up.
-func Slow(d time.Duration) Fault { return Fault{kind: "slow", delay: d} }
-
-// Times limits f to the next n requests, after which the server answers normally again:
-// Throttle.Times(1) shows whether a caller survives one throttled attempt.
-func (f Fault) Times(n int) Fault {
-	f.times = n
-	return f
-}
+func Slow(d time.Duration) Fault { return awstest.Slow(d) }
 
 // Server is a Secrets Manager endpoint that answers GetSecretValue. It is safe for concurrent use.
 type Server struct {
@@ -72,14 +61,14 @@ type Server struct {
 	// wall clock; nil: time.Now. Signatures are always checked against the wall clock, as AWS does.
 	Now func() time.Time
 
-	srv   *httptest.Server
-	done  chan struct{} // closed by Close, so slow answers don't hold it up
-	calls atomic.Int64
+	srv    *httptest.Server
+	done   chan struct{} // closed by Close, so slow answers don't hold it up
+	calls  atomic.Int64
+	faults awstest.Faults
 
 	mu         sync.Mutex
 	secrets    map[string]*secret // by name
-	fault      Fault
-	stageCalls map[string]int // GetSecretValue calls by the stage asked for
+	stageCalls map[string]int     // GetSecretValue calls by the stage asked for
 }
 
 type secret struct {
@@ -185,25 +174,7 @@ func (s *Server) StageCalls(stage string) int {
 }
 
 // SetFault makes the server fail from now on as f says; SetFault(None) heals it.
-func (s *Server) SetFault(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault = f
-}
-
-// takeFault returns the fault for one request, using up one of its times.
-func (s *Server) takeFault() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.fault
-	if s.fault.times > 0 {
-		s.fault.times--
-		if s.fault.times == 0 {
-			s.fault = None
-		}
-	}
-	return f
-}
+func (s *Server) SetFault(f Fault) { s.faults.Set(f) }
 
 // lookup finds a secret by name, full ARN, or ARN without the random suffix, as AWS
 // does. It is called with s.mu held.
@@ -231,9 +202,11 @@ var (
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	fault := s.takeFault()
-	if fault.kind == "down" {
-		drop(w)
+	fault := s.faults.Take("")
+	if fault.Kind == "down" {
+		if !awstest.Drop(w) {
+			writeError(w, errInternal)
+		}
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
@@ -271,15 +244,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // inject waits or fails as the fault says; a nil result means answer normally.
 func (s *Server) inject(ctx context.Context, f Fault) *awstest.Error {
-	switch f.kind {
-	case "slow":
-		t := time.NewTimer(f.delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-s.done:
-		}
+	f.Wait(ctx, s.done)
+	switch f.Kind {
 	case "throttle":
 		return errThrottled
 	case "internal":
@@ -288,20 +254,6 @@ func (s *Server) inject(ctx context.Context, f Fault) *awstest.Error {
 		return errAccessDenied
 	}
 	return nil
-}
-
-// drop closes the connection without a word, so the client sees a reset or EOF, not an HTTP answer.
-func drop(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		writeError(w, errInternal)
-		return
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	conn.Close()
 }
 
 type getSecretValueInput struct {
