@@ -6,18 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 	"github.com/port-azure-relay/relay/shared/secret"
 )
 
@@ -42,38 +40,18 @@ func motoEnv(endpoint string) map[string]string {
 // the test where moto or boto3 is not installed.
 func startMoto(t *testing.T) string {
 	t.Helper()
-	server, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto interop skipped: moto_server is not installed (pip install 'moto[server]' boto3)")
+	url, stop, err := awstest.StartMoto(t.TempDir())
+	if errors.Is(err, awstest.ErrNoMoto) {
+		t.Skip("moto interop skipped: " + err.Error())
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
 		t.Skip("moto interop skipped: python3 with boto3 is not installed (pip install boto3)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(server, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the pyenv shim starts a child: stop both
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not listen on %s within 15 s", addr)
-		}
-	}
+	return url
 }
 
 // operator is boto3 in one Python process, as an operator's script would be:

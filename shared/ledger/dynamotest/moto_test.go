@@ -3,12 +3,7 @@ package dynamotest_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,43 +11,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/port-azure-relay/relay/shared/handler/awstest"
 )
 
 // startMoto runs moto_server on a free loopback port until the test ends, or skips the
 // test where moto is not installed.
 func startMoto(t *testing.T) string {
 	t.Helper()
-	server, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto interop skipped: moto_server is not installed (pip install 'moto[server]')")
+	url, stop, err := awstest.StartMoto(t.TempDir())
+	if errors.Is(err, awstest.ErrNoMoto) {
+		t.Skip("moto interop skipped: " + err.Error())
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(server, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	// Nothing of this machine's AWS environment (its CA bundle, profiles) reaches moto.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the pyenv shim starts a child: stop both
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(8 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not listen on %s within 8 s", addr)
-		}
-	}
+	t.Cleanup(stop)
+	return url
 }
 
 // outcome is what a step of the script saw: the error code and the item that came back
