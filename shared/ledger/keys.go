@@ -13,11 +13,16 @@ import (
 func RunKey(runID string) string { return "run#" + runID }
 
 // SignatureKey is the key of a Port invocation without a run id: its timestamp and a
-// hash of the MAC that verified (a replay carries the same, whatever other entries
-// the header gains).
-func SignatureKey(timestamp string, mac []byte) string {
-	sum := sha256.Sum256(mac)
-	return "sig#" + timestamp + "#" + hex.EncodeToString(sum[:16])
+// hash of its body, the two things Port's signature covers. Every container computes
+// the same key whichever secret verified it (during a rotation the header carries a
+// MAC for each, and containers may hold different ones), and entries added to the
+// header change nothing.
+func SignatureKey(timestamp string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(timestamp))
+	h.Write([]byte{'.'})
+	h.Write(body)
+	return "sig#" + timestamp + "#" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // EventKey is an AWS event's key: its top-level id, which EventBridge keeps across

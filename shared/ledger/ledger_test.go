@@ -275,12 +275,15 @@ func TestKeys(t *testing.T) {
 	if got := ledger.EventKey("e-1"); got != "event#e-1" {
 		t.Errorf("EventKey = %q", got)
 	}
-	mac := []byte("0123456789abcdef0123456789abcdef")
-	k := ledger.SignatureKey("1700000000", mac)
-	if !strings.HasPrefix(k, "sig#1700000000#") || strings.Contains(k, string(mac)) || len(k) != len("sig#1700000000#")+32 {
-		t.Errorf("SignatureKey = %q, want the timestamp and a hash of the MAC, never the MAC", k)
+	body := []byte(`{"env":"prod"}`)
+	k := ledger.SignatureKey("1700000000", body)
+	if !strings.HasPrefix(k, "sig#1700000000#") || strings.Contains(k, "prod") || len(k) != len("sig#1700000000#")+32 {
+		t.Errorf("SignatureKey = %q, want the timestamp and a hash of the body, never the body", k)
 	}
-	if ledger.SignatureKey("1700000000", append([]byte{}, mac[:31]...)) == k {
-		t.Errorf("two MACs, one key")
+	if ledger.SignatureKey("1700000000", []byte(`{"env":"test"}`)) == k {
+		t.Errorf("two bodies, one key")
+	}
+	if ledger.SignatureKey("1700000001", body) == k {
+		t.Errorf("two timestamps, one key")
 	}
 }

@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
@@ -276,5 +279,104 @@ func TestCompleteFailingIsLoggedNotAnswered(t *testing.T) {
 	}
 	if n := c.deliveries(); n != 1 {
 		t.Errorf("%d deliveries, want 1", n)
+	}
+}
+
+func TestAReplayWithTheLedgerDownReportsNothing(t *testing.T) {
+	c := newContainers(t)
+	c.db.SetFault(dynamotest.AccessDenied)
+	f := c.container(nil)
+	ev := httpEvent("POST", "/", goodBody, key, now)
+	if status, _ := handle(f, ev); status != 200 {
+		t.Fatalf("first arrival: %d, want 200: delivered without the ledger", status)
+	}
+	reported := len(f.reports.calls)
+	if status, _ := handle(f, ev); status != 401 {
+		t.Fatalf("replay: %d, want 401 from the container's memory", status)
+	}
+	if extra := f.reports.calls[reported:]; len(extra) != 0 {
+		t.Errorf("the replay reported %q to a run Azure is running, want nothing", extra)
+	}
+	if n := c.deliveries(); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+}
+
+// During a rotation of Port's secret the header carries a MAC for each value, and
+// containers may hold different ones: the key is the same whichever verified it.
+func TestARotationOfPortsSecretKeysOneDelivery(t *testing.T) {
+	c := newContainers(t)
+	older, newer := c.container(nil), c.container(nil)
+	newer.secrets.creds.ClientSecret = "the-new-client-secret"
+	const body = `{"env":"prod"}` // no run id: keyed by the signature
+	ev := httpEvent("POST", "/", body, key, now)
+	var e map[string]any
+	if err := json.Unmarshal(ev, &e); err != nil {
+		t.Fatal(err)
+	}
+	h := e["headers"].(map[string]any)
+	h["x-port-signature"] = h["x-port-signature"].(string) + " " + signature.SignPort([]byte("the-new-client-secret"), now, []byte(body))
+	ev, _ = json.Marshal(e)
+	if status, _ := handle(older, ev); status != 200 {
+		t.Fatalf("container with the old secret: %d, want 200", status)
+	}
+	if status, got := handle(newer, ev); status != 200 || got["duplicate"] != true {
+		t.Errorf("container with the new secret: %d %v, want 200 duplicate", status, got)
+	}
+	if n := c.deliveries(); n != 1 {
+		t.Errorf("one Port invocation delivered %d times", n)
+	}
+}
+
+// A claim that landed with every answer lost: the HTTP delivery goes on, and its
+// outcome is still written on the claim, so that a retry after a refusal is sent.
+func TestALostClaimAnswerStillGetsItsOutcome(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		azureErr  error
+		wantState string // "" : released
+	}{
+		{"delivered", nil, "delivered"},
+		{"refused, nothing queued", azdo.ErrWebhookNotFound, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newContainers(t)
+			c.db.SetFault(dynamotest.AnswerLost.For("PutItem"))
+			handle(c.container(tt.azureErr), httpEvent("POST", "/", goodBody, key, now))
+			items := c.db.Items(ledgerTable)
+			got := ""
+			for _, item := range items {
+				if id, _ := item["id"].(*types.AttributeValueMemberS); id != nil && id.Value == ledger.RunKey("r_unit1") {
+					got = item["state"].(*types.AttributeValueMemberS).Value
+				}
+			}
+			if got != tt.wantState {
+				t.Errorf("record state %q, want %q (items %v)", got, tt.wantState, items)
+			}
+		})
+	}
+}
+
+func TestARefusedPipelineRequestCostsTheLedgerNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		creds secret.Credentials
+		body  string
+		want  int
+	}{
+		{"run parameters Azure cannot take", secret.Credentials{ClientID: "id", ClientSecret: key, AzurePAT: pat}, `{"templateParameters":[1],"port_context":{"runId":"r_unit1"}}`, 400},
+		{"no Azure credential in the secret", secret.Credentials{ClientID: "id", ClientSecret: key}, `{"port_context":{"runId":"r_unit2"}}`, 503},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newContainers(t)
+			f := newPipelineFixture(t, tt.creds)
+			f.relay.Ledger = &ledger.Ledger{DB: c.db.Client(), Table: ledgerTable}
+			if status, _ := f.handle(t, "/pipelines/deploy", tt.body); status != tt.want {
+				t.Errorf("status %d, want %d", status, tt.want)
+			}
+			if n := c.db.Calls(""); n != 0 {
+				t.Errorf("%d DynamoDB calls for a refused request, want none", n)
+			}
+		})
 	}
 }

@@ -105,7 +105,9 @@ type outcome struct {
 	kind        event.Kind
 	source      netip.Addr     // the HTTP caller's address
 	webhook     string         // the webhook delivered to, or
-	pipeline    *azdo.Pipeline // the pipeline started by id
+	pipeline    *azdo.Pipeline // the pipeline started by id, with
+	runBody     []byte         // the run parameters sent, and
+	auth        azdo.Auth      // the credential that sends them
 	azureRunID  int            // the run Azure started, for a pipeline
 	link        string         // its page
 	runID       string
@@ -214,7 +216,10 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		o.err = bodyErr
 	}
 	if o.err == nil {
-		key := ledger.SignatureKey(signed.Timestamp, signed.MAC)
+		o.err = r.prepare(req.Body, creds, o)
+	}
+	if o.err == nil {
+		key := ledger.SignatureKey(signed.Timestamp, req.Body)
 		if portapi.ValidRunID(ids.RunID) {
 			key = ledger.RunKey(ids.RunID) // every invocation and replay of one Port run
 		}
@@ -232,6 +237,9 @@ func (r *Relay) aws(ctx, invocation context.Context, req event.Request, o *outco
 	creds, err := r.Secrets.Get(ctx)
 	if err != nil {
 		o.err = err
+		return
+	}
+	if o.err = r.prepare(req.Body, creds, o); o.err != nil {
 		return
 	}
 	var key string
@@ -279,31 +287,42 @@ func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, c
 			o.err = signature.ErrReplayed
 		default:
 			r.deliver(ctx, body, creds, o)
+			// The claim may have landed with its answer lost: record the outcome on it
+			// if it is there, so that it does not read "may have queued" later.
+			_ = r.record(invocation, claim, o)
 		}
 		return
 	}
 	o.ledger = "claimed"
 	r.deliver(ctx, body, creds, o)
+	if err := r.record(invocation, claim, o); err != nil {
+		o.ledgerErr = err
+	}
+}
 
-	ctx, cancel = ledgerContext(invocation)
+// record writes the outcome of the delivery claim was for: delivered, or may have
+// queued, or, when Azure cannot have queued anything, the claim released for a retry.
+func (r *Relay) record(invocation context.Context, claim ledger.Claim, o *outcome) error {
+	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
 	switch rule, _ := classify(o.err); {
 	case o.err == nil:
-		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus, AzureRunID: o.azureRunIDText(), Link: o.link})
+		err := r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus, AzureRunID: o.azureRunIDText(), Link: o.link})
 		if err == nil && o.azureRunID != 0 && o.runID != "" {
 			// For the status function: which Port run this Azure run belongs to, when the
 			// run's name (the pipeline's own) does not say.
 			err = r.Ledger.Note(ctx, o.azureRunIDText(), o.runID)
 		}
+		return err
 	case azdo.MayHaveQueued(o.err):
-		err = r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
+		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
 	default:
-		err = r.Ledger.Release(ctx, claim)
-	}
-	if err != nil {
-		// The claim stays in progress until its deadline, then reads as "may have been
-		// queued": never sent twice, but a retry after a refusal would be refused too.
-		o.ledgerErr = err
+		if err := r.Ledger.Release(ctx, claim); err != nil {
+			// Nothing was queued, yet the claim stays in progress until its deadline, then
+			// reads as "may have been queued": never sent twice, but a retry is not sent either.
+			return fmt.Errorf("nothing was queued, but the claim could not be released, so a retry of this delivery will not be sent: %w", err)
+		}
+		return nil
 	}
 }
 
@@ -333,7 +352,7 @@ func ledgerContext(invocation context.Context) (context.Context, context.CancelF
 // these two, each once; any other failure is final, as Azure does not deduplicate.
 func (r *Relay) deliver(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
 	if o.pipeline != nil {
-		r.start(ctx, body, creds, o)
+		r.start(ctx, o)
 		return
 	}
 	key := creds.AzureKey()
@@ -362,22 +381,31 @@ func (r *Relay) post(ctx context.Context, body, key []byte, o *outcome) error {
 	return err
 }
 
-// start starts the pipeline by id: Azure's Runs API with the run parameters of body
-// and the credential the secret holds. Nothing is retried that may have queued a run.
-func (r *Relay) start(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
-	p := *o.pipeline
-	params, err := azdo.RunBody(body, p.Branch)
+// prepare checks what a pipeline by id needs before anything is claimed or sent: the
+// run parameters of body and a credential in the secret. A refusal here costs the
+// ledger nothing.
+func (r *Relay) prepare(body []byte, creds secret.Credentials, o *outcome) error {
+	if o.pipeline == nil {
+		return nil
+	}
+	params, err := azdo.RunBody(body, o.pipeline.Branch)
 	if err != nil {
-		o.err = err
-		return
+		return err
 	}
 	auth, err := r.azureAuth(creds)
 	if err != nil {
-		o.err = err
-		return
+		return err
 	}
+	o.runBody, o.auth = params, auth
+	return nil
+}
+
+// start starts the pipeline by id with what prepare found. Nothing is retried that
+// may have queued a run.
+func (r *Relay) start(ctx context.Context, o *outcome) {
+	p := *o.pipeline
 	begin := time.Now()
-	res, err := r.Azure.Run(ctx, p, params, auth)
+	res, err := r.Azure.Run(ctx, p, o.runBody, o.auth)
 	o.azureTook += time.Since(begin)
 	o.azureStatus, o.attempts = res.Status, res.Attempts
 	var azErr *azdo.Error
@@ -493,7 +521,8 @@ func (o *outcome) azureRunIDText() string {
 // say so and where to look, and stays in progress for the status function (or the
 // user) to end.
 func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *outcome) {
-	if r.Report == nil || o.runID == "" || creds.ClientID == "" || o.held != nil || errors.Is(o.err, ledger.ErrInProgress) {
+	if r.Report == nil || o.runID == "" || creds.ClientID == "" || o.held != nil ||
+		errors.Is(o.err, ledger.ErrInProgress) || errors.Is(o.err, signature.ErrReplayed) {
 		return // a repeat, or one delivered elsewhere right now: the first invocation reports
 	}
 	ctx, cancel := reportContext(invocation)

@@ -96,6 +96,10 @@ var (
 	// AccessDenied answers 400 AccessDeniedException, as DynamoDB does when IAM lacks the
 	// operation's action (dynamodb:PutItem...) on the table.
 	AccessDenied = Fault{Kind: "denied"}
+	// AnswerLost carries the request out, then closes the connection without answering:
+	// a write that landed while its caller saw only a network error (and the SDK tried
+	// again).
+	AnswerLost = Fault{Kind: "lost"}
 )
 
 // Slow delays each answer by d, or until the client gives up.
@@ -366,6 +370,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	out, e := handle(s, &req)
 	s.mu.Unlock()
+	if fault.Kind == "lost" && awstest.Drop(w) {
+		return
+	}
 	if e != nil {
 		writeError(w, e)
 		return
