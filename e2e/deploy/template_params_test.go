@@ -113,7 +113,8 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 		"AzureDevOpsPipelines": {"", "deploy=Payments/42", "deploy=Payments Team/42@refs/heads/main", " a = P / 1 , b=Q/2@refs/heads/release/1.0 ",
 			"deploy=Payments", "deploy=Payments/0", "deploy=Payments/042", "deploy=Payments/1000000000", "de.ploy=P/1", "d=Pa:y/1",
 			"d=" + strings.Repeat("p", 64) + "/1", "d=" + strings.Repeat("p", 65) + "/1", "d=P/1@main", "d=P/1@", "d=P/1,,e=Q/2",
-			"d=Projé/1", "d=P/1@refs/heads/a b"},
+			"d=Projé/1", "d=P/1@refs/heads/a b", `d=Pa\y/1`, "d=P\tQ/1", "d=P\x7fQ/1", "d=../3", "d=./3", "d=_P/1", "d=.P/1",
+			"d=P./1", "d=P. /1", "d=P /1", "d=P.Q/1", "d=P_Q/1"},
 		"AzureAuthorityHost": {"https://login.microsoftonline.com", "https://login.microsoftonline.us", "http://login.microsoftonline.com",
 			"https://login.microsoftonline.com/", "https://login.microsoftonline.com/x", "https://login.microsoftonline.com?x", ""},
 	}

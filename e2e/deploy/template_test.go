@@ -443,9 +443,12 @@ func TestLeastPrivilege(t *testing.T) {
 					}
 					switch action {
 					case "sts:GetWebIdentityToken":
-						aud := render(get(st.node, "Condition", "StringEquals", "sts:IdentityTokenAudience"))
+						// The audience key is multivalued: a set operator, and Null false, or an empty list would pass.
+						aud := render(get(st.node, "Condition", "ForAllValues:StringEquals", "sts:IdentityTokenAudience"))
+						present := render(get(st.node, "Condition", "Null", "sts:IdentityTokenAudience"))
 						dur := render(get(st.node, "Condition", "NumericLessThanEquals", "sts:DurationSeconds"))
-						if fn != "RelayFunction" || st.cond != "FederationOn" || aud != entra.TokenExchangeAudience || dur != strconv.Itoa(entra.AssertionDurationSeconds) {
+						if fn != "RelayFunction" || st.cond != "FederationOn" || aud != entra.TokenExchangeAudience || present != "false" ||
+							dur != strconv.Itoa(entra.AssertionDurationSeconds) || len(get(st.node, "Condition").Content) != 6 {
 							t.Errorf("%s: want the relay alone, under FederationOn, held to audience %s and at most %d s (got %q, %q)",
 								where, entra.TokenExchangeAudience, entra.AssertionDurationSeconds, aud, dur)
 						}

@@ -12,7 +12,8 @@ import (
 // Pipelines reads AZURE_DEVOPS_PIPELINES: comma-separated name=project/pipelineId
 // entries, each optionally @refs/heads/branch. Names follow the webhook rule and are
 // unique; the project is a name Azure allows (none of / \ : * ? " < > | ; # $ , + = @
-// [ ] { }, at most 64 characters); the id a positive integer below a billion; the
+// [ ] { } or control characters, at most 64 characters, not starting with _ or a period
+// nor ending with one); the id a positive integer below a billion; the
 // branch a full ref of letters, digits and - . _ /. template.yaml's pattern refuses
 // the same.
 func Pipelines(getenv func(string) string) ([]azdo.Pipeline, error) {
@@ -74,9 +75,12 @@ func pipeline(entry string) (azdo.Pipeline, error) {
 }
 
 // projectName: 1 to 64 characters, none that Azure DevOps forbids in a project name
-// (or that the entry's own syntax uses), no control character.
+// (or that the entry's own syntax uses), no control character, not starting with _ or
+// a period and not ending with a period, as Azure DevOps requires (so never . or ..,
+// which a URL would read as a path step).
 func projectName(s string) bool {
-	if n := utf8.RuneCountInString(s); n == 0 || n > 64 || !utf8.ValidString(s) {
+	if n := utf8.RuneCountInString(s); n == 0 || n > 64 || !utf8.ValidString(s) ||
+		s[0] == '_' || s[0] == '.' || s[len(s)-1] == '.' {
 		return false
 	}
 	for _, r := range s {
