@@ -102,6 +102,9 @@ func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
 		queued[0].TemplateParameters["replicas"] != "3" || strings.Contains(queued[0].Name, runID) {
 		t.Fatalf("Azure queued %+v, want one run by PAT on the configured branch, its name the pipeline's own", queued)
 	}
+	if !slices.Equal(queued[0].Members, []string{"templateParameters", "resources"}) {
+		t.Errorf("the body sent to Azure has members %q, want the run parameters and the branch alone (no port_context)", queued[0].Members)
+	}
 
 	// The pipeline runs: Azure's service hooks, with a run name that has no Port run id.
 	azRun := servicehooktest.Run{Org: org, PipelineID: 42, PipelineName: "deploy-service", ID: azureRunID, Name: queued[0].Name, State: "inProgress"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,11 @@ func TestAPipelineStartedByID(t *testing.T) {
 			tp := runs[0].TemplateParameters
 			if tp["service"] != "payments" || tp["replicas"] != "3" || tp["dryRun"] != "false" || len(tp) != 3 {
 				t.Errorf("templateParameters = %v, want the three as strings", tp)
+			}
+			for _, m := range runs[0].Members {
+				if !slices.Contains([]string{"templateParameters", "variables", "resources", "stagesToSkip"}, m) {
+					t.Errorf("the body sent to Azure has %q (members %q), want only Azure's run parameters", m, runs[0].Members)
+				}
 			}
 			got := strings.Join(f.reports.calls, "\n")
 			if !strings.HasPrefix(got, "label r_unit1: Queued in Azure DevOps") || !strings.Contains(got, "started pipeline deploy: run") {

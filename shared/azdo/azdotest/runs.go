@@ -77,6 +77,9 @@ type QueuedRun struct {
 	Variables          map[string]Variable
 	Resources          RunResources
 	StagesToSkip       []string
+	// Members names the body's top-level members in order, those Azure ignores too
+	// (port_context...): what a sender sent, for a test to hold it to what it should.
+	Members []string
 }
 
 // runsAPI is the Runs API's part of a Server, guarded by Server.mu.
@@ -446,6 +449,7 @@ type boundParams struct {
 	stagesToSkip       []string
 	previewRun         bool
 	yamlOverride       string
+	members            []string // every top-level member's name, in order
 }
 
 // bindRun binds a body as ASP.NET Web API with Json.NET would: names in any case,
@@ -460,6 +464,7 @@ func bindRun(body []byte) (boundParams, bool) {
 		return p, false
 	}
 	for _, m := range top {
+		p.members = append(p.members, m.key)
 		var ok bool
 		switch {
 		case strings.EqualFold(m.key, "templateParameters"):
@@ -807,6 +812,7 @@ func (s *Server) queueLocked(req runRequest) []byte {
 		Variables:          req.params.variables,
 		Resources:          req.params.resources,
 		StagesToSkip:       req.params.stagesToSkip,
+		Members:            req.params.members,
 	}
 	if run.RefName == "" {
 		run.RefName = "refs/heads/main"
