@@ -127,11 +127,15 @@ type cacheKey struct {
 
 // entry is one sign-in, in flight until done is closed; then token or err, used until until.
 type entry struct {
-	done  chan struct{}
-	token string
-	err   error
-	until time.Time
-	cut   bool // the leader's context ended the request: nothing to remember, the waiters ask again
+	done    chan struct{}
+	token   string
+	err     error
+	until   time.Time
+	expires time.Time // when token itself ends, past the margin
+	cut     bool      // the leader's context ended the request: nothing to remember, the waiters ask again
+	// last is the token this sign-in renews, still good until last.expires: served on
+	// while Entra cannot be reached, rather than failing with a token in hand.
+	last *entry
 }
 
 // Token returns an access token for Azure DevOps for app, from memory while it lasts. Its errors wrap one of the
@@ -182,13 +186,16 @@ func (c *Client) join(key cacheKey) (e *entry, leader bool) {
 	if c.cache == nil {
 		c.cache = make(map[cacheKey]*entry)
 	}
+	e = &entry{done: make(chan struct{})}
+	if old := c.cache[key]; old != nil && isDone(old) && old.token != "" && c.now().Before(old.expires) {
+		e.last = old
+	}
 	// The App's other secrets are old ones: forget their tokens.
 	for k := range c.cache {
 		if k.tenant == key.tenant && k.client == key.client {
 			delete(c.cache, k)
 		}
 	}
-	e = &entry{done: make(chan struct{})}
 	c.cache[key] = e
 	return e, true
 }
@@ -212,7 +219,16 @@ func (c *Client) fetch(ctx context.Context, host string, app App, key cacheKey, 
 	c.mu.Lock()
 	switch {
 	case err == nil:
-		e.token, e.until = tok, start.Add(life-min(TokenMargin, life/2))
+		e.token, e.until, e.expires = tok, start.Add(life-min(TokenMargin, life/2)), start.Add(life)
+	case (errors.Is(err, ErrUnavailable) || errors.Is(err, ErrSTSUnavailable)) && e.last != nil && start.Before(e.last.expires):
+		// Entra is down, and the token it renews has time left: use that, asking again
+		// after hold (or when it ends).
+		tok, err = e.last.token, nil
+		e.token, e.expires = tok, e.last.expires
+		e.until = start.Add(hold)
+		if e.until.After(e.expires) || hold <= 0 {
+			e.until = e.expires
+		}
 	case ctx.Err() != nil:
 		e.cut = true
 		if c.cache[key] == e {
@@ -221,6 +237,7 @@ func (c *Client) fetch(ctx context.Context, host string, app App, key cacheKey, 
 	default:
 		e.err, e.until = err, start.Add(hold)
 	}
+	e.last = nil
 	c.mu.Unlock()
 	close(e.done)
 	return tok, err
@@ -337,9 +354,10 @@ func retryAfter(v string) time.Duration {
 func (c *Client) check(app App) error {
 	switch {
 	case !validTenant(app.TenantID):
-		return fmt.Errorf("entra: %w: tenant %q is neither a GUID nor a DNS domain", ErrConfig, app.TenantID)
+		// The value is not quoted: a misplaced secret (azureClientSecret in the wrong key) must not reach a log.
+		return fmt.Errorf("entra: %w: the tenant (azureTenantId, %d characters) is neither a GUID nor a DNS domain", ErrConfig, len(app.TenantID))
 	case !validGUID(app.ClientID):
-		return fmt.Errorf("entra: %w: client id %q is not a GUID", ErrConfig, app.ClientID)
+		return fmt.Errorf("entra: %w: the client id (azureClientId, %d characters) is not a GUID", ErrConfig, len(app.ClientID))
 	case app.ClientSecret == "" && c.Assertion == nil:
 		return fmt.Errorf("entra: %w: %s has no client secret and the client no assertion source", ErrConfig, app)
 	}

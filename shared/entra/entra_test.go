@@ -522,6 +522,8 @@ func TestTheConfigurationIsCheckedBeforeAnyRequest(t *testing.T) {
 		{name: "an empty tenant", app: entra.App{ClientID: clientID, ClientSecret: secret}},
 		{name: "a domain label starting with a hyphen", app: entra.App{TenantID: "-contoso.com", ClientID: clientID, ClientSecret: secret}},
 		{name: "a client id that is not a GUID", app: entra.App{TenantID: tenantID, ClientID: "my-app", ClientSecret: secret}},
+		{name: "the secret in the client id's place", app: entra.App{TenantID: tenantID, ClientID: secret, ClientSecret: clientID}},
+		{name: "the secret in the tenant's place", app: entra.App{TenantID: secret, ClientID: clientID, ClientSecret: tenantID}},
 		{name: "a GUID with a wrong separator", app: entra.App{TenantID: tenantID, ClientID: strings.Replace(clientID, "-", "_", 1), ClientSecret: secret}},
 		{name: "no secret and no assertion source", app: entra.App{TenantID: tenantID, ClientID: clientID}, noAsrt: true},
 		{name: "an http authority off loopback", host: "http://login.microsoftonline.com", app: entra.App{TenantID: tenantID, ClientID: clientID, ClientSecret: secret}},
@@ -571,5 +573,39 @@ func TestAnAppNeverPrintsItsSecret(t *testing.T) {
 		if s := fmt.Sprintf(verb, app); strings.Contains(s, secret) || !strings.Contains(s, clientID) {
 			t.Errorf("Sprintf(%s, app) = %q, want the client id and no secret", verb, s)
 		}
+	}
+}
+
+// A token being renewed while Entra is down still has minutes left: it is served on
+// until it ends, and Entra asked again each RetryAfterFailure.
+func TestATokenWithTimeLeftOutlivesEntraBeingDown(t *testing.T) {
+	f := newFixture(t)
+	f.entra.SetTokenLifetime(time.Hour)
+	first, err := f.client.Token(t.Context(), f.secretApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(56 * time.Minute) // past the margin: renewed
+	f.entra.SetFault(entratest.InternalError)
+	if tok, err := f.client.Token(t.Context(), f.secretApp); err != nil || tok != first || f.entra.Requests("") != 2 {
+		t.Fatalf("renewal while Entra fails: same token %v, %v, %d requests; want the token in hand, Entra asked once more", tok == first, err, f.entra.Requests(""))
+	}
+	f.clock.Add(entra.RetryAfterFailure / 2)
+	f.client.Token(t.Context(), f.secretApp)
+	if got := f.entra.Requests(""); got != 2 {
+		t.Errorf("within RetryAfterFailure: %d requests, want Entra left alone", got)
+	}
+	f.clock.Add(entra.RetryAfterFailure)
+	if tok, err := f.client.Token(t.Context(), f.secretApp); err != nil || tok != first || f.entra.Requests("") != 3 {
+		t.Errorf("after RetryAfterFailure: same token %v, %v, %d requests; want Entra asked again, the token still served", tok == first, err, f.entra.Requests(""))
+	}
+	f.clock.Add(4 * time.Minute) // the token has ended
+	if _, err := f.client.Token(t.Context(), f.secretApp); !errors.Is(err, entra.ErrUnavailable) {
+		t.Errorf("after the token ended: %v, want ErrUnavailable", err)
+	}
+	f.entra.SetFault(entratest.None)
+	f.clock.Add(entra.RetryAfterFailure)
+	if tok, err := f.client.Token(t.Context(), f.secretApp); err != nil || tok == first {
+		t.Errorf("Entra back: %v, new token %v; want a new token", err, tok != first)
 	}
 }
