@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +184,11 @@ func TestLoadRelayRefuses(t *testing.T) {
 		{name: "an empty branch is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments/1@"},
 		{name: "a pipeline name twice is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=A/1,deploy=B/2"},
 		{name: "an empty entry is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=A/1,,b=B/2"},
+		{name: "a trailing comma is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=A/1,"},
+		{name: "a project that is a path step is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=../3"},
+		{name: "a project starting with _ is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=_Payments/3"},
+		{name: "a project ending with a period is refused", set: "AZURE_DEVOPS_PIPELINES", value: "deploy=Payments./3"},
+		{name: "a project with a backslash is refused", set: "AZURE_DEVOPS_PIPELINES", value: `deploy=Pay\ments/3`},
 		{name: "an authority host with a query is refused", set: "AZURE_AUTHORITY_HOST", value: "https://login.microsoftonline.com?x"},
 		{name: "a ledger table name of two characters is refused", set: "LEDGER_TABLE", value: "ab"},
 		{name: "a ledger table ARN is refused", set: "LEDGER_TABLE", value: "arn:aws:dynamodb:eu-west-1:1:table/ledger"},
@@ -329,5 +335,23 @@ func TestPipelinesAloneNeedNoWebhook(t *testing.T) {
 	var cerr *config.Error
 	if !errors.As(err, &cerr) || cerr.Var != "AZURE_DEVOPS_WEBHOOK" {
 		t.Errorf("LoadRelay with neither = %v, want AZURE_DEVOPS_WEBHOOK named", err)
+	}
+}
+
+func TestPipelineEntriesReadAsWritten(t *testing.T) {
+	got, err := config.Pipelines(env{"AZURE_DEVOPS_PIPELINES": " deploy = Payments Team / 42 @ refs/heads/main , b=Q.R_S/7"}.get)
+	want := []azdo.Pipeline{{Name: "deploy", Project: "Payments Team", ID: 42, Branch: "refs/heads/main"}, {Name: "b", Project: "Q.R_S", ID: 7}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Pipelines = %+v, %v; want %+v", got, err, want)
+	}
+	for value, reason := range map[string]string{
+		"deploy=A/1,":       "empty entry",
+		"deploy=A/x":        "pipeline id",
+		"deploy=../1":       "project name",
+		"d=A/1,e=B/2,d=C/3": `names "d" twice`,
+	} {
+		if _, err := config.Pipelines(env{"AZURE_DEVOPS_PIPELINES": value}.get); err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("Pipelines(%q) = %v, want an error about the %s", value, err, reason)
+		}
 	}
 }

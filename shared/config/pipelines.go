@@ -24,6 +24,9 @@ func Pipelines(getenv func(string) string) ([]azdo.Pipeline, error) {
 		return nil, nil
 	}
 	for entry := range strings.SplitSeq(v, ",") {
+		if strings.TrimSpace(entry) == "" {
+			return nil, &Error{name, "has an empty entry: a comma too many?"}
+		}
 		p, err := pipeline(strings.TrimSpace(entry))
 		if err != nil {
 			return nil, &Error{name, fmt.Sprintf("entry %q %s", clipEntry(entry), err)}
@@ -52,11 +55,12 @@ func pipeline(entry string) (azdo.Pipeline, error) {
 		return azdo.Pipeline{}, entryError("has a name that does not match [-_A-Za-z0-9]+")
 	}
 	rest, p.Branch, _ = strings.Cut(strings.TrimSpace(rest), "@")
+	rest, p.Branch = strings.TrimSpace(rest), strings.TrimSpace(p.Branch)
 	i := strings.LastIndexByte(rest, '/')
 	if i < 0 {
 		return azdo.Pipeline{}, entryError("is not name=project/pipelineId")
 	}
-	p.Project, rest = strings.TrimSpace(rest[:i]), rest[i+1:]
+	p.Project, rest = strings.TrimSpace(rest[:i]), strings.TrimSpace(rest[i+1:])
 	if !projectName(p.Project) {
 		return azdo.Pipeline{}, entryError("has a project name Azure DevOps does not allow")
 	}

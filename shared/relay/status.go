@@ -94,7 +94,7 @@ var rules = []rule{
 	{azdo.ErrUnavailable, 502, "Azure unavailable", "Azure DevOps is unavailable and nothing was queued; try again.", false, "unavailable"},
 	{azdo.ErrTLS, 502, "Azure unreachable", "Azure DevOps's TLS certificate is not trusted: check AZURE_DEVOPS_URL.", false, "tls"},
 	{azdo.ErrServerError, 502, "Azure failed", "Azure DevOps failed with a server error. The run may have been queued, so the relay did not retry: check the pipeline's runs and Azure DevOps's status before trying again", true, "server"},
-	{azdo.ErrRefused, 502, "Azure refused", "Azure DevOps refused the request: check AZURE_DEVOPS_ORG and the webhook name", true, "refused"},
+	{azdo.ErrRefused, 502, "Azure refused", "Azure DevOps refused the request, so nothing was queued: check AZURE_DEVOPS_ORG and the target (the webhook's name, or the pipeline's entry in AZURE_DEVOPS_PIPELINES and the run parameters the body gives)", true, "refused"},
 	{azdo.ErrNoAnswer, 504, "Timed out", "Azure DevOps did not answer in time. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false, "timeout"},
 	{azdo.ErrNoTime, 504, "Timed out", "The relay ran out of time before its request reached Azure DevOps; nothing was sent, try again.", false, "timeout"},
 	{azdo.ErrConnection, 502, "Azure unreachable", "The connection to Azure DevOps broke after the request was sent. The run may have been queued, so the relay did not retry: check the pipeline's runs before trying again.", false, "connection"},
