@@ -219,9 +219,13 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		o.err = r.prepare(req.Body, creds, o)
 	}
 	if o.err == nil {
-		key := ledger.SignatureKey(signed.Timestamp, req.Body)
-		if portapi.ValidRunID(ids.RunID) {
+		var key string
+		switch {
+		case r.Ledger == nil: // no key to compute
+		case portapi.ValidRunID(ids.RunID):
 			key = ledger.RunKey(ids.RunID) // every invocation and replay of one Port run
+		default:
+			key = ledger.SignatureKey(signed.Timestamp, req.Body)
 		}
 		r.once(ctx, invocation, key, req.Body, creds, o, firstHere)
 	}
