@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/port-azure-relay/relay/shared/awstest"
 	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/entra/entratest"
 	"github.com/port-azure-relay/relay/shared/entra/ststest"
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
+	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
 const (

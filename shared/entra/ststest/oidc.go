@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
+	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
 // This file is the issuer's side: the keys, the tokens they sign, and the OIDC discovery document and JWKS that

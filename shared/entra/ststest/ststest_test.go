@@ -32,8 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/port-azure-relay/relay/shared/awstest"
 	"github.com/port-azure-relay/relay/shared/entra/ststest"
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
 )
 
 const azureAudience = "api://AzureADTokenExchange"

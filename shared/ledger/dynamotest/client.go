@@ -5,7 +5,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
+	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
 // Client returns the real DynamoDB client, signed with the test account's credentials

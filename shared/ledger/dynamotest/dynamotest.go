@@ -61,7 +61,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
+	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
 const (

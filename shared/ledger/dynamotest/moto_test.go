@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
+	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
 // startMoto runs moto_server on a free loopback port until the test ends, or skips the

@@ -5,7 +5,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/port-azure-relay/relay/shared/handler/awstest"
+	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
 // Client returns the real Secrets Manager client, signed with this server's

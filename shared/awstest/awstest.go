@@ -3,9 +3,9 @@
 // with Signature Version 4 as AWS checks them (from AWS's specification, not the SDK's
 // signer), and the environment that points a function's real SDK at a stand-in.
 //
-// It stands beside handler, the package where every function loads its AWS
-// configuration: that configuration, read from the environment Env returns, is what
-// these stand-ins answer. Nothing in a function imports it.
+// It is the one stand-in without a production package beside it: it stands in for
+// AWS's common wire (SigV4, error shapes), which every AWS stand-in speaks. Nothing
+// in a function imports it.
 package awstest
 
 import (
