@@ -120,15 +120,29 @@ func TestLedgerAcrossContainers(t *testing.T) {
 		ledgerCases.Add(1)
 	})
 
-	t.Run("Azure refuses, then is fixed: the retry is delivered", func(t *testing.T) {
+	t.Run("Azure refuses: final for a Port invocation, whose replay gets the first answer", func(t *testing.T) {
 		w.az.Reset()
 		w.az.Script(azdotest.Status(400))
 		ev := signedEvent(2, "/", portBody("r_led_"+rand.Text()[:10]))
-		if r := invoke(t, w.relay, ev); r.status != 502 {
-			t.Fatalf("first: %d %v, want 502", r.status, r.body)
+		first := invoke(t, w.relay, ev)
+		if first.status != 502 {
+			t.Fatalf("first: %d %v, want 502", first.status, first.body)
 		}
-		if r := invoke(t, w.second, ev); r.status != 200 || r.body["duplicate"] != nil || r.body["forwarded"] != true {
-			t.Fatalf("retry: %d %v, want 200 delivered", r.status, r.body)
+		if r := invoke(t, w.second, ev); r.status != 502 || r.body["duplicate"] != true || !strings.HasPrefix(first.errMsg, strings.TrimSuffix(r.errMsg, ".")) || w.az.Count() != 1 {
+			t.Fatalf("replay: %d %v after %d requests to Azure, want the first answer marked duplicate, nothing sent", r.status, r.body, w.az.Count())
+		}
+		ledgerCases.Add(1)
+	})
+
+	t.Run("Azure refuses an AWS event, then is fixed: Lambda's retry is delivered", func(t *testing.T) {
+		w.az.Reset()
+		w.az.Script(azdotest.Status(400))
+		ev := lambdatest.ScheduledEvent("refused-" + rand.Text()[:8])
+		if r := invoke(t, w.relay, ev); r.fnErr == nil {
+			t.Fatalf("first: %v, want a function error", r.body)
+		}
+		if r := invoke(t, w.second, ev); r.fnErr != nil || r.body["forwarded"] != true || r.body["duplicate"] != nil {
+			t.Fatalf("retry: %v %v, want delivered", r.body, r.fnErr)
 		}
 		ledgerCases.Add(1)
 	})

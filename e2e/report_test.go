@@ -9,6 +9,7 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	relaycore "github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
@@ -29,7 +30,10 @@ func TestReportToPort(t *testing.T) {
 	port := porttest.New(portClientID, portSecret)
 	t.Cleanup(port.Close)
 	az := newAzure(t, false)
-	relay := start(t, relayBin, 5*time.Second, relayEnv(sm, az.URL, "PORT_API_URL="+port.URL))
+	db := dynamotest.New() // the ledger, as deployed by default: a refusal it takes ends the run
+	t.Cleanup(db.Close)
+	db.CreateTable(ledgerTable, "id")
+	relay := start(t, relayBin, 5*time.Second, relayEnv(sm, az.URL, "PORT_API_URL="+port.URL, "LEDGER_TABLE="+ledgerTable, dynamoEndpoint(db)))
 
 	cases := []struct {
 		name   string
@@ -106,6 +110,31 @@ func TestReportToPort(t *testing.T) {
 		t.Errorf("%d token requests, want 1: the token is cached below its 3-hour life", n)
 	}
 	reportCases.Add(int64(len(cases) + 1))
+}
+
+// TestWithoutALedgerARefusalIsToldNotEnded: with Ledger=false the relay cannot tell a
+// first request from another container's replay of a run it delivered, so a refusal
+// reaches the Port run as a log line and a label, and the run keeps its status.
+func TestWithoutALedgerARefusalIsToldNotEnded(t *testing.T) {
+	sm := smtest.New()
+	t.Cleanup(sm.Close)
+	sm.Put(secretName, `{"clientId":"`+portClientID+`","clientSecret":"`+portSecret+`"}`)
+	port := porttest.New(portClientID, portSecret)
+	t.Cleanup(port.Close)
+	az := newAzure(t, false)
+	relay := start(t, relayBin, 5*time.Second, relayEnv(sm, az.URL, "PORT_API_URL="+port.URL))
+	runID := "r_noledger_" + rand.Text()[:10]
+	port.CreateRuns(runID)
+	if r := invoke(t, relay, signedEvent(0, "/webhooks/"+hookMissing, portBody(runID))); r.status != 502 {
+		t.Fatalf("status %d %v, want 502", r.status, r.body)
+	}
+	logs, updates := port.Logs(runID), port.Updates(runID)
+	run, _ := port.Run(runID)
+	if len(logs) != 1 || !strings.Contains(logs[0].Message, "cannot find this webhook") || len(updates) != 1 ||
+		updates[0].Status != "" || updates[0].StatusLabel != "Webhook not found" || run.Status != "IN_PROGRESS" {
+		t.Errorf("Port saw logs %+v, updates %+v, run %+v: want the reason as a log line and a label, the run in progress", logs, updates, run)
+	}
+	reportCases.Add(1)
 }
 
 // TestAmbiguousDeliveryThenThePipelineReports: after a delivery that may have queued a

@@ -13,15 +13,16 @@ import (
 func RunKey(runID string) string { return "run#" + runID }
 
 // SignatureKey is the key of a Port invocation without a run id: its timestamp and a
-// hash of its body, the two things Port's signature covers. Every container computes
-// the same key whichever secret verified it (during a rotation the header carries a
-// MAC for each, and containers may hold different ones), and entries added to the
-// header change nothing.
-func SignatureKey(timestamp string, body []byte) string {
+// hash of the bytes its signature covered (the body as sent, or compacted when Port
+// signed the compact form). Every container computes the same key whichever secret
+// verified it (during a rotation the header carries a MAC for each, and containers
+// may hold different ones), and neither entries added to the header nor whitespace
+// added to the body change it.
+func SignatureKey(timestamp string, covered []byte) string {
 	h := sha256.New()
 	h.Write([]byte(timestamp))
 	h.Write([]byte{'.'})
-	h.Write(body)
+	h.Write(covered)
 	return "sig#" + timestamp + "#" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 

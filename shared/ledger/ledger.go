@@ -40,6 +40,7 @@ const (
 	InProgress    State = "inProgress"    // claimed; Azure not yet answered
 	Delivered     State = "delivered"     // Azure accepted
 	MayHaveQueued State = "mayHaveQueued" // no clear answer: Azure may have queued the run
+	Refused       State = "refused"       // refused, nothing queued, and that answer is final
 )
 
 // Errors of Claim, Complete and Release. Claim's first two come as a *Held with the
@@ -61,7 +62,7 @@ type Record struct {
 	AzureStatus int       // Azure's answer; 0 for none
 	AzureRunID  string    // the Azure run id, when the target gives one
 	Link        string    // the Azure run's page, when the target gives one
-	Cause       string    // for MayHaveQueued: the class of the failure, or "deadline"
+	Cause       string    // for MayHaveQueued and Refused: what the failure was (the relay's key for its answer), or "deadline"
 	Deadline    time.Time // for InProgress: when the claiming invocation's own deadline passes
 	Expires     time.Time // when DynamoDB's TTL may delete it
 }
@@ -123,18 +124,43 @@ const (
 // or MayHaveQueued (a holder that died mid-delivery reads as MayHaveQueued). With
 // ErrUnavailable it still returns the claim it tried, for Release.
 func (l *Ledger) Claim(ctx context.Context, r Record, deadline time.Time) (Claim, error) {
-	now := l.now()
 	owner := newOwner()
+	err := l.put(ctx, r, InProgress, owner, func(item map[string]types.AttributeValue) {
+		item[attrDeadline] = num(deadline.UnixMilli())
+	})
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		return Claim{}, err
+	}
+	// With ErrUnavailable the write may have landed with its answer lost: the claim is
+	// returned too, so that a caller that sends nothing can release it (Release deletes
+	// only its own).
+	return Claim{Key: r.Key, owner: owner}, err
+}
+
+// Refuse records, for a key nobody holds, that its delivery was refused before
+// anything was sent and that this refusal is its final answer: a later arrival of the
+// key gets it back as a duplicate. One conditional PutItem. A key already held gives
+// Claim's *Held refusals, and no record is changed.
+func (l *Ledger) Refuse(ctx context.Context, r Record) error {
+	return l.put(ctx, r, Refused, newOwner(), func(item map[string]types.AttributeValue) {
+		putIf(item, attrCause, r.Cause)
+	})
+}
+
+// put writes r in state for a key nobody holds, or whose record has expired; more
+// adds attributes of the state. A key held gives a *Held.
+func (l *Ledger) put(ctx context.Context, r Record, state State, owner string, more func(map[string]types.AttributeValue)) error {
+	now := l.now()
 	item := map[string]types.AttributeValue{
-		attrID:       str(r.Key),
-		attrState:    str(string(InProgress)),
-		attrOwner:    str(owner),
-		attrExpires:  num(now.Add(l.ttl()).Unix()),
-		attrDeadline: num(deadline.UnixMilli()),
-		attrCreated:  num(now.Unix()),
+		attrID:      str(r.Key),
+		attrState:   str(string(state)),
+		attrOwner:   str(owner),
+		attrExpires: num(now.Add(l.ttl()).Unix()),
+		attrCreated: num(now.Unix()),
 	}
 	putIf(item, attrTarget, r.Target)
 	putIf(item, attrRunID, r.RunID)
+	more(item)
 	_, err := l.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           &l.Table,
 		Item:                                item,
@@ -146,34 +172,32 @@ func (l *Ledger) Claim(ctx context.Context, r Record, deadline time.Time) (Claim
 	var failed *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
-		return Claim{Key: r.Key, owner: owner}, nil
+		return nil
 	case errors.As(err, &failed):
 		held := decode(failed.Item)
 		if held.Key == "" {
 			held.Key = r.Key
 		}
 		if owned(failed.Item, owner) {
-			// Our own write, whose answer was lost and which the SDK sent again.
-			return Claim{Key: r.Key, owner: owner}, nil
+			return nil // our own write, whose answer was lost and which the SDK sent again
 		}
 		if held.State != InProgress {
-			return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+			return &Held{Record: held, Err: ErrDuplicate}
 		}
 		if now.Before(held.Deadline) {
-			return Claim{}, &Held{Record: held, Err: ErrInProgress}
+			return &Held{Record: held, Err: ErrInProgress}
 		}
 		held.State, held.Cause = MayHaveQueued, "deadline"
-		return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+		return &Held{Record: held, Err: ErrDuplicate}
 	default:
-		// The write may have landed with its answer lost: the claim is returned too, so
-		// that a caller that sends nothing can release it (Release deletes only its own).
-		return Claim{Key: r.Key, owner: owner}, unavailable(ctx, err)
+		return unavailable(ctx, err)
 	}
 }
 
-// Complete records the outcome of a claimed delivery: Delivered, or MayHaveQueued
-// after an ambiguous failure (out.State says which), with Azure's status and, when
-// the target gives them, its run id and link. One conditional UpdateItem.
+// Complete records the outcome of a claimed delivery: Delivered, MayHaveQueued after
+// an ambiguous failure, or Refused as a final answer (out.State says which), with
+// Azure's status and, when the target gives them, its run id and link, or the
+// failure's Cause. One conditional UpdateItem.
 func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
 	names := map[string]string{"#state": attrState, "#owner": attrOwner, "#azureStatus": attrAzureStatus}
 	values := map[string]types.AttributeValue{
@@ -199,7 +223,9 @@ func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
 }
 
 // Release deletes a claim whose delivery Azure refused in a way that queued nothing,
-// so that a retry after the fix is delivered. One conditional DeleteItem.
+// so that a retry after the fix is delivered (Lambda retries an AWS event; Port never
+// retries, so an HTTP invocation's refusal is Completed as Refused instead). One
+// conditional DeleteItem.
 func (l *Ledger) Release(ctx context.Context, c Claim) error {
 	_, err := l.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 &l.Table,

@@ -79,22 +79,32 @@ func guid(s string) bool {
 }
 
 // Check returns the Port run id of body (from port_context.runId or context.runId,
-// empty when there is none) and an error when Azure DevOps would not run it. The run
-// id is returned with ErrReservedKey too, so that the failure can be reported to Port.
+// empty when there is none) and an error when an Azure DevOps incoming webhook would
+// not run it. The run id is returned with ErrReservedKey too, so that the failure can
+// be reported to Port.
 func Check(body []byte) (runID string, err error) {
 	ids, err := Read(body)
+	if err == nil {
+		err = ids.Reserved
+	}
 	return ids.RunID, err
 }
 
 // IDs are what names a body's delivery: Port's run id, and the top-level "id" string
 // (an EventBridge event's id, kept across Lambda's retries; what a schedule's input
-// or a direct invoke puts there).
+// or a direct invoke puts there); and what an incoming webhook would make of it.
 type IDs struct {
 	RunID string
 	ID    string
+	// Reserved is ErrReservedKey naming the first top-level key that an incoming
+	// webhook reserves, with a type that makes Azure drop the run; nil when none. Only
+	// incoming webhooks read these keys: the Runs API gets the run parameters alone.
+	Reserved error
 }
 
-// Read is Check that also returns the body's top-level "id" string.
+// Read returns the ids of body, or an error when body is not a JSON object that
+// Azure DevOps can read (empty, too large, not UTF-8, not JSON, nested too deep). It
+// reads the body once.
 func Read(body []byte) (ids IDs, err error) {
 	switch {
 	case len(body) == 0:
@@ -149,7 +159,7 @@ func Read(body []byte) (ids IDs, err error) {
 	case tooDeep:
 		return IDs{RunID: runID}, ErrTooDeep
 	}
-	return IDs{RunID: runID, ID: id}, bad
+	return IDs{RunID: runID, ID: id, Reserved: bad}, nil
 }
 
 func runIDOf(value []byte) string {

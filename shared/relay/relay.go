@@ -65,6 +65,7 @@ type Ledger interface {
 	Claim(ctx context.Context, r ledger.Record, deadline time.Time) (ledger.Claim, error)
 	Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error
 	Release(ctx context.Context, c ledger.Claim) error
+	Refuse(ctx context.Context, r ledger.Record) error
 	Note(ctx context.Context, azureRunID, portRunID string) error
 }
 
@@ -187,15 +188,14 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		o.err = err
 		return
 	}
-	key := []byte(creds.ClientSecret)
 	verify := func() (signature.Signed, error) {
-		return r.Port.Verified(key, req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
+		return r.Port.Verified([]byte(creds.ClientSecret), req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
 	}
 	signed, err := verify()
 	if errors.Is(err, signature.ErrMismatch) {
 		// Port's credentials may have been rotated since the secret was cached.
 		if renewed, changed, renewErr := r.Secrets.Renew(ctx); renewErr == nil && changed {
-			creds, key = renewed, []byte(renewed.ClientSecret)
+			creds = renewed
 			signed, err = verify()
 		}
 	}
@@ -203,9 +203,9 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		o.err = err
 		return
 	}
-	// The container's memory: the guard without a ledger, the fallback beside one.
-	firstHere := r.Port.FirstHere(signed)
-	if !firstHere && r.Ledger == nil {
+	// The container's memory: a signature it has accepted is a replay, ledger or not.
+	// The ledger is not asked, and nothing is sent or reported.
+	if !r.Port.FirstHere(signed) {
 		o.err = signature.ErrReplayed
 		return
 	}
@@ -216,20 +216,47 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outc
 		o.err = bodyErr
 	}
 	if o.err == nil {
-		o.err = r.prepare(req.Body, creds, o)
+		o.err = r.prepare(req.Body, ids, creds, o)
 	}
-	if o.err == nil {
-		var key string
-		switch {
-		case r.Ledger == nil: // no key to compute
-		case portapi.ValidRunID(ids.RunID):
-			key = ledger.RunKey(ids.RunID) // every invocation and replay of one Port run
-		default:
-			key = ledger.SignatureKey(signed.Timestamp, req.Body)
-		}
-		r.once(ctx, invocation, key, req.Body, creds, o, firstHere)
+	var key string
+	switch {
+	case r.Ledger == nil: // no key to compute
+	case portapi.ValidRunID(ids.RunID):
+		key = ledger.RunKey(ids.RunID) // every invocation and replay of one Port run
+	case o.err == nil:
+		// What the signature covered, so that whitespace added to the body is no new key.
+		key = ledger.SignatureKey(signed.Timestamp, signed.Covered)
+	}
+	switch {
+	case o.err == nil:
+		r.once(ctx, invocation, key, req.Body, creds, o)
+	case key != "":
+		// The path is not signed: this may be a replay, sent elsewhere, of a run that
+		// was delivered. The refusal is the run's only when the ledger takes it.
+		r.refuse(ctx, key, o)
 	}
 	r.report(invocation, creds, o)
+}
+
+// refuse records a refusal made before anything was sent as the final answer for
+// key, so that a replay gets it back and is never delivered; only then is the
+// refusal this invocation's to report. When the key is held (delivered, being
+// delivered, refused before), this invocation is a replay: it gets the first answer.
+func (r *Relay) refuse(ctx context.Context, key string, o *outcome) {
+	lctx, cancel := context.WithTimeout(ctx, LedgerBudget)
+	err := r.Ledger.Refuse(lctx, ledger.Record{Key: key, Target: o.target(), RunID: o.runID, Cause: answerKey(o.err)})
+	cancel()
+	var held *ledger.Held
+	switch {
+	case err == nil:
+		o.ledger = "refused"
+	case errors.As(err, &held) && errors.Is(err, ledger.ErrDuplicate):
+		o.ledger, o.held, o.err = "duplicate", &held.Record, nil
+	case errors.Is(err, ledger.ErrInProgress):
+		o.ledger, o.err = "inProgress", err
+	default:
+		o.ledger, o.ledgerErr = "unavailable", err
+	}
 }
 
 func (r *Relay) aws(ctx, invocation context.Context, req event.Request, o *outcome) {
@@ -243,25 +270,24 @@ func (r *Relay) aws(ctx, invocation context.Context, req event.Request, o *outco
 		o.err = err
 		return
 	}
-	if o.err = r.prepare(req.Body, creds, o); o.err != nil {
+	if o.err = r.prepare(req.Body, ids, creds, o); o.err != nil {
 		return
 	}
 	var key string
 	if ids.ID != "" && len(ids.ID) <= ledger.MaxIDLength {
 		key = ledger.EventKey(ids.ID) // EventBridge keeps it across Lambda's retries
 	}
-	r.once(ctx, invocation, key, req.Body, creds, o, true)
+	r.once(ctx, invocation, key, req.Body, creds, o)
 }
 
 // once delivers body at most once for its key across every container: it claims the
 // key in the ledger first and records the outcome after. A key delivered before, or
-// that may have been, is not sent again (o.held); one being delivered elsewhere right
-// now is refused (ErrInProgress). A refusal that queued nothing releases the key, so
-// that a retry after the fix goes through. Without a ledger or a key, it delivers as
-// the container's memory allows. When the ledger cannot be reached, an HTTP
-// invocation is still delivered (Port does not retry; firstHere is the container's
-// own memory of its signature), and an AWS event is refused, for Lambda to retry.
-func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, creds secret.Credentials, o *outcome, firstHere bool) {
+// that may have been, or refused, is not sent again (o.held); one being delivered
+// elsewhere right now is refused (ErrInProgress). Without a ledger or a key, it
+// delivers as the container's memory allowed. When the ledger cannot be reached, an
+// HTTP invocation is still delivered (Port does not retry, and this container has not
+// seen its signature), and an AWS event is refused, for Lambda to retry.
+func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, creds secret.Credentials, o *outcome) {
 	if r.Ledger == nil || key == "" {
 		r.deliver(ctx, body, creds, o)
 		return
@@ -287,8 +313,6 @@ func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, c
 			lctx, cancel := ledgerContext(invocation)
 			_ = r.Ledger.Release(lctx, claim)
 			cancel()
-		case !firstHere:
-			o.err = signature.ErrReplayed
 		default:
 			r.deliver(ctx, body, creds, o)
 			// The claim may have landed with its answer lost: record the outcome on it
@@ -305,7 +329,9 @@ func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, c
 }
 
 // record writes the outcome of the delivery claim was for: delivered, or may have
-// queued, or, when Azure cannot have queued anything, the claim released for a retry.
+// queued; when Azure cannot have queued anything, refused for good (Port never
+// retries, so a second arrival is a replay), or, for an AWS event, the claim released
+// for Lambda's retry after the fix.
 func (r *Relay) record(invocation context.Context, claim ledger.Claim, o *outcome) error {
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
@@ -320,6 +346,8 @@ func (r *Relay) record(invocation context.Context, claim ledger.Claim, o *outcom
 		return err
 	case azdo.MayHaveQueued(o.err):
 		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
+	case o.kind.IsHTTP():
+		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: o.azureStatus, Cause: answerKey(o.err)})
 	default:
 		if err := r.Ledger.Release(ctx, claim); err != nil {
 			// Nothing was queued, yet the claim stays in progress until its deadline, then
@@ -356,7 +384,7 @@ func ledgerContext(invocation context.Context) (context.Context, context.CancelF
 // these two, each once; any other failure is final, as Azure does not deduplicate.
 func (r *Relay) deliver(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
 	if o.pipeline != nil {
-		r.start(ctx, o)
+		r.start(ctx, creds, o)
 		return
 	}
 	key := creds.AzureKey()
@@ -385,12 +413,12 @@ func (r *Relay) post(ctx context.Context, body, key []byte, o *outcome) error {
 	return err
 }
 
-// prepare checks what a pipeline by id needs before anything is claimed or sent: the
-// run parameters of body and a credential in the secret. A refusal here costs the
-// ledger nothing.
-func (r *Relay) prepare(body []byte, creds secret.Credentials, o *outcome) error {
+// prepare checks what the target needs before anything is claimed or sent: for an
+// incoming webhook, no key Azure reserves with a type that makes it drop the run; for
+// a pipeline by id, the run parameters of body and a credential in the secret.
+func (r *Relay) prepare(body []byte, ids payload.IDs, creds secret.Credentials, o *outcome) error {
 	if o.pipeline == nil {
-		return nil
+		return ids.Reserved
 	}
 	params, err := azdo.RunBody(body, o.pipeline.Branch)
 	if err != nil {
@@ -404,18 +432,44 @@ func (r *Relay) prepare(body []byte, creds secret.Credentials, o *outcome) error
 	return nil
 }
 
-// start starts the pipeline by id with what prepare found. Nothing is retried that
-// may have queued a run.
-func (r *Relay) start(ctx context.Context, o *outcome) {
+// start starts the pipeline by id with what prepare found. When Azure or Entra
+// refuses the credential, which queues nothing, it reads the secret again (at most
+// every 30 s) and, if the credential was rotated, tries once more with the new one.
+// Nothing is retried that may have queued a run.
+func (r *Relay) start(ctx context.Context, creds secret.Credentials, o *outcome) {
+	r.run(ctx, o)
+	if !errors.Is(o.err, azdo.ErrCredentials) && !errors.Is(o.err, entra.ErrRefused) {
+		return
+	}
+	renewed, changed, err := r.Secrets.Renew(ctx)
+	if err != nil || !changed || !azureCredentialChanged(creds, renewed) {
+		return
+	}
+	if auth, err := r.azureAuth(renewed); err == nil {
+		o.auth, o.signedWith = auth, secret.StageCurrent
+		r.run(ctx, o)
+	}
+}
+
+// azureCredentialChanged reports whether renewed holds another Azure credential than old.
+func azureCredentialChanged(old, renewed secret.Credentials) bool {
+	return old.AzurePAT != renewed.AzurePAT || old.AzureTenantID != renewed.AzureTenantID ||
+		old.AzureClientID != renewed.AzureClientID || old.AzureClientSecret != renewed.AzureClientSecret
+}
+
+// run makes one Runs API call; the outcome counts the attempts of all of them.
+func (r *Relay) run(ctx context.Context, o *outcome) {
 	p := *o.pipeline
 	begin := time.Now()
 	res, err := r.Azure.Run(ctx, p, o.runBody, o.auth)
 	o.azureTook += time.Since(begin)
-	o.azureStatus, o.attempts = res.Status, res.Attempts
+	status, attempts := res.Status, res.Attempts
 	var azErr *azdo.Error
 	if errors.As(err, &azErr) {
-		o.azureStatus, o.attempts = azErr.Status, azErr.Attempts
+		status, attempts = azErr.Status, azErr.Attempts
 	}
+	o.azureStatus = status
+	o.attempts += attempts
 	if errors.Is(err, azdo.ErrPipelineNotFound) {
 		// The entry is configuration, not payload: naming it says what to fix.
 		err = fmt.Errorf("%w: entry %s=%s/%d", err, p.Name, p.Project, p.ID)
@@ -516,14 +570,19 @@ func (o *outcome) azureRunIDText() string {
 }
 
 // report tells Port how delivery of a run went, within its own budget; it never
-// changes the answer. Success adds a log line and leaves the run to the pipeline.
-// A failure after which Azure cannot have queued a run ends the run FAILURE. After
-// an ambiguous one (a timeout, a connection broken after sending, a bare 5xx) the
-// run may well be running: ending it FAILURE would be contradicted by the pipeline
-// (and Port would then refuse the status function's real result), and the user
-// would run it again, a second deploy. So the run gets a log line and a label that
-// say so and where to look, and stays in progress for the status function (or the
-// user) to end.
+// changes the answer. Success adds a log line and leaves the run to the pipeline
+// (for a pipeline by id, its link and externalRunId at once).
+//
+// A failure ends the run FAILURE only when it is this invocation's own: the ledger
+// took its claim or its refusal. Without that the relay cannot tell a first request
+// from a replay of a run it delivered (elsewhere, or to another path: the path is
+// not signed), so the run gets the reason as a log line and a label, and keeps its
+// status. After an ambiguous failure of a webhook the run may well be running, and
+// the status function ends it from the pipeline's own run: ending it FAILURE would be
+// contradicted by the pipeline, and the user would run it again, a second deploy. So
+// it gets a log line and a label that say so and where to look, and stays in
+// progress. A pipeline by id that may have been queued has no Azure run id to follow,
+// so its Port run says that it will not follow it, and ends.
 func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *outcome) {
 	if r.Report == nil || o.runID == "" || creds.ClientID == "" || o.held != nil ||
 		errors.Is(o.err, ledger.ErrInProgress) || errors.Is(o.err, signature.ErrReplayed) {
@@ -532,6 +591,7 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 	ctx, cancel := reportContext(invocation)
 	defer cancel()
 	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
+	own := o.ledger == "claimed" || o.ledger == "refused"
 	var err error
 	switch rule, say := classify(o.err); {
 	case o.err == nil && o.pipeline != nil:
@@ -542,17 +602,35 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 		}
 	case o.err == nil:
 		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps accepted webhook %s (pipeline queued).", o.webhook))
-	case azdo.MayHaveQueued(o.err):
-		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.describe()))
-		if err == nil {
-			err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: MayHaveQueuedLabel + " (" + strings.ToLower(rule.label) + ")"})
+	case azdo.MayHaveQueued(o.err) && o.pipeline != nil:
+		p := o.pipeline
+		say = fmt.Sprintf("%s Pipeline %s (project %s, pipeline id %d) may be running: look at its runs in Azure DevOps before you run this action again. Azure gave no run id, so this Port run will not follow it.", say, p.Name, p.Project, p.ID)
+		label := MayHaveQueuedLabel + " (" + strings.ToLower(rule.label) + ")"
+		if own {
+			err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: label, Summary: say})
+		} else {
+			err = r.labelled(ctx, pc, o.runID, say, label)
 		}
-	default:
+	case azdo.MayHaveQueued(o.err):
+		err = r.labelled(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.describe()),
+			MayHaveQueuedLabel+" ("+strings.ToLower(rule.label)+")")
+	case own:
 		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: rule.label, Summary: say})
+	default:
+		err = r.labelled(ctx, pc, o.runID, say, rule.label)
 	}
 	if err != nil {
 		r.Log.Warn("report to Port failed", "runId", o.runID, "target", o.target(), "error", err.Error())
 	}
+}
+
+// labelled tells the run what happened with a log line and a label, and leaves its
+// status as it is.
+func (r *Relay) labelled(ctx context.Context, pc portapi.Credentials, runID, message, label string) error {
+	if err := r.Report.Log(ctx, pc, runID, message); err != nil {
+		return err
+	}
+	return r.Report.Update(ctx, pc, runID, portapi.RunUpdate{StatusLabel: label})
 }
 
 // describe names the target for a sentence: "webhook deploy" or "pipeline deploy".
@@ -603,6 +681,20 @@ func (a answer) names(o *outcome, name string) answer {
 
 func (o *outcome) response() event.Response {
 	resp := event.Response{HTTP: o.kind.IsHTTP(), Kind: o.kind, Status: http.StatusOK}
+	if h := o.held; h != nil && h.State == ledger.Refused {
+		// Nothing was sent, then or now: the first answer, said to be a repeat.
+		rule := ruleOf(h.Cause)
+		say := rule.say
+		if rule.detail {
+			say += "." // the first answer's detail came from its request, not this one
+		}
+		resp.Status, resp.Error = rule.status, say
+		resp.Body, _ = json.Marshal(struct {
+			Error     string `json:"error"`
+			Duplicate bool   `json:"duplicate"`
+		}{say, true})
+		return resp
+	}
 	if h := o.held; h != nil {
 		// Nothing was sent: the first delivery's answer, said to be a repeat. A result,
 		// not a function error, so that Lambda stops retrying.

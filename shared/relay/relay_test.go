@@ -169,7 +169,7 @@ func TestHandleHTTP(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(c.azure)
+			f := newContainers(t).container(c.azure) // with the ledger, as deployed by default
 			resp := f.relay.Handle(context.Background(), "req-1", c.event)
 			if resp.Status != c.status || !resp.HTTP {
 				t.Fatalf("Handle = %d (HTTP %v) %s, want %d", resp.Status, resp.HTTP, resp.Body, c.status)
@@ -196,6 +196,28 @@ func TestHandleHTTP(t *testing.T) {
 			}
 			if strings.Contains(f.logs.String(), key) || strings.Contains(f.logs.String(), `"env":"prod"`) {
 				t.Errorf("log leaks the secret or the body: %s", f.logs)
+			}
+		})
+	}
+}
+
+// Without a ledger the relay cannot tell a first request from a replay of a run it
+// delivered in another container: a refusal is told to the run, not made its end.
+func TestWithoutALedgerARefusalDoesNotEndTheRun(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		path  string
+		azure error
+		want  string
+	}{
+		{"a route refused", "/webhooks/other", nil, "log r_unit1: Webhook not allowed: the path names a webhook that is not in AZURE_DEVOPS_WEBHOOKS: \"other\".\nlabel r_unit1: Unknown webhook"},
+		{"Azure refused", "/", azdo.ErrWebhookNotFound, "log r_unit1: Azure DevOps cannot find this webhook: check the name in the service connection, and run the pipeline once from its default branch so that Azure registers it.\nlabel r_unit1: Webhook not found"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(tt.azure)
+			handle(f, httpEvent("POST", tt.path, goodBody, key, now))
+			if got := strings.Join(f.reports.calls, "\n"); got != tt.want {
+				t.Errorf("Port heard %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -102,6 +102,26 @@ var rules = []rule{
 
 var internal = rule{status: http.StatusInternalServerError, label: "Relay error", say: "The relay failed unexpectedly; nothing was sent.", class: "internal"}
 
+// answerKey names the rule of err, for the ledger to keep with a refusal: the text of
+// its sentinel, which holds no input.
+func answerKey(err error) string {
+	rule, _ := classify(err)
+	if rule.err == nil {
+		return ""
+	}
+	return rule.err.Error()
+}
+
+// ruleOf is the rule answerKey named; internal for a key no rule has.
+func ruleOf(key string) rule {
+	for _, r := range rules {
+		if r.err.Error() == key {
+			return r
+		}
+	}
+	return internal
+}
+
 // classify returns the rule for err and the sentence for the caller.
 func classify(err error) (rule, string) {
 	for _, r := range rules {

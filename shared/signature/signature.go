@@ -105,11 +105,13 @@ func SignPort(secret []byte, ts int64, body []byte) string {
 	return portVersion + base64.StdEncoding.EncodeToString(portMAC(secret, strconv.FormatInt(ts, 10), body))
 }
 
-// Signed is a Port signature that verified: the timestamp as signed, the MAC that
-// matched and when the timestamp leaves the tolerance. The MAC names the invocation:
-// a replay carries the same one, whatever other entries the header gains.
+// Signed is a Port signature that verified: the timestamp as signed, the bytes the
+// MAC covered (the body as sent, or compacted), the MAC that matched and when the
+// timestamp leaves the tolerance. The MAC names the invocation: a replay carries the
+// same one, whatever other entries the header gains and whatever whitespace the body.
 type Signed struct {
 	Timestamp string
+	Covered   []byte
 	MAC       []byte
 	Expires   time.Time
 }
@@ -140,17 +142,18 @@ func (p Port) Verified(secret []byte, header, timestamp string, body []byte) (Si
 	if err != nil {
 		return Signed{}, err
 	}
+	covered := body
 	mac := portMAC(secret, ts, body)
 	if !anyEqual(macs, mac) {
 		var compact bytes.Buffer
 		if json.Compact(&compact, body) != nil || bytes.Equal(compact.Bytes(), body) {
 			return Signed{}, ErrMismatch
 		}
-		if mac = portMAC(secret, ts, compact.Bytes()); !anyEqual(macs, mac) {
+		if covered, mac = compact.Bytes(), portMAC(secret, ts, compact.Bytes()); !anyEqual(macs, mac) {
 			return Signed{}, ErrMismatch
 		}
 	}
-	return Signed{Timestamp: ts, MAC: mac, Expires: expires}, nil
+	return Signed{Timestamp: ts, Covered: covered, MAC: mac, Expires: expires}, nil
 }
 
 // FirstHere reports whether this is the first time p's Replays (the container's
