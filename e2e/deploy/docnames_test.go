@@ -105,3 +105,54 @@ func TestDocsNameWhatTheCodeHas(t *testing.T) {
 		t.Errorf("found %d names of code in the docs: the patterns no longer match how the docs write them", named)
 	}
 }
+
+// TestEveryPackageListsItsErrors: a package whose errors the functions answer lists
+// every sentinel it exports in its Errors, which the functions' tables are held to.
+func TestEveryPackageListsItsErrors(t *testing.T) {
+	for _, pkg := range []string{"azdo", "entra", "ledger", "secret", "portapi"} {
+		t.Run(pkg, func(t *testing.T) {
+			sentinels, listed := map[string]bool{}, map[string]bool{}
+			files, _ := filepath.Glob(filepath.Join(root, "shared", pkg, "*.go"))
+			for _, file := range files {
+				if strings.HasSuffix(file, "_test.go") {
+					continue
+				}
+				f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range f.Decls {
+					g, ok := d.(*ast.GenDecl)
+					if !ok || g.Tok != token.VAR {
+						continue
+					}
+					for _, s := range g.Specs {
+						v := s.(*ast.ValueSpec)
+						for i, n := range v.Names {
+							switch {
+							case n.Name != "Errors" && strings.HasPrefix(n.Name, "Err"):
+								sentinels[n.Name] = true
+							case n.Name == "Errors" && i < len(v.Values):
+								if lit, ok := v.Values[i].(*ast.CompositeLit); ok {
+									for _, e := range lit.Elts {
+										if id, ok := e.(*ast.Ident); ok {
+											listed[id.Name] = true
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+			if len(listed) == 0 {
+				t.Fatalf("shared/%s has no Errors list", pkg)
+			}
+			for name := range sentinels {
+				if !listed[name] {
+					t.Errorf("shared/%s exports %s but its Errors does not list it", pkg, name)
+				}
+			}
+		})
+	}
+}

@@ -446,3 +446,10 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return min(max(d, 0), time.Minute)
 }
+
+// Errors lists the package's sentinel errors, for the answer tables of the functions
+// that meet them: a test fails when one has no answer.
+var Errors = []error{
+	ErrBadName, ErrWebhookNotFound, ErrSignatureRefused, ErrThrottled, ErrUnavailable, ErrRefused, ErrServerError, ErrTLS, ErrNoAnswer, ErrNoTime, ErrConnection,
+	ErrBadPipeline, ErrNoCredentials, ErrCredentials, ErrForbidden, ErrUnexpectedParameter, ErrPipelineNotFound, ErrProjectNotFound, ErrNoRunID, ErrRunBody,
+}

@@ -477,3 +477,9 @@ func (c *Client) now() time.Time {
 	}
 	return c.Now()
 }
+
+// Errors lists the package's sentinel errors, for the answer tables of the functions
+// that meet them: a test fails when one has no answer.
+var Errors = []error{
+	ErrConfig, ErrRefused, ErrFederatedCredential, ErrUnavailable, ErrBadAnswer, ErrFederationDisabled, ErrAWSDenied, ErrSTSRefused, ErrSTSUnavailable,
+}

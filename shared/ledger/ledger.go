@@ -372,3 +372,9 @@ func putIf(item map[string]types.AttributeValue, k, v string) {
 		item[k] = str(v)
 	}
 }
+
+// Errors lists the package's sentinel errors, for the answer tables of the functions
+// that meet them: a test fails when one has no answer.
+var Errors = []error{
+	ErrDuplicate, ErrInProgress, ErrUnavailable, ErrNotOwner,
+}

@@ -24,9 +24,9 @@ func (r *Relay) measure(attrs []slog.Attr, o *outcome) []slog.Attr {
 		what.Values = []metrics.Value{metrics.One(metrics.Forwarded)}
 	default:
 		rule, _ := classify(o.err)
-		what.Key, what.Class = metrics.Cause, rule.class
+		what.Key, what.Class = metrics.Cause, rule.Class
 		name := metrics.Failed
-		if rule.status < 500 {
+		if rule.Status < 500 {
 			what.Key, name = metrics.Reason, metrics.Refused
 		}
 		what.Values = []metrics.Value{metrics.One(name)}

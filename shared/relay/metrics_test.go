@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
+	"github.com/port-azure-relay/relay/shared/answer"
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -19,13 +21,15 @@ var (
 )
 
 func TestEveryRuleHasADocumentedClass(t *testing.T) {
-	for _, r := range append(rules, internal) {
+	all := map[error]answer.Answer{nil: answers.Otherwise}
+	maps.Copy(all, answers.Rows)
+	for err, r := range all {
 		classes := failureClasses
-		if r.status < 500 {
+		if r.Status < 500 {
 			classes = refusalClasses
 		}
-		if !contains(classes, r.class) {
-			t.Errorf("rule for %v (status %d): class %q, want one of %q", r.err, r.status, r.class, classes)
+		if !contains(classes, r.Class) {
+			t.Errorf("answer to %v (status %d): class %q, want one of %q", err, r.Status, r.Class, classes)
 		}
 	}
 }

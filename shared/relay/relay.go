@@ -345,7 +345,7 @@ func (r *Relay) record(invocation context.Context, claim ledger.Claim, o *outcom
 		}
 		return err
 	case azdo.MayHaveQueued(o.err):
-		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
+		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.Class})
 	case o.kind.IsHTTP():
 		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: o.azureStatus, Cause: answerKey(o.err)})
 	default:
@@ -605,7 +605,7 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 	case azdo.MayHaveQueued(o.err) && o.pipeline != nil:
 		p := o.pipeline
 		say = fmt.Sprintf("%s Pipeline %s (project %s, pipeline id %d) may be running: look at its runs in Azure DevOps before you run this action again. Azure gave no run id, so this Port run will not follow it.", say, p.Name, p.Project, p.ID)
-		label := MayHaveQueuedLabel + " (" + strings.ToLower(rule.label) + ")"
+		label := MayHaveQueuedLabel + " (" + strings.ToLower(rule.Label) + ")"
 		if own {
 			err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: label, Summary: say})
 		} else {
@@ -613,11 +613,11 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 		}
 	case azdo.MayHaveQueued(o.err):
 		err = r.labelled(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.describe()),
-			MayHaveQueuedLabel+" ("+strings.ToLower(rule.label)+")")
+			MayHaveQueuedLabel+" ("+strings.ToLower(rule.Label)+")")
 	case own:
-		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: rule.label, Summary: say})
+		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: rule.Label, Summary: say})
 	default:
-		err = r.labelled(ctx, pc, o.runID, say, rule.label)
+		err = r.labelled(ctx, pc, o.runID, say, rule.Label)
 	}
 	if err != nil {
 		r.Log.Warn("report to Port failed", "runId", o.runID, "target", o.target(), "error", err.Error())
@@ -655,8 +655,8 @@ func reportContext(invocation context.Context) (context.Context, context.CancelF
 	return context.WithDeadline(context.WithoutCancel(invocation), deadline)
 }
 
-// answer is every JSON body the relay answers but an HTTP error's {"error": …}.
-type answer struct {
+// reply is every JSON body the relay answers but an HTTP error's {"error": …}.
+type reply struct {
 	Forwarded     bool   `json:"forwarded"`
 	MayHaveQueued bool   `json:"mayHaveQueued,omitempty"`
 	Webhook       string `json:"webhook,omitempty"`
@@ -670,7 +670,7 @@ type answer struct {
 }
 
 // names sets the target of a: the webhook or the pipeline.
-func (a answer) names(o *outcome, name string) answer {
+func (a reply) names(o *outcome, name string) reply {
 	if o.pipeline != nil {
 		a.Pipeline = name
 	} else {
@@ -683,12 +683,8 @@ func (o *outcome) response() event.Response {
 	resp := event.Response{HTTP: o.kind.IsHTTP(), Kind: o.kind, Status: http.StatusOK}
 	if h := o.held; h != nil && h.State == ledger.Refused {
 		// Nothing was sent, then or now: the first answer, said to be a repeat.
-		rule := ruleOf(h.Cause)
-		say := rule.say
-		if rule.detail {
-			say += "." // the first answer's detail came from its request, not this one
-		}
-		resp.Status, resp.Error = rule.status, say
+		rule, say := answers.ByKey(h.Cause) // the first answer's detail was its request's, and is not kept
+		resp.Status, resp.Error = rule.Status, say
 		resp.Body, _ = json.Marshal(struct {
 			Error     string `json:"error"`
 			Duplicate bool   `json:"duplicate"`
@@ -700,17 +696,17 @@ func (o *outcome) response() event.Response {
 		// not a function error, so that Lambda stops retrying.
 		delivered := h.State == ledger.Delivered
 		id, _ := strconv.Atoi(h.AzureRunID)
-		resp.Body, _ = json.Marshal(answer{Forwarded: delivered, MayHaveQueued: !delivered, AzureStatus: h.AzureStatus,
+		resp.Body, _ = json.Marshal(reply{Forwarded: delivered, MayHaveQueued: !delivered, AzureStatus: h.AzureStatus,
 			AzureRunID: id, Link: h.Link, RunID: o.runID, Duplicate: true}.names(o, h.Target))
 		return resp
 	}
 	if o.err != nil {
 		rule, say := classify(o.err)
-		resp.Status, resp.Error = rule.status, say
+		resp.Status, resp.Error = rule.Status, say
 		if !resp.HTTP && azdo.MayHaveQueued(o.err) {
 			// A result, not a function error: Lambda must not invoke again.
 			resp.MayHaveQueued = true
-			resp.Body, _ = json.Marshal(answer{MayHaveQueued: true, AzureStatus: o.azureStatus, Error: say}.names(o, o.target()))
+			resp.Body, _ = json.Marshal(reply{MayHaveQueued: true, AzureStatus: o.azureStatus, Error: say}.names(o, o.target()))
 			return resp
 		}
 		resp.Body, _ = json.Marshal(struct {
@@ -718,7 +714,7 @@ func (o *outcome) response() event.Response {
 		}{say})
 		return resp
 	}
-	resp.Body, _ = json.Marshal(answer{Forwarded: true, AzureStatus: o.azureStatus, AzureRunID: o.azureRunID, Link: o.link, RunID: o.runID}.names(o, o.target()))
+	resp.Body, _ = json.Marshal(reply{Forwarded: true, AzureStatus: o.azureStatus, AzureRunID: o.azureRunID, Link: o.link, RunID: o.runID}.names(o, o.target()))
 	return resp
 }
 

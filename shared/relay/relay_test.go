@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/entra"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -346,20 +348,20 @@ func mustDeadline(ctx context.Context) time.Time {
 }
 
 func TestEveryRuleHasAStatusAndASentence(t *testing.T) {
-	for _, r := range rules {
-		if r.status < 400 || r.say == "" {
-			t.Errorf("rule for %v: status %d, sentence %q", r.err, r.status, r.say)
+	for err, r := range answers.Rows {
+		if r.Status < 400 || r.Say == "" {
+			t.Errorf("answer to %v: status %d, sentence %q", err, r.Status, r.Say)
 		}
-		if r.status >= 500 && r.label == "" {
-			t.Errorf("rule for %v has no label for Port", r.err)
+		if r.Status >= 500 && r.Label == "" {
+			t.Errorf("answer to %v has no label for Port", err)
 		}
 	}
 	_, say := classify(fmt.Errorf("%w: %q", ErrRoute, "other"))
 	if want := `Webhook not allowed: the path names a webhook that is not in AZURE_DEVOPS_WEBHOOKS: "other".`; say != want {
 		t.Errorf("classify = %q, want %q", say, want)
 	}
-	if r, _ := classify(errors.New("surprise")); r.status != 500 {
-		t.Errorf("an unknown error maps to %d, want 500", r.status)
+	if r, _ := classify(errors.New("surprise")); r.Status != 500 {
+		t.Errorf("an unknown error maps to %d, want 500", r.Status)
 	}
 }
 
@@ -555,5 +557,15 @@ func TestAzureRotationForAWSEvents(t *testing.T) {
 	resp := f.relay.Handle(context.Background(), "req-ev", []byte(`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`))
 	if resp.HTTP || resp.Status != 200 || !slices.Equal(signed, []string{"az-new", "az-old"}) {
 		t.Fatalf("Handle = %+v, signed with %q; want a result after az-new then az-old", resp, signed)
+	}
+}
+
+// TestEveryErrorHasAnAnswer: a sentinel of a package the relay calls that the table
+// forgot would fall through to a 500 "failed unexpectedly".
+func TestEveryErrorHasAnAnswer(t *testing.T) {
+	for pkg, errs := range map[string][]error{"azdo": azdo.Errors, "entra": entra.Errors, "ledger": ledger.Errors, "secret": secret.Errors} {
+		for _, err := range answers.Missing(errs...) {
+			t.Errorf("%s's %q has no answer in the relay's table", pkg, err)
+		}
 	}
 }

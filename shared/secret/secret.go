@@ -422,3 +422,9 @@ func Parse(value string) (Credentials, error) {
 	}
 	return creds, nil
 }
+
+// Errors lists the package's sentinel errors, for the answer tables of the functions
+// that meet them: a test fails when one has no answer.
+var Errors = []error{
+	ErrUnavailable, ErrNotFound, ErrEmpty, ErrMalformed,
+}
