@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/answer"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -39,7 +40,7 @@ type Receiver struct {
 	Metrics *metrics.Emitter // the log line's EMF members; nil: none
 }
 
-type answer struct {
+type reply struct {
 	Verified bool   `json:"verified"`
 	Scheme   string `json:"scheme,omitempty"`
 	Bytes    int    `json:"bytes"`
@@ -54,23 +55,25 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 		err = ErrNotHTTP
 	}
 	if err != nil {
+		a, _, msg := answers.For(err)
 		r.Log.LogAttrs(ctx, slog.LevelError, "failed", r.Metrics.Append([]slog.Attr{
 			slog.String("requestId", requestID), slog.String("error", err.Error()),
-		}, metrics.Group{Key: metrics.Reason, Class: "event", Values: []metrics.Value{metrics.One(metrics.Rejected)}})...)
-		msg := "The verifier answers HTTP events only, and this one is malformed or not HTTP."
-		body, _ := json.Marshal(answer{Error: msg})
+		}, metrics.Group{Key: metrics.Reason, Class: a.Class, Values: []metrics.Value{metrics.One(metrics.Rejected)}})...)
+		body, _ := json.Marshal(reply{Error: msg})
 		// A broken HTTP event is answered in the 1.0 shape, which every API accepts.
-		return event.Response{HTTP: errors.Is(err, event.ErrMalformed), Kind: event.REST, Status: http.StatusBadRequest, Body: body, Error: msg}
+		return event.Response{HTTP: errors.Is(err, event.ErrMalformed), Kind: event.REST, Status: a.Status, Body: body, Error: msg}
 	}
 	scheme, err := r.verify(ctx, req)
-	a := answer{Verified: err == nil, Scheme: scheme, Bytes: len(req.Body)}
+	a := reply{Verified: err == nil, Scheme: scheme, Bytes: len(req.Body)}
 	status := http.StatusOK
 	level := slog.LevelInfo
+	var class string
 	if err != nil {
-		a.Error = sentence(err)
-		status, level = http.StatusUnauthorized, slog.LevelWarn
-		if errors.Is(err, errNoSecret) {
-			status, level = http.StatusServiceUnavailable, slog.LevelError
+		var verdict answer.Answer
+		verdict, _, a.Error = answers.For(err)
+		status, class, level = verdict.Status, verdict.Class, slog.LevelWarn
+		if status >= 500 {
+			level = slog.LevelError
 		}
 	}
 	body, _ := json.Marshal(a)
@@ -82,10 +85,7 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 	verdict := metrics.Group{Key: metrics.Scheme, Class: scheme, Values: []metrics.Value{metrics.One(metrics.Verified)}}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
-		verdict = metrics.Group{Key: metrics.Reason, Class: "signature", Values: []metrics.Value{metrics.One(metrics.Rejected)}}
-		if errors.Is(err, errNoSecret) {
-			verdict.Class = "secret"
-		}
+		verdict = metrics.Group{Key: metrics.Reason, Class: class, Values: []metrics.Value{metrics.One(metrics.Rejected)}}
 	}
 	r.Log.LogAttrs(ctx, level, "verified", r.Metrics.Append(attrs, verdict)...)
 	return event.Response{HTTP: true, Kind: req.Kind, Status: status, Body: body, Error: a.Error}
@@ -112,15 +112,29 @@ func (r *Receiver) verify(ctx context.Context, req event.Request) (string, error
 	}
 }
 
-func sentence(err error) string {
-	switch {
-	case errors.Is(err, errNoSecret):
-		return "The verifier could not read its secret from Secrets Manager."
-	case errors.Is(err, signature.ErrNoSignature):
-		return "No signature: expected sha1=<hex> in the configured header, or v1,<base64> with x-port-timestamp."
-	case errors.Is(err, signature.ErrMismatch):
-		return "The signature does not match this body."
-	default:
-		return "The signature is invalid: " + err.Error() + "."
-	}
+// answers is the one place where the verifier's errors become answers.
+var answers = answer.Table{
+	Rows: map[error]answer.Answer{
+		ErrNotHTTP:                   notHTTP,
+		event.ErrNotJSON:             notHTTP,
+		event.ErrMalformed:           notHTTP,
+		errNoSecret:                  {Status: http.StatusServiceUnavailable, Class: "secret", Say: "The verifier could not read its secret from Secrets Manager."},
+		signature.ErrNoSignature:     {Status: http.StatusUnauthorized, Class: "signature", Say: "No signature: expected sha1=<hex> in the configured header, or v1,<base64> with x-port-timestamp."},
+		signature.ErrMismatch:        {Status: http.StatusUnauthorized, Class: "signature", Say: "The signature does not match this body."},
+		signature.ErrNoSecret:        invalid(signature.ErrNoSecret),
+		signature.ErrMalformed:       invalid(signature.ErrMalformed),
+		signature.ErrNoTimestamp:     invalid(signature.ErrNoTimestamp),
+		signature.ErrBadTimestamp:    invalid(signature.ErrBadTimestamp),
+		signature.ErrTimestampTooOld: invalid(signature.ErrTimestampTooOld),
+		signature.ErrTimestampTooNew: invalid(signature.ErrTimestampTooNew),
+		signature.ErrReplayed:        invalid(signature.ErrReplayed),
+	},
+	Otherwise: answer.Answer{Status: http.StatusUnauthorized, Class: "signature", Say: "The signature is invalid."},
+}
+
+var notHTTP = answer.Answer{Status: http.StatusBadRequest, Class: "event", Say: "The verifier answers HTTP events only, and this one is malformed or not HTTP."}
+
+// invalid answers a signature error in its own words.
+func invalid(err error) answer.Answer {
+	return answer.Answer{Status: http.StatusUnauthorized, Class: "signature", Say: "The signature is invalid: " + err.Error(), Detail: true}
 }

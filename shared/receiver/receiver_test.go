@@ -80,7 +80,7 @@ func TestHandle(t *testing.T) {
 			if line["_aws"] == nil || line["Function"] != "verifier" || line[metric] != 1.0 || line[dim] != class {
 				t.Errorf("log line %v: want _aws, Function verifier, %s 1 and %s %q", line, metric, dim, class)
 			}
-			var a answer
+			var a reply
 			if err := json.Unmarshal(resp.Body, &a); err != nil {
 				t.Fatal(err)
 			}
