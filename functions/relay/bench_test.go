@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
@@ -66,10 +65,10 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	core := newRelay(cfg, sm.Client(), nil, nil, handler.Logger(io.Discard))
-	client := core.Azure.(*azdo.Client)
+	client := newAzure(cfg)
 	timed := &timedTransport{next: client.HTTP.Transport}
 	client.HTTP.Transport = timed
+	core := newRelay(cfg, client, sm.Client(), nil, nil, handler.Logger(io.Discard))
 	db := dynamotest.New()
 	defer db.Close()
 	db.CreateTable("relay-ledger", "id")

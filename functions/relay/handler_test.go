@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core := newRelay(cfg, e.sm.Client(), nil, nil, handler.Logger(e.logs))
+	core := newRelay(cfg, newAzure(cfg), e.sm.Client(), nil, nil, handler.Logger(e.logs))
 	core.Port.Now = func() time.Time { return time.Unix(sampleTime, 0) }
 	e.invoke = handler.Invoke(core)
 	return e

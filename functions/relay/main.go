@@ -51,8 +51,9 @@ func main() {
 			log.Info("no LEDGER_TABLE: each container remembers the Port signatures it accepted; the same invocation reaching another container, or an AWS event retried, may be delivered twice",
 				"phase", "init")
 		}
-		r := newRelay(cfg, secretsmanager.NewFromConfig(aws), db, tokens, log)
-		warmUp(r)
+		azure := newAzure(cfg)
+		r := newRelay(cfg, azure, secretsmanager.NewFromConfig(aws), db, tokens, log)
+		warmUp(r, azure)
 		return r, nil
 	})
 }
@@ -63,48 +64,44 @@ func main() {
 // the first invocation joins them, or does without them. With ALLOWED_SOURCE_IPS
 // set, a refused caller must cost no secret read, even a container's first: the
 // secret is then read for the first caller allowed, as before.
-func warmUp(r *relay.Relay) {
+func warmUp(r *relay.Relay, azure *azdo.Client) {
 	ctx := context.Background()
 	if s, ok := r.Secrets.(*secret.Source); ok && r.Sources.Empty() {
 		s.Prefetch(ctx)
 	}
-	if az, ok := r.Azure.(*azdo.Client); ok {
-		az.Preconnect(ctx)
-	}
+	azure.Preconnect(ctx)
+}
+
+// newAzure is the Azure DevOps client of cfg's organization.
+func newAzure(cfg config.Relay) *azdo.Client {
+	return &azdo.Client{BaseURL: cfg.AzureURL, Org: cfg.Org, Header: cfg.Header, HTTP: azdo.NewHTTPClient(nil)}
 }
 
 // newRelay builds the relay's core from its configuration, once per container; db is
 // the ledger's DynamoDB, nil when LEDGER_TABLE is not set; awsTokens is STS, for an
 // Entra app federated to the function's role, nil without pipelines.
-func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, awsTokens entra.STSClient, log *slog.Logger) *relay.Relay {
-	r := &relay.Relay{
-		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
-		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
-		Azure: &azdo.Client{
-			BaseURL: cfg.AzureURL,
-			Org:     cfg.Org,
-			Header:  cfg.Header,
-			HTTP:    azdo.NewHTTPClient(nil),
-		},
-		Port:      signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
-		Webhook:   cfg.Webhook,
-		Allowed:   cfg.Webhooks,
-		Pipelines: cfg.Pipelines,
-		Report:    &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
-		Log:       log,
-		Metrics:   metrics.New(cfg.Namespace, metrics.FunctionRelay),
-		Sources:   cfg.Sources,
-	}
-	if db != nil {
-		r.Ledger = &ledger.Ledger{DB: db, Table: cfg.LedgerTable, TTL: cfg.LedgerTTL}
-	}
+func newRelay(cfg config.Relay, azure relay.Azure, sm secret.Getter, db ledger.DB, awsTokens entra.STSClient, log *slog.Logger) *relay.Relay {
+	var tokens *entra.Client
 	if len(cfg.Pipelines) > 0 {
 		// Entra's tokens, for a secret that holds an Entra app; cached per app until
 		// shortly before they expire. A PAT needs none of it.
-		r.Tokens = &entra.Client{AuthorityHost: cfg.AuthorityHost, HTTP: &http.Client{Timeout: 5 * time.Second}}
+		tokens = &entra.Client{AuthorityHost: cfg.AuthorityHost, HTTP: &http.Client{Timeout: 5 * time.Second}}
 		if awsTokens != nil {
-			r.Tokens.Assertion = &entra.AWSAssertion{STS: awsTokens}
+			tokens.Assertion = &entra.AWSAssertion{STS: awsTokens}
 		}
+	}
+	r := &relay.Relay{
+		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
+		Port:     signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
+		Routes:   relay.NewRoutes(cfg.Webhook, cfg.Webhooks, cfg.Pipelines, azure, tokens),
+		Report:   &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
+		Log:      log,
+		Metrics:  metrics.New(cfg.Namespace, metrics.FunctionRelay),
+		Sources:  cfg.Sources,
+	}
+	if db != nil {
+		r.Ledger = &ledger.Ledger{DB: db, Table: cfg.LedgerTable, TTL: cfg.LedgerTTL}
 	}
 	return r
 }

@@ -58,6 +58,7 @@ type Record struct {
 	Key         string    // the delivery's key (Key…)
 	State       State     // set by the ledger
 	Target      string    // the webhook (or pipeline) it went to
+	Door        string    // which kind Target is: "webhook", "pipeline"
 	RunID       string    // the Port run id, when there is one
 	AzureStatus int       // Azure's answer; 0 for none
 	AzureRunID  string    // the Azure run id, when the target gives one
@@ -109,6 +110,7 @@ const (
 	attrExpires     = "expiresAt" // the table's TTL attribute
 	attrDeadline    = "deadline"  // epoch milliseconds
 	attrTarget      = "target"
+	attrDoor        = "door"
 	attrRunID       = "runId"
 	attrAzureStatus = "azureStatus"
 	attrAzureRunID  = "azureRunId"
@@ -159,6 +161,7 @@ func (l *Ledger) put(ctx context.Context, r Record, state State, owner string, m
 		attrCreated: num(now.Unix()),
 	}
 	putIf(item, attrTarget, r.Target)
+	putIf(item, attrDoor, r.Door)
 	putIf(item, attrRunID, r.RunID)
 	more(item)
 	_, err := l.DB.PutItem(ctx, &dynamodb.PutItemInput{
@@ -349,7 +352,7 @@ func decode(item map[string]types.AttributeValue) Record {
 		return 0
 	}
 	r := Record{
-		Key: s(attrID), State: State(s(attrState)), Target: s(attrTarget), RunID: s(attrRunID),
+		Key: s(attrID), State: State(s(attrState)), Target: s(attrTarget), Door: s(attrDoor), RunID: s(attrRunID),
 		AzureStatus: int(n(attrAzureStatus)), AzureRunID: s(attrAzureRunID), Link: s(attrLink), Cause: s(attrCause),
 	}
 	if ms := n(attrDeadline); ms > 0 {

@@ -12,18 +12,18 @@ import (
 // when Azure DevOps was called, how long that took and how many requests it made.
 // The rule's status, not the answer's, decides refused or failed: an AWS event
 // whose run may have been queued is answered as a result but still failed.
-func (r *Relay) measure(attrs []slog.Attr, o *outcome) []slog.Attr {
+func (r *Relay) measure(attrs []slog.Attr, d done) []slog.Attr {
 	if r.Metrics == nil {
 		return attrs
 	}
 	var what metrics.Group
 	switch {
-	case o.held != nil:
+	case d.kept.held != nil:
 		what.Values = []metrics.Value{metrics.One(metrics.Duplicate)} // nothing sent
-	case o.err == nil:
+	case d.err == nil:
 		what.Values = []metrics.Value{metrics.One(metrics.Forwarded)}
 	default:
-		rule, _ := classify(o.err)
+		rule, _ := classify(d.err)
 		what.Key, what.Class = metrics.Cause, rule.Class
 		name := metrics.Failed
 		if rule.Status < 500 {
@@ -32,13 +32,13 @@ func (r *Relay) measure(attrs []slog.Attr, o *outcome) []slog.Attr {
 		what.Values = []metrics.Value{metrics.One(name)}
 	}
 	groups := []metrics.Group{what}
-	if o.attempts > 0 {
+	if d.sent.Attempts > 0 {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{
-			{Name: metrics.AzureLatency, Unit: metrics.Milliseconds, Value: float64(o.azureTook.Microseconds()) / 1000},
-			{Name: metrics.Attempts, Unit: metrics.Count, Value: float64(o.attempts)},
+			{Name: metrics.AzureLatency, Unit: metrics.Milliseconds, Value: float64(d.sent.Took.Microseconds()) / 1000},
+			{Name: metrics.Attempts, Unit: metrics.Count, Value: float64(d.sent.Attempts)},
 		}})
 	}
-	if o.ledgerErr != nil {
+	if d.kept.err != nil {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.LedgerUnavailable)}})
 	}
 	return r.Metrics.Append(attrs, groups...)

@@ -47,9 +47,9 @@ func newPipelineFixture(t *testing.T, creds secret.Credentials) *pipelineFixture
 
 	f := &pipelineFixture{fixture: newFixture(nil), az: az, entra: en}
 	f.secrets.creds = creds
-	f.relay.Azure = &azdo.Client{BaseURL: az.URL, Org: "contoso", HTTP: azdo.NewHTTPClient(nil), Backoff: 5 * time.Millisecond}
-	f.relay.Pipelines = []azdo.Pipeline{{Name: "deploy", Project: "Payments", ID: 42, Branch: "refs/heads/release"}, {Name: "ghost", Project: "Payments", ID: 99}}
-	f.relay.Tokens = &entra.Client{AuthorityHost: en.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	f.useAzure(&azdo.Client{BaseURL: az.URL, Org: "contoso", HTTP: azdo.NewHTTPClient(nil), Backoff: 5 * time.Millisecond},
+		[]azdo.Pipeline{{Name: "deploy", Project: "Payments", ID: 42, Branch: "refs/heads/release"}, {Name: "ghost", Project: "Payments", ID: 99}},
+		&entra.Client{AuthorityHost: en.URL, HTTP: &http.Client{Timeout: 5 * time.Second}})
 	f.relay.Report = f.reports
 	return f
 }

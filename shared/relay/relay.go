@@ -1,24 +1,22 @@
 // Package relay authenticates Port's invocations and delivers them, signed, to
 // Azure DevOps; it answers every invocation and logs it in one line.
+//
+// One invocation goes admit → verify → route (a Target) → prepare → once (claim,
+// send, record) → report, each step a function of plain values.
 package relay
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/azdo"
-	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
@@ -36,6 +34,8 @@ const (
 	ReportBudget = 2 * time.Second
 	// MaxWork bounds an invocation that has no deadline of its own.
 	MaxWork = 25 * time.Second
+	// LedgerBudget bounds each call to the ledger.
+	LedgerBudget = time.Second
 )
 
 // Secrets gives the current credentials; *secret.Source is one.
@@ -50,13 +50,6 @@ type Secrets interface {
 // *secret.Previous is one.
 type PreviousSecrets interface {
 	Get(ctx context.Context, current secret.Credentials) (secret.Credentials, error)
-}
-
-// Deliverer posts a signed body to a webhook, or starts a pipeline by id;
-// *azdo.Client is one.
-type Deliverer interface {
-	Deliver(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)
-	Run(ctx context.Context, p azdo.Pipeline, body []byte, auth azdo.Auth) (azdo.RunResult, error)
 }
 
 // Ledger records each delivery across containers, so that none is made twice;
@@ -80,46 +73,28 @@ type Reporter interface {
 type Relay struct {
 	Secrets  Secrets
 	Previous PreviousSecrets // nil: Azure is signed for with the current value only
-	Azure    Deliverer
-	Port     signature.Port // Port's signature check: tolerance, clock, and the container's memory of signatures (Replays)
-	Webhook  string         // the default webhook; when empty, the first of Pipelines is the default
-	Allowed  []string       // webhooks a request may select by path
-	// Pipelines are started by id (POST /pipelines/{name}), with the Azure credentials
-	// the secret holds: a PAT, or an Entra app whose tokens Tokens fetches.
-	Pipelines []azdo.Pipeline
-	Tokens    *entra.Client
-	Report    Reporter // nil: nothing is reported to Port
-	Log       *slog.Logger
-	Metrics   *metrics.Emitter // the log line's EMF members; nil: none
-	Sources   allowlist.List   // who may call over HTTP; empty: everyone
+	Port     signature.Port  // Port's signature check: tolerance, clock, and the container's memory of signatures (Replays)
+	Routes   Routes
+	Report   Reporter // nil: nothing is reported to Port
+	Log      *slog.Logger
+	Metrics  *metrics.Emitter // the log line's EMF members; nil: none
+	Sources  allowlist.List   // who may call over HTTP; empty: everyone
 	// Ledger, when set, makes every delivery with a key once across all containers
-	// (a Port run, an invocation, an AWS event with an id). Port.Replays then stands
-	// in only while the ledger cannot be reached. nil: Port.Replays alone, per container.
+	// (a Port run, an invocation, an AWS event with an id). nil: the container's memory
+	// of signatures (Port.Replays) alone.
 	Ledger Ledger
 }
 
-// LedgerBudget bounds each call to the ledger.
-const LedgerBudget = time.Second
-
-// outcome collects what one invocation did, for its answer and its log line.
-type outcome struct {
-	kind        event.Kind
-	source      netip.Addr     // the HTTP caller's address
-	webhook     string         // the webhook delivered to, or
-	pipeline    *azdo.Pipeline // the pipeline started by id, with
-	runBody     []byte         // the run parameters sent, and
-	auth        azdo.Auth      // the credential that sends them
-	azureRunID  int            // the run Azure started, for a pipeline
-	link        string         // its page
-	runID       string
-	azureStatus int
-	attempts    int
-	azureTook   time.Duration // in Deliver, retries included
-	signedWith  string        // which value Azure accepted or refused last, when not the first one
-	ledger      string        // what the ledger said: claimed, duplicate, inProgress, unavailable; "" when not asked
-	held        *ledger.Record
-	ledgerErr   error // the ledger could not be reached (the delivery went on, or was refused)
-	err         error
+// done is what one invocation came to: the values its steps returned, for the answer,
+// the report and the log line.
+type done struct {
+	kind   event.Kind
+	source netip.Addr // the HTTP caller's address
+	target Target     // nil until routed
+	runID  string
+	sent   Sent // Azure's answers, when it was called
+	kept   kept // what the ledger said
+	err    error
 }
 
 // Handle answers one raw Lambda event.
@@ -129,24 +104,21 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 	ctx, cancel := workContext(ctx, r.Report != nil)
 	defer cancel()
 
-	var o outcome
+	var d done
 	req, err := event.Parse(raw)
 	switch {
 	case err != nil:
-		o.err = err
-		o.kind = event.Direct // only the Invoke API can deliver what is not an event
+		d = done{kind: event.Direct, err: err} // only the Invoke API can deliver what is not an event
 		if errors.Is(err, event.ErrMalformed) {
-			o.kind = event.REST // an HTTP event, if a broken one: answer as API Gateway
+			d.kind = event.REST // an HTTP event, if a broken one: answer as API Gateway
 		}
 	case req.Kind.IsHTTP():
-		o.kind = req.Kind
-		r.http(ctx, invocation, req, &o)
+		d = r.http(ctx, invocation, req)
 	default:
-		o.kind = req.Kind
-		r.aws(ctx, invocation, req, &o)
+		d = r.aws(ctx, invocation, req)
 	}
-	resp := o.response()
-	r.logOutcome(requestID, &o, resp.Status, time.Since(start))
+	resp := d.response()
+	r.logLine(requestID, d, resp.Status, time.Since(start))
 	return resp
 }
 
@@ -166,616 +138,142 @@ func workContext(ctx context.Context, reporting bool) (context.Context, context.
 	return context.WithDeadline(ctx, deadline.Add(-keep))
 }
 
-func (r *Relay) http(ctx, invocation context.Context, req event.Request, o *outcome) {
-	// A stranger costs no secret read, no signature check and learns nothing else.
-	if o.source = req.Source; !r.Sources.Allows(req.Source) {
-		o.err = ErrSourceNotAllowed
-		if !req.Source.IsValid() {
-			o.err = fmt.Errorf("%w: the event has no valid source address", ErrSourceNotAllowed)
-		}
-		return
+// http takes a Port invocation: admit, verify, route, prepare, once, report.
+func (r *Relay) http(ctx, invocation context.Context, req event.Request) done {
+	d := done{kind: req.Kind, source: req.Source}
+	if d.err = r.admit(req); d.err != nil {
+		return d
 	}
-	if req.Method != http.MethodPost {
-		o.err = ErrMethod
-		return
-	}
-	if len(req.Body) > payload.MaxSize {
-		o.err = payload.ErrTooLarge
-		return
-	}
-	creds, err := r.Secrets.Get(ctx)
-	if err != nil {
-		o.err = err
-		return
-	}
-	verify := func() (signature.Signed, error) {
-		return r.Port.Verified([]byte(creds.ClientSecret), req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
-	}
-	signed, err := verify()
-	if errors.Is(err, signature.ErrMismatch) {
-		// Port's credentials may have been rotated since the secret was cached.
-		if renewed, changed, renewErr := r.Secrets.Renew(ctx); renewErr == nil && changed {
-			creds = renewed
-			signed, err = verify()
-		}
-	}
-	if err != nil {
-		o.err = err
-		return
-	}
-	// The container's memory: a signature it has accepted is a replay, ledger or not.
-	// The ledger is not asked, and nothing is sent or reported.
-	if !r.Port.FirstHere(signed) {
-		o.err = signature.ErrReplayed
-		return
+	creds, signed, err := r.verify(ctx, req)
+	if d.err = err; err != nil {
+		return d
 	}
 	// From here on the body is Port's: failures are reported to the run.
 	ids, bodyErr := payload.Read(req.Body) // the run id, even when the route is refused
-	o.runID = ids.RunID
-	if o.err = r.route(req.Path, o); o.err == nil {
-		o.err = bodyErr
+	d.runID = ids.RunID
+	var p Prepared
+	if d.target, d.err = r.Routes.route(req.Path); d.err == nil {
+		if d.err = bodyErr; d.err == nil {
+			p, d.err = d.target.Prepare(req.Body, ids, creds)
+		}
 	}
-	if o.err == nil {
-		o.err = r.prepare(req.Body, ids, creds, o)
-	}
-	var key string
+	key := r.httpKey(ids, signed, d.err)
 	switch {
-	case r.Ledger == nil: // no key to compute
-	case portapi.ValidRunID(ids.RunID):
-		key = ledger.RunKey(ids.RunID) // every invocation and replay of one Port run
-	case o.err == nil:
-		// What the signature covered, so that whitespace added to the body is no new key.
-		key = ledger.SignatureKey(signed.Timestamp, signed.Covered)
-	}
-	switch {
-	case o.err == nil:
-		r.once(ctx, invocation, key, req.Body, creds, o)
+	case d.err == nil:
+		d.sent, d.kept, d.err = r.once(ctx, invocation, key, d, p)
 	case key != "":
 		// The path is not signed: this may be a replay, sent elsewhere, of a run that
 		// was delivered. The refusal is the run's only when the ledger takes it.
-		r.refuse(ctx, key, o)
+		d.kept, d.err = r.refuse(ctx, key, d)
 	}
-	r.report(invocation, creds, o)
+	r.report(invocation, creds, d)
+	return d
 }
 
-// refuse records a refusal made before anything was sent as the final answer for
-// key, so that a replay gets it back and is never delivered; only then is the
-// refusal this invocation's to report. When the key is held (delivered, being
-// delivered, refused before), this invocation is a replay: it gets the first answer.
-func (r *Relay) refuse(ctx context.Context, key string, o *outcome) {
-	lctx, cancel := context.WithTimeout(ctx, LedgerBudget)
-	err := r.Ledger.Refuse(lctx, ledger.Record{Key: key, Target: o.target(), RunID: o.runID, Cause: answerKey(o.err)})
-	cancel()
-	var held *ledger.Held
+// admit refuses, before the secret is read, what no signature can make right: a
+// stranger costs no secret read, no signature check, and learns nothing else.
+func (r *Relay) admit(req event.Request) error {
 	switch {
-	case err == nil:
-		o.ledger = "refused"
-	case errors.As(err, &held) && errors.Is(err, ledger.ErrDuplicate):
-		o.ledger, o.held, o.err = "duplicate", &held.Record, nil
-	case errors.Is(err, ledger.ErrInProgress):
-		o.ledger, o.err = "inProgress", err
-	default:
-		o.ledger, o.ledgerErr = "unavailable", err
+	case !r.Sources.Allows(req.Source) && !req.Source.IsValid():
+		return fmt.Errorf("%w: the event has no valid source address", ErrSourceNotAllowed)
+	case !r.Sources.Allows(req.Source):
+		return ErrSourceNotAllowed
+	case req.Method != http.MethodPost:
+		return ErrMethod
+	case len(req.Body) > payload.MaxSize:
+		return payload.ErrTooLarge
 	}
+	return nil
 }
 
-func (r *Relay) aws(ctx, invocation context.Context, req event.Request, o *outcome) {
-	r.defaultTarget(o)
-	ids, err := payload.Read(req.Body)
-	if o.err = err; err != nil {
-		return
-	}
+// verify checks Port's signature with the secret, read again once when it does not
+// match (Port's credentials may have been rotated since the secret was cached). A
+// signature this container has accepted before is a replay, ledger or not: nothing
+// is asked of the ledger, sent, or reported.
+func (r *Relay) verify(ctx context.Context, req event.Request) (secret.Credentials, signature.Signed, error) {
 	creds, err := r.Secrets.Get(ctx)
 	if err != nil {
-		o.err = err
-		return
+		return creds, signature.Signed{}, err
 	}
-	if o.err = r.prepare(req.Body, ids, creds, o); o.err != nil {
-		return
+	check := func() (signature.Signed, error) {
+		return r.Port.Verified([]byte(creds.ClientSecret), req.Get(signature.PortSignatureHeader), req.Get(signature.PortTimestampHeader), req.Body)
 	}
-	var key string
-	if ids.ID != "" && len(ids.ID) <= ledger.MaxIDLength {
-		key = ledger.EventKey(ids.ID) // EventBridge keeps it across Lambda's retries
+	signed, err := check()
+	if errors.Is(err, signature.ErrMismatch) {
+		if renewed, changed, renewErr := r.Secrets.Renew(ctx); renewErr == nil && changed {
+			creds = renewed
+			signed, err = check()
+		}
 	}
-	r.once(ctx, invocation, key, req.Body, creds, o)
+	if err == nil && !r.Port.FirstHere(signed) {
+		err = signature.ErrReplayed
+	}
+	return creds, signed, err
 }
 
-// once delivers body at most once for its key across every container: it claims the
-// key in the ledger first and records the outcome after. A key delivered before, or
-// that may have been, or refused, is not sent again (o.held); one being delivered
-// elsewhere right now is refused (ErrInProgress). Without a ledger or a key, it
-// delivers as the container's memory allowed. When the ledger cannot be reached, an
-// HTTP invocation is still delivered (Port does not retry, and this container has not
-// seen its signature), and an AWS event is refused, for Lambda to retry.
-func (r *Relay) once(ctx, invocation context.Context, key string, body []byte, creds secret.Credentials, o *outcome) {
-	if r.Ledger == nil || key == "" {
-		r.deliver(ctx, body, creds, o)
-		return
+// route picks the target: a path whose last /{door}/ segment names a door selects
+// that door's target of the name after it; any other path, the default.
+func (rt Routes) route(path string) (Target, error) {
+	at, marker := -1, ""
+	for segment := range rt.Doors {
+		if i := strings.LastIndex(path, "/"+segment+"/"); i > at {
+			at, marker = i, segment
+		}
 	}
-	claimCtx, cancel := context.WithTimeout(ctx, LedgerBudget)
-	claim, err := r.Ledger.Claim(claimCtx, ledger.Record{Key: key, Target: o.target(), RunID: o.runID}, invocationDeadline(invocation))
-	cancel()
-	var held *ledger.Held
+	if at < 0 {
+		return rt.Default, nil
+	}
+	door := rt.Doors[marker]
+	name := strings.TrimSuffix(path[at+len(marker)+2:], "/")
+	if !azdo.ValidName(name) {
+		return nil, fmt.Errorf("%w: the name after /%s/ must match [-_A-Za-z0-9]+", door.NotAllowed, marker)
+	}
+	if t, ok := door.Targets[name]; ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("%w: %q", door.NotAllowed, name)
+}
+
+// httpKey is the ledger's key for a Port invocation: its run id (every invocation and
+// replay of one Port run), or else, for one that is to be sent, what its signature
+// covered, so that whitespace added to the body makes no new key. "" without a ledger.
+func (r *Relay) httpKey(ids payload.IDs, signed signature.Signed, refused error) string {
 	switch {
-	case errors.As(err, &held) && errors.Is(err, ledger.ErrDuplicate):
-		o.ledger, o.held = "duplicate", &held.Record
-		return
-	case errors.Is(err, ledger.ErrInProgress):
-		o.ledger, o.err = "inProgress", err
-		return
-	case err != nil:
-		o.ledger, o.ledgerErr = "unavailable", err
-		switch {
-		case !o.kind.IsHTTP():
-			o.err = err
-			// Nothing is sent, and Lambda retries: a claim that landed with its answer lost
-			// would make the retry read "may have queued". Take it back, if it is there.
-			lctx, cancel := ledgerContext(invocation)
-			_ = r.Ledger.Release(lctx, claim)
-			cancel()
-		default:
-			r.deliver(ctx, body, creds, o)
-			// The claim may have landed with its answer lost: record the outcome on it
-			// if it is there, so that it does not read "may have queued" later.
-			_ = r.record(invocation, claim, o)
-		}
-		return
+	case r.Ledger == nil:
+		return ""
+	case portapi.ValidRunID(ids.RunID):
+		return ledger.RunKey(ids.RunID)
+	case refused == nil:
+		return ledger.SignatureKey(signed.Timestamp, signed.Covered)
 	}
-	o.ledger = "claimed"
-	r.deliver(ctx, body, creds, o)
-	if err := r.record(invocation, claim, o); err != nil {
-		o.ledgerErr = err
-	}
+	return ""
 }
 
-// record writes the outcome of the delivery claim was for: delivered, or may have
-// queued; when Azure cannot have queued anything, refused for good (Port never
-// retries, so a second arrival is a replay), or, for an AWS event, the claim released
-// for Lambda's retry after the fix.
-func (r *Relay) record(invocation context.Context, claim ledger.Claim, o *outcome) error {
-	ctx, cancel := ledgerContext(invocation)
-	defer cancel()
-	switch rule, _ := classify(o.err); {
-	case o.err == nil:
-		err := r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus, AzureRunID: o.azureRunIDText(), Link: o.link})
-		if err == nil && o.azureRunID != 0 && o.runID != "" {
-			// For the status function: which Port run this Azure run belongs to, when the
-			// run's name (the pipeline's own) does not say.
-			err = r.Ledger.Note(ctx, o.azureRunIDText(), o.runID)
-		}
-		return err
-	case azdo.MayHaveQueued(o.err):
-		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.Class})
-	case o.kind.IsHTTP():
-		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: o.azureStatus, Cause: answerKey(o.err)})
-	default:
-		if err := r.Ledger.Release(ctx, claim); err != nil {
-			// Nothing was queued, yet the claim stays in progress until its deadline, then
-			// reads as "may have been queued": never sent twice, but a retry is not sent either.
-			return fmt.Errorf("nothing was queued, but the claim could not be released, so a retry of this delivery will not be sent: %w", err)
-		}
-		return nil
-	}
-}
-
-// invocationDeadline is when the invocation's own time ends: a claim still in
-// progress after it belongs to an invocation that died mid-delivery.
-func invocationDeadline(invocation context.Context) time.Time {
-	if d, ok := invocation.Deadline(); ok {
+// aws takes an EventBridge event or a direct invoke: authorised by IAM, sent as it
+// came to the default target, keyed by its id.
+func (r *Relay) aws(ctx, invocation context.Context, req event.Request) done {
+	d := done{kind: req.Kind, target: r.Routes.Default}
+	ids, err := payload.Read(req.Body)
+	if d.err = err; err != nil {
 		return d
 	}
-	return time.Now().Add(MaxWork + ReportBudget + Margin)
+	creds, err := r.Secrets.Get(ctx)
+	if d.err = err; err != nil {
+		return d
+	}
+	p, err := d.target.Prepare(req.Body, ids, creds)
+	if d.err = err; err != nil {
+		return d
+	}
+	var key string
+	if r.Ledger != nil && ids.ID != "" && len(ids.ID) <= ledger.MaxIDLength {
+		key = ledger.EventKey(ids.ID) // EventBridge keeps it across Lambda's retries
+	}
+	d.sent, d.kept, d.err = r.once(ctx, invocation, key, d, p)
+	return d
 }
 
-// ledgerContext gives the outcome's record LedgerBudget, even when the work used its
-// time (Azure timed out), ending half the Margin before the Lambda deadline.
-func ledgerContext(invocation context.Context) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(LedgerBudget)
-	if d, ok := invocation.Deadline(); ok && d.Add(-Margin/2).Before(deadline) {
-		deadline = d.Add(-Margin / 2)
-	}
-	return context.WithDeadline(context.WithoutCancel(invocation), deadline)
-}
-
-// deliver signs for Azure with the current value. When Azure refuses the signature,
-// which queues nothing, it signs once more with the value Azure may hold instead:
-// the current one read again, when this container's copy is stale, or else the
-// previous version, while the service connection still holds it. Never more than
-// these two, each once; any other failure is final, as Azure does not deduplicate.
-func (r *Relay) deliver(ctx context.Context, body []byte, creds secret.Credentials, o *outcome) {
-	if o.pipeline != nil {
-		r.start(ctx, creds, o)
-		return
-	}
-	key := creds.AzureKey()
-	err := r.post(ctx, body, key, o)
-	if errors.Is(err, azdo.ErrSignatureRefused) {
-		if next, which := r.otherKey(ctx, key); next != nil {
-			o.signedWith = which
-			err = r.post(ctx, body, next, o)
-		}
-	}
-	o.err = err
-}
-
-// post makes one delivery; the outcome counts the attempts of all of them.
-func (r *Relay) post(ctx context.Context, body, key []byte, o *outcome) error {
-	start := time.Now()
-	res, err := r.Azure.Deliver(ctx, o.webhook, body, key)
-	o.azureTook += time.Since(start)
-	status, attempts := res.Status, res.Attempts
-	var azErr *azdo.Error
-	if errors.As(err, &azErr) {
-		status, attempts = azErr.Status, azErr.Attempts
-	}
-	o.azureStatus = status
-	o.attempts += attempts
-	return err
-}
-
-// prepare checks what the target needs before anything is claimed or sent: for an
-// incoming webhook, no key Azure reserves with a type that makes it drop the run; for
-// a pipeline by id, the run parameters of body and a credential in the secret.
-func (r *Relay) prepare(body []byte, ids payload.IDs, creds secret.Credentials, o *outcome) error {
-	if o.pipeline == nil {
-		return ids.Reserved
-	}
-	params, err := azdo.RunBody(body, o.pipeline.Branch)
-	if err != nil {
-		return err
-	}
-	auth, err := r.azureAuth(creds)
-	if err != nil {
-		return err
-	}
-	o.runBody, o.auth = params, auth
-	return nil
-}
-
-// start starts the pipeline by id with what prepare found. When Azure or Entra
-// refuses the credential, which queues nothing, it reads the secret again (at most
-// every 30 s) and, if the credential was rotated, tries once more with the new one.
-// Nothing is retried that may have queued a run.
-func (r *Relay) start(ctx context.Context, creds secret.Credentials, o *outcome) {
-	r.run(ctx, o)
-	if !errors.Is(o.err, azdo.ErrCredentials) && !errors.Is(o.err, entra.ErrRefused) {
-		return
-	}
-	renewed, changed, err := r.Secrets.Renew(ctx)
-	if err != nil || !changed || !azureCredentialChanged(creds, renewed) {
-		return
-	}
-	if auth, err := r.azureAuth(renewed); err == nil {
-		o.auth, o.signedWith = auth, secret.StageCurrent
-		r.run(ctx, o)
-	}
-}
-
-// azureCredentialChanged reports whether renewed holds another Azure credential than old.
-func azureCredentialChanged(old, renewed secret.Credentials) bool {
-	return old.AzurePAT != renewed.AzurePAT || old.AzureTenantID != renewed.AzureTenantID ||
-		old.AzureClientID != renewed.AzureClientID || old.AzureClientSecret != renewed.AzureClientSecret
-}
-
-// run makes one Runs API call; the outcome counts the attempts of all of them.
-func (r *Relay) run(ctx context.Context, o *outcome) {
-	p := *o.pipeline
-	begin := time.Now()
-	res, err := r.Azure.Run(ctx, p, o.runBody, o.auth)
-	o.azureTook += time.Since(begin)
-	status, attempts := res.Status, res.Attempts
-	var azErr *azdo.Error
-	if errors.As(err, &azErr) {
-		status, attempts = azErr.Status, azErr.Attempts
-	}
-	o.azureStatus = status
-	o.attempts += attempts
-	if errors.Is(err, azdo.ErrPipelineNotFound) {
-		// The entry is configuration, not payload: naming it says what to fix.
-		err = fmt.Errorf("%w: entry %s=%s/%d", err, p.Name, p.Project, p.ID)
-	}
-	o.azureRunID, o.link, o.err = res.ID, res.WebURL, err
-}
-
-// azureAuth is the credential the secret holds for the Runs API: a PAT, else an Entra
-// app, with its client secret or, without one, the relay's AWS identity (Tokens'
-// assertion).
-func (r *Relay) azureAuth(creds secret.Credentials) (azdo.Auth, error) {
-	switch {
-	case creds.AzurePAT != "":
-		return azdo.PAT(creds.AzurePAT), nil
-	case creds.AzureTenantID != "" && r.Tokens != nil:
-		return azdo.Entra(r.Tokens, entra.App{TenantID: creds.AzureTenantID, ClientID: creds.AzureClientID, ClientSecret: creds.AzureClientSecret}), nil
-	}
-	return nil, azdo.ErrNoCredentials
-}
-
-// otherKey returns the Azure key to try after refused was refused, and which value it
-// is, or nil when there is none other: the current value as Secrets Manager holds it
-// now, if it differs, else AWSPREVIOUS. Only authenticated requests get here, so the
-// read again costs what today's traffic does, not what an attacker wants.
-func (r *Relay) otherKey(ctx context.Context, refused []byte) ([]byte, string) {
-	r.Secrets.Invalidate()
-	current, err := r.Secrets.Get(ctx) // the cached value, if the read fails
-	if err != nil {
-		return nil, ""
-	}
-	if key := current.AzureKey(); !bytes.Equal(key, refused) {
-		return key, secret.StageCurrent
-	}
-	if r.Previous == nil {
-		return nil, ""
-	}
-	previous, err := r.Previous.Get(ctx, current)
-	if key := previous.AzureKey(); err != nil || len(key) == 0 || bytes.Equal(key, refused) {
-		return nil, ""
-	}
-	return previous.AzureKey(), secret.StagePrevious
-}
-
-// route picks the target: a path ending in /pipelines/{name} selects that pipeline,
-// one ending in /webhooks/{name} that webhook from the allow list; any other path
-// the default.
-func (r *Relay) route(path string, o *outcome) error {
-	for _, door := range []string{"/pipelines/", "/webhooks/"} {
-		i := strings.LastIndex(path, door)
-		if i < 0 {
-			continue
-		}
-		name := strings.TrimSuffix(path[i+len(door):], "/")
-		if !azdo.ValidName(name) {
-			return fmt.Errorf("%w: the name after %s must match [-_A-Za-z0-9]+", ErrRoute, door)
-		}
-		if door == "/pipelines/" {
-			for i := range r.Pipelines {
-				if r.Pipelines[i].Name == name {
-					o.pipeline = &r.Pipelines[i]
-					return nil
-				}
-			}
-			return fmt.Errorf("%w: %q", ErrPipelineRoute, name)
-		}
-		if slices.Contains(r.Allowed, name) {
-			o.webhook = name
-			return nil
-		}
-		return fmt.Errorf("%w: %q", ErrRoute, name)
-	}
-	r.defaultTarget(o)
-	return nil
-}
-
-// defaultTarget is the webhook AZURE_DEVOPS_WEBHOOK names, or else the first pipeline.
-func (r *Relay) defaultTarget(o *outcome) {
-	if r.Webhook == "" && len(r.Pipelines) > 0 {
-		o.pipeline = &r.Pipelines[0]
-		return
-	}
-	o.webhook = r.Webhook
-}
-
-// target names what the invocation went to, for the ledger and the log.
-func (o *outcome) target() string {
-	if o.pipeline != nil {
-		return o.pipeline.Name
-	}
-	return o.webhook
-}
-
-func (o *outcome) azureRunIDText() string {
-	if o.azureRunID == 0 {
-		return ""
-	}
-	return strconv.Itoa(o.azureRunID)
-}
-
-// report tells Port how delivery of a run went, within its own budget; it never
-// changes the answer. Success adds a log line and leaves the run to the pipeline
-// (for a pipeline by id, its link and externalRunId at once).
-//
-// A failure ends the run FAILURE only when it is this invocation's own: the ledger
-// took its claim or its refusal. Without that the relay cannot tell a first request
-// from a replay of a run it delivered (elsewhere, or to another path: the path is
-// not signed), so the run gets the reason as a log line and a label, and keeps its
-// status. After an ambiguous failure of a webhook the run may well be running, and
-// the status function ends it from the pipeline's own run: ending it FAILURE would be
-// contradicted by the pipeline, and the user would run it again, a second deploy. So
-// it gets a log line and a label that say so and where to look, and stays in
-// progress. A pipeline by id that may have been queued has no Azure run id to follow,
-// so its Port run says that it will not follow it, and ends.
-func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *outcome) {
-	if r.Report == nil || o.runID == "" || creds.ClientID == "" || o.held != nil ||
-		errors.Is(o.err, ledger.ErrInProgress) || errors.Is(o.err, signature.ErrReplayed) {
-		return // a repeat, or one delivered elsewhere right now: the first invocation reports
-	}
-	ctx, cancel := reportContext(invocation)
-	defer cancel()
-	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
-	own := o.ledger == "claimed" || o.ledger == "refused"
-	var err error
-	switch rule, say := classify(o.err); {
-	case o.err == nil && o.pipeline != nil:
-		// The run's id and page are known at once: the Port run shows them now.
-		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", Link: o.link, ExternalRunID: o.azureRunIDText()})
-		if err == nil {
-			err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps started pipeline %s: run %d.", o.pipeline.Name, o.azureRunID))
-		}
-	case o.err == nil:
-		err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps accepted webhook %s (pipeline queued).", o.webhook))
-	case azdo.MayHaveQueued(o.err) && o.pipeline != nil:
-		p := o.pipeline
-		say = fmt.Sprintf("%s Pipeline %s (project %s, pipeline id %d) may be running: look at its runs in Azure DevOps before you run this action again. Azure gave no run id, so this Port run will not follow it.", say, p.Name, p.Project, p.ID)
-		label := MayHaveQueuedLabel + " (" + strings.ToLower(rule.Label) + ")"
-		if own {
-			err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: label, Summary: say})
-		} else {
-			err = r.labelled(ctx, pc, o.runID, say, label)
-		}
-	case azdo.MayHaveQueued(o.err):
-		err = r.labelled(ctx, pc, o.runID, fmt.Sprintf("%s The pipeline behind %s may be running: look at its runs in Azure DevOps before you run this action again. If it runs, this run follows it to its end.", say, o.describe()),
-			MayHaveQueuedLabel+" ("+strings.ToLower(rule.Label)+")")
-	case own:
-		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{Status: "FAILURE", StatusLabel: rule.Label, Summary: say})
-	default:
-		err = r.labelled(ctx, pc, o.runID, say, rule.Label)
-	}
-	if err != nil {
-		r.Log.Warn("report to Port failed", "runId", o.runID, "target", o.target(), "error", err.Error())
-	}
-}
-
-// labelled tells the run what happened with a log line and a label, and leaves its
-// status as it is.
-func (r *Relay) labelled(ctx context.Context, pc portapi.Credentials, runID, message, label string) error {
-	if err := r.Report.Log(ctx, pc, runID, message); err != nil {
-		return err
-	}
-	return r.Report.Update(ctx, pc, runID, portapi.RunUpdate{StatusLabel: label})
-}
-
-// describe names the target for a sentence: "webhook deploy" or "pipeline deploy".
-func (o *outcome) describe() string {
-	if o.pipeline != nil {
-		return "pipeline " + o.pipeline.Name
-	}
-	return "webhook " + o.webhook
-}
-
-// MayHaveQueuedLabel begins the status label of a Port run whose delivery may have
-// queued a pipeline run: the run stays in progress.
-const MayHaveQueuedLabel = "May have been queued: check Azure DevOps"
-
-// reportContext gives the report ReportBudget, ending Margin before the Lambda
-// deadline at the latest, whatever the work used.
-func reportContext(invocation context.Context) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(ReportBudget)
-	if d, ok := invocation.Deadline(); ok && d.Add(-Margin).Before(deadline) {
-		deadline = d.Add(-Margin)
-	}
-	return context.WithDeadline(context.WithoutCancel(invocation), deadline)
-}
-
-// reply is every JSON body the relay answers but an HTTP error's {"error": …}.
-type reply struct {
-	Forwarded     bool   `json:"forwarded"`
-	MayHaveQueued bool   `json:"mayHaveQueued,omitempty"`
-	Webhook       string `json:"webhook,omitempty"`
-	Pipeline      string `json:"pipeline,omitempty"`
-	AzureStatus   int    `json:"azureStatus,omitempty"`
-	AzureRunID    int    `json:"azureRunId,omitempty"`
-	Link          string `json:"link,omitempty"`
-	RunID         string `json:"runId,omitempty"`
-	Duplicate     bool   `json:"duplicate,omitempty"`
-	Error         string `json:"error,omitempty"`
-}
-
-// names sets the target of a: the webhook or the pipeline.
-func (a reply) names(o *outcome, name string) reply {
-	if o.pipeline != nil {
-		a.Pipeline = name
-	} else {
-		a.Webhook = name
-	}
-	return a
-}
-
-func (o *outcome) response() event.Response {
-	resp := event.Response{HTTP: o.kind.IsHTTP(), Kind: o.kind, Status: http.StatusOK}
-	if h := o.held; h != nil && h.State == ledger.Refused {
-		// Nothing was sent, then or now: the first answer, said to be a repeat.
-		rule, say := answers.ByKey(h.Cause) // the first answer's detail was its request's, and is not kept
-		resp.Status, resp.Error = rule.Status, say
-		resp.Body, _ = json.Marshal(struct {
-			Error     string `json:"error"`
-			Duplicate bool   `json:"duplicate"`
-		}{say, true})
-		return resp
-	}
-	if h := o.held; h != nil {
-		// Nothing was sent: the first delivery's answer, said to be a repeat. A result,
-		// not a function error, so that Lambda stops retrying.
-		delivered := h.State == ledger.Delivered
-		id, _ := strconv.Atoi(h.AzureRunID)
-		resp.Body, _ = json.Marshal(reply{Forwarded: delivered, MayHaveQueued: !delivered, AzureStatus: h.AzureStatus,
-			AzureRunID: id, Link: h.Link, RunID: o.runID, Duplicate: true}.names(o, h.Target))
-		return resp
-	}
-	if o.err != nil {
-		rule, say := classify(o.err)
-		resp.Status, resp.Error = rule.Status, say
-		if !resp.HTTP && azdo.MayHaveQueued(o.err) {
-			// A result, not a function error: Lambda must not invoke again.
-			resp.MayHaveQueued = true
-			resp.Body, _ = json.Marshal(reply{MayHaveQueued: true, AzureStatus: o.azureStatus, Error: say}.names(o, o.target()))
-			return resp
-		}
-		resp.Body, _ = json.Marshal(struct {
-			Error string `json:"error"`
-		}{say})
-		return resp
-	}
-	resp.Body, _ = json.Marshal(reply{Forwarded: true, AzureStatus: o.azureStatus, AzureRunID: o.azureRunID, Link: o.link, RunID: o.runID}.names(o, o.target()))
-	return resp
-}
-
-func (r *Relay) logOutcome(requestID string, o *outcome, status int, took time.Duration) {
-	attrs := []slog.Attr{
-		slog.String("requestId", requestID),
-		slog.String("kind", string(o.kind)),
-		slog.Int("status", status),
-		slog.Float64("durationMs", float64(took.Microseconds())/1000),
-	}
-	if o.source.IsValid() {
-		attrs = append(attrs, slog.String("sourceIp", o.source.String())) // an address is not a secret
-	}
-	if o.pipeline != nil {
-		attrs = append(attrs, slog.String("pipeline", o.pipeline.Name))
-	} else if o.webhook != "" {
-		attrs = append(attrs, slog.String("webhook", o.webhook))
-	}
-	if o.azureRunID != 0 {
-		attrs = append(attrs, slog.Int("azureRunId", o.azureRunID))
-	}
-	if o.runID != "" {
-		attrs = append(attrs, slog.String("runId", o.runID))
-	}
-	if o.attempts > 0 {
-		attrs = append(attrs, slog.Int("azureStatus", o.azureStatus), slog.Int("attempts", o.attempts))
-	}
-	if o.signedWith != "" {
-		// Azure refused the first signature: a rotation is under way (see docs/operations.md).
-		attrs = append(attrs, slog.String("azureSecret", o.signedWith))
-	}
-	if o.ledger != "" {
-		attrs = append(attrs, slog.String("ledger", o.ledger))
-	}
-	if h := o.held; h != nil {
-		attrs = append(attrs, slog.Bool("duplicate", true), slog.String("firstOutcome", string(h.State)))
-	}
-	if o.ledgerErr != nil {
-		attrs = append(attrs, slog.String("ledgerError", o.ledgerErr.Error()))
-	}
-	level, msg := slog.LevelInfo, "forwarded"
-	if o.held != nil {
-		msg = "duplicate"
-	}
-	if o.ledgerErr != nil {
-		// Beside a delivery that went on (or was refused): the ledger's own failure.
-		level = slog.LevelError
-	}
-	if o.err != nil {
-		attrs = append(attrs, slog.String("error", o.err.Error()))
-		if azdo.MayHaveQueued(o.err) {
-			attrs = append(attrs, slog.Bool("mayHaveQueued", true))
-		}
-		if errors.Is(o.err, secret.ErrUnavailable) || errors.Is(o.err, secret.ErrNotFound) ||
-			errors.Is(o.err, secret.ErrEmpty) || errors.Is(o.err, secret.ErrMalformed) {
-			attrs = append(attrs, slog.String("secretId", r.Secrets.ID()))
-		}
-		level, msg = max(level, slog.LevelWarn), "refused"
-		if status >= 500 || !o.kind.IsHTTP() {
-			level, msg = slog.LevelError, "failed"
-		}
-	}
-	r.Log.LogAttrs(context.Background(), level, msg, r.measure(attrs, o)...)
+// send delivers p to t, with the secret at hand for a second credential.
+func (r *Relay) send(ctx context.Context, t Target, p Prepared) (Sent, error) {
+	return t.Send(ctx, p, Keys{Current: r.Secrets, Previous: r.Previous})
 }

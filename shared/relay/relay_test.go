@@ -109,20 +109,24 @@ func newFixture(azureErr error) *fixture {
 	}
 	f.relay = &Relay{
 		Secrets: f.secrets,
-		Azure: deliverFunc(func(_ context.Context, webhook string, body, secret []byte) (azdo.Result, error) {
-			f.delivered = append(f.delivered, webhook)
-			if azureErr != nil {
-				return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azureErr}
-			}
-			return azdo.Result{Status: 200, Attempts: 1}, nil
-		}),
 		Port:    signature.Port{Now: func() time.Time { return time.Unix(now, 0) }},
-		Webhook: "port_trigger",
-		Allowed: []string{"port_trigger", "deploy"},
 		Report:  f.reports,
 		Log:     slog.New(slog.NewJSONHandler(f.logs, nil)),
 	}
+	f.useAzure(deliverFunc(func(_ context.Context, webhook string, body, secret []byte) (azdo.Result, error) {
+		f.delivered = append(f.delivered, webhook)
+		if azureErr != nil {
+			return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azureErr}
+		}
+		return azdo.Result{Status: 200, Attempts: 1}, nil
+	}), nil, nil)
 	return f
+}
+
+// useAzure routes the fixture's webhooks (port_trigger, the default, and deploy) and
+// pipelines to az.
+func (f *fixture) useAzure(az Azure, pipelines []azdo.Pipeline, tokens *entra.Client) {
+	f.relay.Routes = NewRoutes("port_trigger", []string{"port_trigger", "deploy"}, pipelines, az, tokens)
 }
 
 // httpEvent is an HTTP API event for body, signed with secret at ts.
@@ -509,7 +513,7 @@ func TestAzureRotation(t *testing.T) {
 				}
 				return withAzure(tt.previous), nil
 			})
-			f.relay.Azure = deliverFunc(func(_ context.Context, webhook string, body, key []byte) (azdo.Result, error) {
+			f.useAzure(deliverFunc(func(_ context.Context, webhook string, body, key []byte) (azdo.Result, error) {
 				signed = append(signed, string(key))
 				switch {
 				case tt.azureErr != nil:
@@ -518,7 +522,7 @@ func TestAzureRotation(t *testing.T) {
 					return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azdo.ErrSignatureRefused}
 				}
 				return azdo.Result{Status: 200, Attempts: 1}, nil
-			})
+			}), nil, nil)
 			resp := f.relay.Handle(context.Background(), "req-rot", httpEvent("POST", "/", goodBody, key, now))
 			if resp.Status != tt.status || !slices.Equal(signed, tt.signed) {
 				t.Fatalf("Handle = %d %s, signed with %q; want %d, signed with %q", resp.Status, resp.Body, signed, tt.status, tt.signed)
@@ -547,13 +551,13 @@ func TestAzureRotationForAWSEvents(t *testing.T) {
 		return secret.Credentials{ClientSecret: key, AzureWebhookSecret: "az-old"}, nil
 	})
 	var signed []string
-	f.relay.Azure = deliverFunc(func(_ context.Context, _ string, _, k []byte) (azdo.Result, error) {
+	f.useAzure(deliverFunc(func(_ context.Context, _ string, _, k []byte) (azdo.Result, error) {
 		signed = append(signed, string(k))
 		if string(k) != "az-old" {
 			return azdo.Result{}, &azdo.Error{Status: 500, Attempts: 1, Err: azdo.ErrSignatureRefused}
 		}
 		return azdo.Result{Status: 200, Attempts: 1}, nil
-	})
+	}), nil, nil)
 	resp := f.relay.Handle(context.Background(), "req-ev", []byte(`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`))
 	if resp.HTTP || resp.Status != 200 || !slices.Equal(signed, []string{"az-new", "az-old"}) {
 		t.Fatalf("Handle = %+v, signed with %q; want a result after az-new then az-old", resp, signed)
