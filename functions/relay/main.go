@@ -87,6 +87,7 @@ func newRelay(cfg config.Relay, sm secret.Getter, db ledger.DB, awsTokens entra.
 			HTTP:    azdo.NewHTTPClient(nil),
 		},
 		Port:      signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
+		Org:       cfg.Org,
 		Webhook:   cfg.Webhook,
 		Allowed:   cfg.Webhooks,
 		Pipelines: cfg.Pipelines,

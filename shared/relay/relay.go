@@ -65,7 +65,6 @@ type Ledger interface {
 	Claim(ctx context.Context, r ledger.Record, deadline time.Time) (ledger.Claim, error)
 	Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error
 	Release(ctx context.Context, c ledger.Claim) error
-	Note(ctx context.Context, azureRunID, portRunID string) error
 }
 
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.
@@ -81,6 +80,7 @@ type Relay struct {
 	Previous PreviousSecrets // nil: Azure is signed for with the current value only
 	Azure    Deliverer
 	Port     signature.Port // Port's signature check: tolerance, clock, and the container's memory of signatures (Replays)
+	Org      string         // the Azure DevOps organization: it names the Port run's externalRunId (portapi.ExternalRunID)
 	Webhook  string         // the default webhook; when empty, the first of Pipelines is the default
 	Allowed  []string       // webhooks a request may select by path
 	// Pipelines are started by id (POST /pipelines/{name}), with the Azure credentials
@@ -311,13 +311,7 @@ func (r *Relay) record(invocation context.Context, claim ledger.Claim, o *outcom
 	defer cancel()
 	switch rule, _ := classify(o.err); {
 	case o.err == nil:
-		err := r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus, AzureRunID: o.azureRunIDText(), Link: o.link})
-		if err == nil && o.azureRunID != 0 && o.runID != "" {
-			// For the status function: which Port run this Azure run belongs to, when the
-			// run's name (the pipeline's own) does not say.
-			err = r.Ledger.Note(ctx, o.azureRunIDText(), o.runID)
-		}
-		return err
+		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: o.azureStatus, AzureRunID: o.azureRunIDText(), Link: o.link})
 	case azdo.MayHaveQueued(o.err):
 		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: o.azureStatus, Cause: rule.class})
 	default:
@@ -535,8 +529,9 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, o *
 	var err error
 	switch rule, say := classify(o.err); {
 	case o.err == nil && o.pipeline != nil:
-		// The run's id and page are known at once: the Port run shows them now.
-		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", Link: o.link, ExternalRunID: o.azureRunIDText()})
+		// The run's id and page are known at once: the Port run shows them now, and the
+		// status function finds the Port run by this externalRunId.
+		err = r.Report.Update(ctx, pc, o.runID, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", Link: o.link, ExternalRunID: portapi.ExternalRunID(r.Org, o.azureRunIDText())})
 		if err == nil {
 			err = r.Report.Log(ctx, pc, o.runID, fmt.Sprintf("Azure DevOps started pipeline %s: run %d.", o.pipeline.Name, o.azureRunID))
 		}
