@@ -146,7 +146,7 @@ var rules = []rule{
 	{portapi.ErrUnavailable, 503, Failed, "port-unavailable", "Port's API could not be reached; try again."},
 	{portapi.ErrToken, 503, Failed, "port-token", "Port refused the clientId and clientSecret in the status function's secret: check them, and that PORT_API_URL (PortApiUrl) is your Port organization's region, https://api.us.port.io for the US."},
 	{portapi.ErrBadRunID, 200, Ignored, "no-run-id", "the run name's Port run id is not one Port issues"},
-	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the run update."},
+	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the search for the run or its update."},
 }
 
 var internal = rule{status: 500, outcome: Failed, reason: "internal", say: "The status function failed unexpectedly."}
