@@ -60,7 +60,7 @@ func TestConcurrentInvocations(t *testing.T) {
 	addAuditSource(logs.Lines)
 	core := &relay.Relay{
 		Secrets: secret.NewSource(client, secretName, time.Minute, nil),
-		Routes:  relay.NewRoutes(hookDeploy, []string{hookDeploy, hookRotated}, nil, &azdo.Client{BaseURL: az.URL, Org: org, HTTP: azdo.NewHTTPClient(nil)}, nil),
+		Routes:  relay.NewRoutes(org, hookDeploy, []string{hookDeploy, hookRotated}, nil, &azdo.Client{BaseURL: az.URL, Org: org, HTTP: azdo.NewHTTPClient(nil)}, nil),
 		Log:     handler.Logger(&logs),
 		Metrics: metrics.New(metrics.DefaultNamespace, metrics.FunctionRelay),
 	}

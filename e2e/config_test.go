@@ -32,6 +32,7 @@ func TestConfig(t *testing.T) {
 	}
 	relay := relayEnv(sm, "http://127.0.0.1:9")
 	verifier := append(sm.Env(), "PORT_SECRET_ID="+secretName)
+	status := append(sm.Env(), "PORT_SECRET_ID="+secretName, "AZURE_DEVOPS_ORG="+org)
 	cases := []struct {
 		name string
 		bin  string
@@ -47,6 +48,8 @@ func TestConfig(t *testing.T) {
 		{"relay with an invalid PORT_SIGNATURE_TOLERANCE", relayBin, without(relay, "PORT_SIGNATURE_TOLERANCE", "5 minutes"), "PORT_SIGNATURE_TOLERANCE"},
 		{"relay with an invalid AZURE_SIGNATURE_HEADER", relayBin, without(relay, "AZURE_SIGNATURE_HEADER", "x port signature"), "AZURE_SIGNATURE_HEADER"},
 		{"verifier without PORT_SECRET_ID", verifierBin, without(verifier, "PORT_SECRET_ID"), "PORT_SECRET_ID"},
+		{"status without AZURE_DEVOPS_ORG", statusBin, without(status, "AZURE_DEVOPS_ORG"), "AZURE_DEVOPS_ORG"},
+		{"status with an AZURE_DEVOPS_ORG that is no organization name", statusBin, without(status, "AZURE_DEVOPS_ORG", "contoso_eu"), "AZURE_DEVOPS_ORG"},
 		{"relay without AWS_REGION", relayBin, without(relay, "AWS_REGION"), "AWS_REGION"},
 		{"relay with an unknown shorthand in ALLOWED_SOURCE_IPS", relayBin, without(relay, "ALLOWED_SOURCE_IPS", "port-eu,port-asia"), "ALLOWED_SOURCE_IPS"},
 		{"relay with an IPv4 block over /32 in ALLOWED_SOURCE_IPS", relayBin, without(relay, "ALLOWED_SOURCE_IPS", "192.0.2.0/33"), "ALLOWED_SOURCE_IPS"},

@@ -31,8 +31,8 @@ const (
 var azureCredentials = []string{e2ePAT, e2eAppSecret}
 
 // pipelinesWorld is a relay that starts pipelines by id (and has no webhook), with the
-// status function, sharing Secrets Manager, the ledger, Azure (the Runs API), Entra
-// and Port's API, as one stack deployed with AzureDevOpsPipelines.
+// status function, sharing Secrets Manager, Azure (the Runs API), Entra and Port's
+// API, and the relay's ledger, as one stack deployed with AzureDevOpsPipelines.
 type pipelinesWorld struct {
 	sm     *smtest.Server
 	az     *azdotest.Server
@@ -46,6 +46,13 @@ type pipelinesWorld struct {
 
 func newPipelinesWorld(t *testing.T, secretJSON string, extraEnv ...string) *pipelinesWorld {
 	t.Helper()
+	return newPipelinesWorldLedger(t, true, secretJSON, extraEnv...)
+}
+
+// newPipelinesWorldLedger is newPipelinesWorld with the ledger on or off (Ledger=false:
+// no LEDGER_TABLE for either function).
+func newPipelinesWorldLedger(t *testing.T, withLedger bool, secretJSON string, extraEnv ...string) *pipelinesWorld {
+	t.Helper()
 	w := &pipelinesWorld{sm: smtest.New(), az: azdotest.New(org), entra: entratest.New(), port: porttest.New(portClientID, portSecret), db: dynamotest.New()}
 	for _, c := range []func(){w.sm.Close, w.az.Close, w.entra.Close, w.port.Close, w.db.Close} {
 		t.Cleanup(c)
@@ -57,11 +64,14 @@ func newPipelinesWorld(t *testing.T, secretJSON string, extraEnv ...string) *pip
 	w.az.AcceptBearer(func(token string) bool { _, _, ok := w.entra.Valid(token); return ok })
 	w.db.CreateTable(ledgerTable, "id")
 	w.db.EnableTTL(ledgerTable, "expiresAt")
-	env := append(w.sm.Env(), dynamoEndpoint(w.db), "PORT_SECRET_ID="+secretName, "LEDGER_TABLE="+ledgerTable, "PORT_API_URL="+w.port.URL)
-	w.relay = start(t, relayBin, faultTimeout, append(append(slices.Clone(env),
-		"AZURE_DEVOPS_ORG="+org, "AZURE_DEVOPS_URL="+w.az.URL, "AZURE_AUTHORITY_HOST="+w.entra.URL,
-		"AZURE_DEVOPS_PIPELINES=deploy=Payments Team/42@refs/heads/release, ghost=Payments Team/99"), extraEnv...))
-	w.status = start(t, statusBin, 10*time.Second, env)
+	env := append(w.sm.Env(), "PORT_SECRET_ID="+secretName, "PORT_API_URL="+w.port.URL, "AZURE_DEVOPS_ORG="+org)
+	relayEnv := append(slices.Clone(env), "AZURE_DEVOPS_URL="+w.az.URL, "AZURE_AUTHORITY_HOST="+w.entra.URL,
+		"AZURE_DEVOPS_PIPELINES=deploy=Payments Team/42@refs/heads/release, ghost=Payments Team/99")
+	if withLedger {
+		relayEnv = append(relayEnv, dynamoEndpoint(w.db), "LEDGER_TABLE="+ledgerTable)
+	}
+	w.relay = start(t, relayBin, faultTimeout, append(relayEnv, extraEnv...))
+	w.status = start(t, statusBin, 10*time.Second, env) // no ledger, no DynamoDB: Port's API finds the runs
 	gw := lambdatest.Gateway(w.status)
 	t.Cleanup(func() { gw.Close() })
 	w.hook = &servicehooktest.Sender{URL: gw.URL + "/azure/events", Username: "azure-devops", Password: hookPassword,
@@ -78,14 +88,32 @@ func pipelineBody(runID string) []byte {
 }
 
 // TestAPipelineByIDFollowedToItsEnd: an unchanged pipeline is started by id; the Port
-// run gets the Azure link and run id in the same invocation, then each stage and the
-// result from the status function, which finds the Port run through the ledger: the
-// run's name carries no Port run id.
+// run gets the Azure link and externalRunId in the same invocation, then each stage and
+// the result from the status function, which finds the Port run by that externalRunId
+// in Port's API: the run's name carries no Port run id. So it is with the ledger, after
+// the ledger's record of the delivery has expired (a run waiting days for an approval),
+// and with no ledger at all; the completion event's run has no id, as in Microsoft's
+// current sample.
 func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
 	requireRIE(t)
 	t.Parallel()
-	w := newPipelinesWorld(t, pipelineSecret(`"azurePat":"`+e2ePAT+`"`))
-	runID := "r_byid" + rand.Text()[:10]
+	for _, tc := range []struct {
+		name   string
+		ledger bool
+	}{
+		{"with the ledger, its record expired before the run ends", true},
+		{"with no ledger at all", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			followToTheEnd(t, newPipelinesWorldLedger(t, tc.ledger, pipelineSecret(`"azurePat":"`+e2ePAT+`"`)), tc.ledger)
+			pipelineCases.Add(1)
+		})
+	}
+}
+
+func followToTheEnd(t *testing.T, w *pipelinesWorld, withLedger bool) {
+	runID := "r_byid" + strings.ReplaceAll(rand.Text()[:10], "_", "")
 	w.port.CreateRuns(runID)
 
 	r := invoke(t, w.relay, signedEvent(1, "/pipelines/deploy", pipelineBody(runID)))
@@ -94,8 +122,8 @@ func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
 	}
 	azureRunID := int(r.body["azureRunId"].(float64))
 	run, _ := w.port.Run(runID)
-	if run.Link != r.body["link"] || run.ExternalRunID != strconv.Itoa(azureRunID) || run.Status != "IN_PROGRESS" {
-		t.Fatalf("the Port run right after: %+v, want the link and the Azure run id, in progress", run)
+	if run.Link != r.body["link"] || run.ExternalRunID != "ado_"+org+"_"+strconv.Itoa(azureRunID) || run.Status != "IN_PROGRESS" {
+		t.Fatalf("the Port run right after: %+v, want the link and externalRunId ado_%s_%d, in progress", run, org, azureRunID)
 	}
 	queued := w.az.Runs()
 	if len(queued) != 1 || queued[0].Auth != azdotest.AuthPAT || queued[0].RefName != "refs/heads/release" ||
@@ -104,6 +132,9 @@ func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
 	}
 	if !slices.Equal(queued[0].Members, []string{"templateParameters", "resources"}) {
 		t.Errorf("the body sent to Azure has members %q, want the run parameters and the branch alone (no port_context)", queued[0].Members)
+	}
+	if items := w.db.Items(ledgerTable); withLedger != (len(items) == 1) || len(items) > 1 {
+		t.Errorf("%d ledger records, want the delivery's alone with the ledger on, none without", len(items))
 	}
 
 	// The pipeline runs: Azure's service hooks, with a run name that has no Port run id.
@@ -121,13 +152,18 @@ func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
 	if run, _ := w.port.Run(runID); run.StatusLabel != "Stage build ended: succeeded" {
 		t.Errorf("after the stage: %+v, want the stage on the label", run)
 	}
-	azRun.State, azRun.Result = "completed", "succeeded"
+	// Days later: DynamoDB's TTL has deleted whatever the ledger held of this delivery.
+	if n := w.db.Sweep(time.Now().Add(8 * 24 * time.Hour)); withLedger && n != 1 {
+		t.Errorf("the TTL sweep deleted %d records, want the delivery's", n)
+	}
+	azRun.State, azRun.Result, azRun.NoID = "completed", "succeeded", true
 	if d, err := w.hook.Send(t.Context(), servicehooktest.Notification(azRun)); err != nil || !d.Delivered {
-		t.Fatalf("completed: %v %v", d, err)
+		code, answer := d.Last()
+		t.Fatalf("completed: %d %s %v", code, answer, err)
 	}
 	run, _ = w.port.Run(runID)
-	if run.Status != "SUCCESS" || run.Link == "" {
-		t.Errorf("at the end: %+v, want SUCCESS with the link", run)
+	if run.Status != "SUCCESS" || run.Link == "" || !strings.Contains(run.Summary, "("+strconv.Itoa(azureRunID)+")") {
+		t.Errorf("at the end: %+v, want SUCCESS with the link and a summary naming the Azure run", run)
 	}
 	var logs []string
 	for _, l := range w.port.Logs(runID) {
@@ -136,7 +172,6 @@ func TestAPipelineByIDFollowedToItsEnd(t *testing.T) {
 	if !slices.Contains(logs, "Azure DevOps: stage build running.") || !slices.Contains(logs, "Azure DevOps: stage build ended: succeeded.") {
 		t.Errorf("run log %q, want each stage", logs)
 	}
-	pipelineCases.Add(1)
 }
 
 // TestPipelinesByIDWithAnEntraApp: the Entra token is fetched once and reused by the

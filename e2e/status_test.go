@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
@@ -56,7 +57,7 @@ func newStatusWorld(t *testing.T) *statusWorld {
 	w.sm = sm
 	sm.Put(secretName, hookSecret(hookPassword))
 	w.fn = start(t, statusBin, 10*time.Second, append(sm.Env(),
-		"PORT_SECRET_ID="+secretName, "PORT_API_URL="+front.URL, "SECRET_CACHE_TTL=5m"))
+		"PORT_SECRET_ID="+secretName, "PORT_API_URL="+front.URL, "SECRET_CACHE_TTL=5m", "AZURE_DEVOPS_ORG="+org))
 	gw := lambdatest.Gateway(w.fn)
 	t.Cleanup(func() { gw.Close() })
 	w.sender = &servicehooktest.Sender{
@@ -95,6 +96,7 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 
 	type want struct {
 		status, label string // the Port run after the steps; "" status: Port never asked
+		search        bool   // Port is asked for the run by its externalRunId, and nothing changes
 	}
 	cases := []struct {
 		name  string
@@ -107,59 +109,59 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 				{body: servicehooktest.Notification(azureRun(101, id, "inProgress", "")), statuses: []int{200}, answerKey: "updated"},
 				{body: servicehooktest.Notification(azureRun(101, id, "completed", "succeeded")), statuses: []int{200}, answerKey: "updated"},
 			}
-		}, want{"SUCCESS", "Azure DevOps run succeeded"}, 0},
+		}, want{"SUCCESS", "Azure DevOps run succeeded", false}, 0},
 		{"failed: FAILURE", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(102, id, "completed", "failed")), statuses: []int{200}, answerKey: "updated"}}
-		}, want{"FAILURE", "Azure DevOps run failed"}, 0},
+		}, want{"FAILURE", "Azure DevOps run failed", false}, 0},
 		{"canceling is ignored, then canceled: FAILURE", func(id string) []step {
 			return []step{
 				{body: servicehooktest.Notification(azureRun(103, id, "canceling", "")), statuses: []int{200}, answerKey: "ignored"},
 				{body: servicehooktest.Notification(azureRun(103, id, "completed", "canceled")), statuses: []int{200}, answerKey: "updated"},
 			}
-		}, want{"FAILURE", "Azure DevOps run canceled"}, 0},
+		}, want{"FAILURE", "Azure DevOps run canceled", false}, 0},
 		{"partiallySucceeded: SUCCESS, labelled so", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(108, id, "completed", "partiallySucceeded")), statuses: []int{200}, answerKey: "updated"}}
-		}, want{"SUCCESS", "Azure DevOps run partially succeeded"}, 0},
+		}, want{"SUCCESS", "Azure DevOps run partially succeeded", false}, 0},
 		{"completed with no result: FAILURE, never in progress forever", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(109, id, "completed", "")), statuses: []int{200}, answerKey: "updated"}}
-		}, want{"FAILURE", "Azure DevOps run completed without a result"}, 0},
+		}, want{"FAILURE", "Azure DevOps run completed without a result", false}, 0},
 		{"canceling alone leaves the run in progress", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(104, id, "canceling", "")), statuses: []int{200}, answerKey: "ignored"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", false}, 0},
 		{"the same completion twice: the second is ignored", func(id string) []step {
 			ev := servicehooktest.Notification(azureRun(105, id, "completed", "succeeded"))
 			return []step{{body: ev, statuses: []int{200}, answerKey: "updated"}, {body: ev, statuses: []int{200}, answerKey: "ignored"}}
-		}, want{"SUCCESS", "Azure DevOps run succeeded"}, 0},
+		}, want{"SUCCESS", "Azure DevOps run succeeded", false}, 0},
 		{"completed before inProgress: the final status stands", func(id string) []step {
 			return []step{
 				{body: servicehooktest.Notification(azureRun(106, id, "completed", "failed")), statuses: []int{200}, answerKey: "updated"},
 				{body: servicehooktest.Notification(azureRun(106, id, "inProgress", "")), statuses: []int{200}, answerKey: "ignored"},
 			}
-		}, want{"FAILURE", "Azure DevOps run failed"}, 0},
-		{"a run name without a Port run id is ignored", func(id string) []step {
+		}, want{"FAILURE", "Azure DevOps run failed", false}, 0},
+		{"a run name without a Port run id, and no Port run with its externalRunId, is ignored", func(id string) []step {
 			r := azureRun(107, id, "completed", "succeeded")
 			r.Name = "20261201.7"
 			return []step{{body: servicehooktest.Notification(r), statuses: []int{200}, answerKey: "ignored"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", true}, 0},
 		{"another event type is ignored", func(id string) []step {
 			ev := strings.Replace(string(servicehooktest.Notification(azureRun(108, id, "completed", "succeeded"))), servicehooktest.EventType, "build.complete", 1)
 			return []step{{body: []byte(ev), statuses: []int{200}, answerKey: "ignored"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", false}, 0},
 		{"a wrong password is 401, not retried, nothing sent to Port", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(109, id, "completed", "succeeded")), password: &wrong, statuses: []int{401}, answerKey: "error"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", false}, 0},
 		{"an empty password is 401", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(110, id, "completed", "succeeded")), password: &empty, statuses: []int{401}, answerKey: "error"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", false}, 0},
 		{"no Authorization header is 401", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(111, id, "completed", "succeeded")), noAuth: true, statuses: []int{401}, answerKey: "error"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", false}, 0},
 		{"a body that is not JSON is 400", func(id string) []step {
 			return []step{{body: []byte("run " + id + " finished " + marker), statuses: []int{400}, answerKey: "error"}}
-		}, want{"IN_PROGRESS", ""}, 0},
+		}, want{"IN_PROGRESS", "", false}, 0},
 		{"Port down, then back: Azure's retries carry the run to SUCCESS", func(id string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(112, id, "completed", "succeeded")), statuses: []int{503, 503, 200}, answerKey: "updated"}}
-		}, want{"SUCCESS", "Azure DevOps run succeeded"}, 2},
+		}, want{"SUCCESS", "Azure DevOps run succeeded", false}, 2},
 		{"a Port run that does not exist is ignored", func(string) []step {
 			return []step{{body: servicehooktest.Notification(azureRun(113, "r_NoSuchPortRun01", "completed", "succeeded")), statuses: []int{200}, answerKey: "ignored"}}
 		}, want{}, 0},
@@ -206,7 +208,7 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 				(c.want.status != "IN_PROGRESS" && !strings.Contains(got.Summary, "run 20261201.1 "+runID))):
 				t.Errorf("Port run %+v, want the Azure run's link, its id and a summary naming the run", got)
 			}
-			if c.want.label == "" && c.want.status != "" && w.port.Requests() != before {
+			if c.want.label == "" && c.want.status != "" && !c.want.search && w.port.Requests() != before {
 				t.Errorf("Port's API got %d requests, want none", w.port.Requests()-before)
 			}
 			if strings.Contains(got.Summary, "deploy ") != (c.want.label != "" && c.want.status != "IN_PROGRESS") {
@@ -249,6 +251,47 @@ func TestStatusFollowsTheAzureRun(t *testing.T) {
 	statusCases.Add(1)
 }
 
+// TestStatusFindsARunStartedByID: a pipeline the relay started by id keeps its own run
+// name; the status function finds the Port run through Port's API, by the externalRunId
+// the relay set. Port down during that search is a 503 that Azure's retries get past,
+// and a completion whose run has no id (Microsoft's current sample) is read from its
+// links: the run ends, with no ledger anywhere.
+func TestStatusFindsARunStartedByID(t *testing.T) {
+	requireRIE(t)
+	t.Parallel()
+	w := newStatusWorld(t)
+	runID := "r_byid" + strings.ReplaceAll(rand.Text()[:10], "_", "")
+	other := "r_other" + strings.ReplaceAll(rand.Text()[:10], "_", "")
+	w.port.CreateRuns(runID, other)
+	port := &portapi.Client{BaseURL: w.port.URL}
+	creds := portapi.Credentials{ClientID: portClientID, ClientSecret: portSecret}
+	// What the relay does once Azure has queued run 120, and what another organization's relay did for its run 120.
+	for id, ext := range map[string]string{runID: portapi.ExternalRunID(org, "120"), other: portapi.ExternalRunID("fabrikam", "120")} {
+		if err := port.Update(t.Context(), creds, id, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", ExternalRunID: ext}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := servicehooktest.Run{PipelineID: 7, PipelineName: "deploy " + marker, ID: 120, Name: "20261201.9", State: "inProgress"}
+	w.down.Store(2) // Port answers 503 to the first two requests: each attempt's token request
+	d, err := w.sender.Send(t.Context(), servicehooktest.Notification(r))
+	if _, body := d.Last(); err != nil || !slices.Equal(d.Statuses, []int{503, 503, 200}) || !strings.Contains(string(body), runID) {
+		t.Fatalf("inProgress with Port down: %v %s %v, want 503, 503, then 200 updating %s", d.Statuses, body, err, runID)
+	}
+	r.State, r.Result, r.NoID = "completed", "succeeded", true
+	if d, err := w.sender.Send(t.Context(), servicehooktest.Notification(r)); err != nil || !slices.Equal(d.Statuses, []int{200}) {
+		code, body := d.Last()
+		t.Fatalf("completed, its run without id: %d %s %v, want 200", code, body, err)
+	}
+	got, _ := w.port.Run(runID)
+	if got.Status != "SUCCESS" || got.ExternalRunID != "ado_"+org+"_120" || !strings.Contains(got.Link, "buildId=120") {
+		t.Errorf("Port run %+v, want SUCCESS with the Azure run's link and externalRunId", got)
+	}
+	if o, _ := w.port.Run(other); o.Status != "IN_PROGRESS" {
+		t.Errorf("fabrikam's Port run for its own run 120 = %+v, want it untouched", o)
+	}
+	statusCases.Add(1)
+}
+
 // sampleStatusFunction runs the status function for the events/status samples:
 // their password, and the Port runs they name.
 func sampleStatusFunction(t *testing.T) *lambdatest.Function {
@@ -259,5 +302,5 @@ func sampleStatusFunction(t *testing.T) *lambdatest.Function {
 	sm := smtest.New()
 	t.Cleanup(sm.Close)
 	sm.Put(secretName, `{"clientId":"demo-client-id","clientSecret":"`+demoSecret+`","serviceHookPassword":"`+samplePassword+`"}`)
-	return start(t, statusBin, faultTimeout, append(sm.Env(), "PORT_SECRET_ID="+secretName, "PORT_API_URL="+port.URL))
+	return start(t, statusBin, faultTimeout, append(sm.Env(), "PORT_SECRET_ID="+secretName, "PORT_API_URL="+port.URL, "AZURE_DEVOPS_ORG=demo-org"))
 }

@@ -7,8 +7,9 @@
 // answers as a duplicate, then one forged request, refused; then Azure's service hook
 // reports the pipeline run to the status function, which ends the Port run SUCCESS
 // with the run's link. Last, an existing pipeline is started by id (Azure's Runs API,
-// a PAT from the secret): its link reaches the Port run at once, and SUCCESS comes
-// from the status function, which finds the Port run through the ledger.
+// a PAT from the secret): its link and externalRunId reach the Port run at once, and
+// SUCCESS comes from the status function, which finds the Port run in Port's API by
+// that externalRunId.
 package main
 
 import (
@@ -135,7 +136,7 @@ func run() error {
 	relayGW := relayGWs[0]
 	statusFn, err := lambdatest.Start(ctx, lambdatest.Options{
 		RIE: rie, Bootstrap: filepath.Join(dir, "status", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs,
-		Env: append(append(sm.Env(), db.Env()...), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL, "LEDGER_TABLE=relay-ledger"),
+		Env: append(sm.Env(), "PORT_SECRET_ID="+arn, "PORT_API_URL="+port.URL, "AZURE_DEVOPS_ORG="+org),
 	})
 	if err != nil {
 		return err
@@ -221,7 +222,7 @@ func run() error {
 	}
 	fmt.Printf(hop+"%d %s  (%s)\n", "relay ──► Port", status, answer, took)
 	run, _ = port.Run(byIDRun)
-	fmt.Printf(hop+"run %s: %s %q, link %s  (in the same invocation)\n", "Port (API)", byIDRun, run.Status, run.StatusLabel, run.Link)
+	fmt.Printf(hop+"run %s: %s %q, externalRunId %s, link %s  (in the same invocation)\n", "Port (API)", byIDRun, run.Status, run.StatusLabel, run.ExternalRunID, run.Link)
 	queued := runsAPI.Runs()
 	if status != http.StatusOK || len(queued) != 1 || run.Link == "" {
 		return fmt.Errorf("the pipeline by id: %d %s, %d runs, Port run %+v; its log:\n%s", status, answer, len(queued), run, logs)
@@ -249,7 +250,7 @@ func run() error {
 		}
 	}
 	run, _ = port.Run(byIDRun)
-	fmt.Printf(hop+"run %s: %s %q, link %s  (found through the ledger)\n", "Port (API)", byIDRun, run.Status, run.StatusLabel, run.Link)
+	fmt.Printf(hop+"run %s: %s %q, link %s  (found in Port's API by its externalRunId %s)\n", "Port (API)", byIDRun, run.Status, run.StatusLabel, run.Link, run.ExternalRunID)
 	if run.Status != "SUCCESS" {
 		return fmt.Errorf("the Port run of the pipeline by id is %s, want SUCCESS", run.Status)
 	}
@@ -264,10 +265,13 @@ func run() error {
 	// once more, in case Port's secret had been rotated (at most every 30 s after that).
 	fmt.Printf("\nSecrets Manager calls: %d: one per function container (the secret is cached for SECRET_CACHE_TTL), and one\n"+
 		"more by the relay when the forged signature did not match, in case Port's secret had just been rotated.\n", sm.Calls())
-	fmt.Printf("DynamoDB calls: %d PutItem and %d UpdateItem by the relay: a claim and an outcome per delivery (two runs),\n"+
-		"the pipeline's note of its Azure run, and the duplicate's one claim, whose failed condition returned the\n"+
-		"first answer; %d GetItem by the status function, finding the pipeline's Port run; none for the forged request.\n",
-		db.Calls("PutItem"), db.Calls("UpdateItem"), db.Calls("GetItem"))
+	puts, updates := db.Calls("PutItem"), db.Calls("UpdateItem")
+	if other := db.Calls("") - puts - updates; other != 0 {
+		return fmt.Errorf("DynamoDB got %d calls other than the relay's claims and outcomes", other)
+	}
+	fmt.Printf("DynamoDB calls: %d PutItem and %d UpdateItem, all by the relay: a claim and an outcome per delivery (two runs),\n"+
+		"and the duplicate's one claim, whose failed condition returned the first answer; none for the forged request,\n"+
+		"none by the status function, which has no DynamoDB: it finds the pipeline's Port run in Port's API.\n", puts, updates)
 	return nil
 }
 

@@ -94,7 +94,7 @@ func newRelay(cfg config.Relay, azure relay.Azure, sm secret.Getter, db ledger.D
 		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Port:     signature.Port{Tolerance: cfg.Tolerance, Replays: &signature.Replays{}},
-		Routes:   relay.NewRoutes(cfg.Webhook, cfg.Webhooks, cfg.Pipelines, azure, tokens),
+		Routes:   relay.NewRoutes(cfg.Org, cfg.Webhook, cfg.Webhooks, cfg.Pipelines, azure, tokens),
 		Report:   &portapi.Client{BaseURL: cfg.PortAPIURL, HTTP: &http.Client{Timeout: relay.ReportBudget}},
 		Log:      log,
 		Metrics:  metrics.New(cfg.Namespace, metrics.FunctionRelay),

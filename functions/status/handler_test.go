@@ -31,18 +31,19 @@ type want struct {
 	status  int
 	key     string // "updated", "ignored" or "error"
 	runID   string
-	port    string // the Port run's status after the sample; "" when Port is not asked
+	port    string // the Port run's status after the sample; "" when no Port run changes
 	outcome string
+	asks    int // requests Port gets when no run changes: a token and the search for the run, or none
 }
 
 var samples = map[string]want{
-	"in-progress.json":  {200, "updated", "r_QvJ5Nn2m8xV3aT1k", "IN_PROGRESS", "updated"},
-	"succeeded.json":    {200, "updated", "r_QvJ5Nn2m8xV3aT1k", "SUCCESS", "updated"},
-	"failed.json":       {200, "updated", "r_Wp7Kd3Ls9Xb2Rt6n", "FAILURE", "updated"},
-	"canceled.json":     {200, "updated", "r_Lm2Hc8Ue4Jw9Qa7b", "FAILURE", "updated"},
-	"canceling.json":    {200, "ignored", "r_Lm2Hc8Ue4Jw9Qa7b", "", "ignored"},
-	"no-run-id.json":    {200, "ignored", "", "", "ignored"},
-	"bad-password.json": {401, "error", "", "", "refused"},
+	"in-progress.json":  {200, "updated", "r_QvJ5Nn2m8xV3aT1k", "IN_PROGRESS", "updated", 0},
+	"succeeded.json":    {200, "updated", "r_QvJ5Nn2m8xV3aT1k", "SUCCESS", "updated", 0},
+	"failed.json":       {200, "updated", "r_Wp7Kd3Ls9Xb2Rt6n", "FAILURE", "updated", 0},
+	"canceled.json":     {200, "updated", "r_Lm2Hc8Ue4Jw9Qa7b", "FAILURE", "updated", 0},
+	"canceling.json":    {200, "ignored", "r_Lm2Hc8Ue4Jw9Qa7b", "", "ignored", 0},
+	"no-run-id.json":    {200, "ignored", "", "", "ignored", 2}, // no Port run has its externalRunId
+	"bad-password.json": {401, "error", "", "", "refused", 0},
 }
 
 // TestSamples runs every events/status sample through the function as main wires
@@ -65,13 +66,13 @@ func TestSamples(t *testing.T) {
 			sm := smtest.New()
 			t.Cleanup(sm.Close)
 			arn := sm.Put("port/relay", `{"clientId":"`+clientID+`","clientSecret":"`+sampleSecret+`","serviceHookPassword":"`+samplePassword+`"}`)
-			vars := map[string]string{"PORT_SECRET_ID": arn, "PORT_API_URL": port.URL}
+			vars := map[string]string{"PORT_SECRET_ID": arn, "PORT_API_URL": port.URL, "AZURE_DEVOPS_ORG": "demo-org"}
 			cfg, err := config.LoadStatus(func(k string) string { return vars[k] })
 			if err != nil {
 				t.Fatal(err)
 			}
 			logs := &bytes.Buffer{}
-			invoke := handler.Invoke(newFollower(cfg, sm.Client(), nil, handler.Logger(logs)))
+			invoke := handler.Invoke(newFollower(cfg, sm.Client(), handler.Logger(logs)))
 
 			raw, err := os.ReadFile(file)
 			if err != nil {
@@ -90,11 +91,11 @@ func TestSamples(t *testing.T) {
 				t.Fatalf("answer %d %s, want %d with %q", resp.StatusCode, resp.Body, w.status, w.key)
 			}
 			run, _ := port.Run(w.runID)
-			if w.port != "" && (run.Status != w.port || !strings.HasPrefix(run.Link, "https://dev.azure.com/demo-org/")) {
-				t.Errorf("Port run %+v, want %s with the Azure run's link", run, w.port)
+			if w.port != "" && (run.Status != w.port || !strings.HasPrefix(run.Link, "https://dev.azure.com/demo-org/") || !strings.HasPrefix(run.ExternalRunID, "ado_demo-org_")) {
+				t.Errorf("Port run %+v, want %s with the Azure run's link and externalRunId (AZURE_DEVOPS_ORG's)", run, w.port)
 			}
-			if w.port == "" && port.Requests() != 0 {
-				t.Errorf("Port's API got %d requests, want none", port.Requests())
+			if w.port == "" && port.Requests() != w.asks {
+				t.Errorf("Port's API got %d requests, want %d", port.Requests(), w.asks)
 			}
 			var line map[string]any
 			if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line["outcome"] != w.outcome || line["requestId"] != "req-"+name {

@@ -190,7 +190,7 @@ func readRun(contentType string, answer []byte) (RunResult, error) {
 		return RunResult{}, fmt.Errorf("%w: it answered a sign-in page", ErrCredentials)
 	}
 	var run struct {
-		ID    int    `json:"id"`
+		ID    runID  `json:"id"`
 		Name  string `json:"name"`
 		State string `json:"state"`
 		Links struct {
@@ -199,13 +199,32 @@ func readRun(contentType string, answer []byte) (RunResult, error) {
 			} `json:"web"`
 		} `json:"_links"`
 	}
-	if err := json.Unmarshal(answer, &run); err != nil {
+	// A member of another type than Azure's (a name that is a number) leaves that
+	// member empty; the run is still the run its id names.
+	var typeErr *json.UnmarshalTypeError
+	if err := json.Unmarshal(answer, &run); err != nil && !errors.As(err, &typeErr) {
 		return RunResult{}, fmt.Errorf("%w: its answer is not a Run", ErrNoRunID)
 	}
 	if run.ID <= 0 {
 		return RunResult{}, ErrNoRunID
 	}
-	return RunResult{ID: run.ID, Name: runName(run.Name), State: identifier(run.State, 32), WebURL: webURL(run.Links.Web.Href)}, nil
+	return RunResult{ID: int(run.ID), Name: runName(run.Name), State: identifier(run.State, 32), WebURL: webURL(run.Links.Web.Href)}, nil
+}
+
+// runID is a run's id as a JSON number or a string of digits: Azure writes a number,
+// and clients in between (proxies, recorders) may write it as a string. Anything else
+// reads as no id.
+type runID int
+
+func (id *runID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		b = b[1 : len(b)-1]
+	}
+	if n, err := strconv.ParseInt(string(b), 10, 32); err == nil && n > 0 && b[0] != '+' {
+		*id = runID(n)
+	}
+	return nil
 }
 
 // envelope is what the package reads of Azure DevOps' error JSON.

@@ -25,6 +25,7 @@ func FuzzJudgeRun(f *testing.F) {
 		raw         string
 	}{
 		{200, "application/json; charset=utf-8", "", "", `{"id":1,"name":"20261206.1","state":"inProgress","_links":{"web":{"href":"https://dev.azure.com/x"}}}`},
+		{201, "application/json", "", "", `{"id":"7","name":7,"pipeline":{"id":"3"}}`},
 		{203, "text/html", "", "", `<html>sign in</html>`},
 		{400, "application/json", "PipelineValidationException", "Unexpected parameter 'region'", ""},
 		{400, "application/json", "PipelineValidationException", "Unexpected parameter 'a b'\nUnexpected parameter 'env'", ""},

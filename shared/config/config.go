@@ -59,9 +59,9 @@ type Status struct {
 	PortAPIURL string
 	Namespace  string         // METRICS_NAMESPACE
 	Sources    allowlist.List // ALLOWED_SOURCE_IPS: empty (the default) is everyone
-	// LedgerTable is LEDGER_TABLE: where the relay notes the Port run of each Azure run
-	// it starts by pipeline id; empty: a Port run id must be in the run's name.
-	LedgerTable string
+	// Org is AZURE_DEVOPS_ORG, the relay's: with an Azure run id, it names the Port run
+	// the relay started (the externalRunId both set).
+	Org string
 }
 
 // LoadStatus reads the status function's configuration through getenv.
@@ -71,16 +71,28 @@ func LoadStatus(getenv func(string) string) (Status, error) {
 		return Status{}, err
 	}
 	c := Status{SecretID: shared.SecretID, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
+	if c.Org, err = azureOrg(getenv); err != nil {
+		return Status{}, err
+	}
 	if c.Sources, err = AllowedSources(getenv); err != nil {
 		return Status{}, err
 	}
 	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
 		return Status{}, err
 	}
-	if c.LedgerTable, err = ledgerTable(getenv); err != nil {
-		return Status{}, err
-	}
 	return c, nil
+}
+
+// azureOrg reads AZURE_DEVOPS_ORG, required by the relay and the status function.
+func azureOrg(getenv func(string) string) (string, error) {
+	org, err := required(getenv, "AZURE_DEVOPS_ORG")
+	if err != nil {
+		return "", err
+	}
+	if !orgName(org) {
+		return "", &Error{"AZURE_DEVOPS_ORG", "must be an Azure DevOps organization name (letters, digits, hyphens)"}
+	}
+	return org, nil
 }
 
 func ledgerTable(getenv func(string) string) (string, error) {
@@ -128,11 +140,8 @@ func LoadRelay(getenv func(string) string) (Relay, error) {
 		return Relay{}, err
 	}
 	c := Relay{SecretID: shared.SecretID, Header: shared.Header, Tolerance: shared.Tolerance, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
-	if c.Org, err = required(getenv, "AZURE_DEVOPS_ORG"); err != nil {
+	if c.Org, err = azureOrg(getenv); err != nil {
 		return Relay{}, err
-	}
-	if !orgName(c.Org) {
-		return Relay{}, &Error{"AZURE_DEVOPS_ORG", "must be an Azure DevOps organization name (letters, digits, hyphens)"}
 	}
 	if c.Pipelines, err = Pipelines(getenv); err != nil {
 		return Relay{}, err

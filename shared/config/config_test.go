@@ -298,9 +298,9 @@ func TestErrorNamesTheVariable(t *testing.T) {
 }
 
 func TestLoadStatus(t *testing.T) {
-	base := env{"PORT_SECRET_ID": "port/client-secret"}
-	got, err := config.LoadStatus(base.with("SECRET_CACHE_TTL", "1m").get)
-	want := config.Status{SecretID: "port/client-secret", SecretTTL: time.Minute, PortAPIURL: "https://api.port.io", Namespace: "PortAzureRelay"}
+	base := env{"PORT_SECRET_ID": "port/client-secret", "AZURE_DEVOPS_ORG": " contoso "}
+	got, err := config.LoadStatus(base.with("SECRET_CACHE_TTL", "1m").with("LEDGER_TABLE", "relay-ledger").get)
+	want := config.Status{SecretID: "port/client-secret", SecretTTL: time.Minute, PortAPIURL: "https://api.port.io", Namespace: "PortAzureRelay", Org: "contoso"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("LoadStatus() = %+v, %v, want %+v, nil", got, err, want)
 	}
@@ -309,6 +309,9 @@ func TestLoadStatus(t *testing.T) {
 	}
 	for _, tt := range []struct{ name, set, value string }{
 		{"a missing secret id is refused", "PORT_SECRET_ID", unset},
+		{"a missing org is refused: it names the Port runs the relay started", "AZURE_DEVOPS_ORG", unset},
+		{"an org with an underscore is refused: it would make externalRunIds ambiguous", "AZURE_DEVOPS_ORG", "contoso_eu"},
+		{"an org with a slash is refused", "AZURE_DEVOPS_ORG", "contoso/x"},
 		{"a Port API URL with a query is refused", "PORT_API_URL", "https://api.port.io/?x=1"},
 		{"a metrics namespace CloudWatch reserves is refused", "METRICS_NAMESPACE", "AWS/Lambda"},
 		{"a bad source allow-list is refused", "ALLOWED_SOURCE_IPS", "port-asia"},

@@ -32,8 +32,3 @@ func EventKey(id string) string { return "event#" + id }
 
 // MaxIDLength bounds an id used in a key: DynamoDB's partition key is at most 2048 bytes.
 const MaxIDLength = 1024
-
-// AzureRunKey is the key of the note that an Azure run (its id, unique in the
-// organization) was started for a Port run: the status function finds the Port run
-// from it when the run's name carries none.
-func AzureRunKey(azureRunID string) string { return "azure#" + azureRunID }

@@ -83,7 +83,6 @@ type DB interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 }
 
 // Ledger is one DynamoDB table: partition key "id" (String), TTL on "expiresAt"
@@ -238,48 +237,6 @@ func (l *Ledger) Release(ctx context.Context, c Claim) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":inProgress": str(string(InProgress)), ":owner": str(c.owner)},
 	})
 	return l.changed(ctx, err)
-}
-
-// Note records that the Azure run azureRunID was started for the Port run portRunID
-// (one PutItem), for the status function to find the Port run from the Azure run.
-// It expires with the delivery's record.
-func (l *Ledger) Note(ctx context.Context, azureRunID, portRunID string) error {
-	now := l.now()
-	_, err := l.DB.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &l.Table,
-		Item: map[string]types.AttributeValue{
-			attrID:      str(AzureRunKey(azureRunID)),
-			attrState:   str(string(Delivered)),
-			attrRunID:   str(portRunID),
-			attrExpires: num(now.Add(l.ttl()).Unix()),
-			attrCreated: num(now.Unix()),
-		},
-	})
-	if err != nil {
-		return unavailable(ctx, err)
-	}
-	return nil
-}
-
-// Get reads the record of key (a consistent read); false when there is none, or it
-// has expired.
-func (l *Ledger) Get(ctx context.Context, key string) (Record, bool, error) {
-	out, err := l.DB.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &l.Table,
-		Key:            map[string]types.AttributeValue{attrID: str(key)},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return Record{}, false, unavailable(ctx, err)
-	}
-	if len(out.Item) == 0 {
-		return Record{}, false, nil
-	}
-	r := decode(out.Item)
-	if !r.Expires.IsZero() && r.Expires.Before(l.now()) {
-		return Record{}, false, nil // TTL deletes lazily: an expired record is gone
-	}
-	return r, true, nil
 }
 
 func (l *Ledger) changed(ctx context.Context, err error) error {

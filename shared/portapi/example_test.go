@@ -39,3 +39,10 @@ func Example() {
 	// true
 	// token requests: 1
 }
+
+func ExampleExternalRunID() {
+	// The relay names run 42 of the contoso organization on the Port run it started;
+	// the status function finds that Port run by the same name.
+	fmt.Println(portapi.ExternalRunID("contoso", "42"))
+	// Output: ado_contoso_42
+}

@@ -41,7 +41,8 @@ var (
 	// ErrRunEnded means the run already has a final status, after which Port refuses any change. Port documents
 	// the refusal but not its status, so a refused change is checked against the run itself (GET).
 	ErrRunEnded = errors.New("the Port run has already ended")
-	// ErrUnavailable means Port could not be reached, or answered 429 or 5xx: trying again later may succeed.
+	// ErrUnavailable means Port could not be reached, answered 429 or 5xx, or its answer could not be read: trying
+	// again later may succeed.
 	ErrUnavailable = errors.New("the Port API is unavailable")
 )
 
@@ -75,6 +76,19 @@ type token struct {
 
 // maxBody bounds what is read of Port's answers; error bodies are never shown, only their status.
 const maxBody = 64 << 10
+
+// maxRunsBody bounds the answer of a run search. A run in it carries the action's inputs and the payload sent,
+// each up to the 1 MiB Port takes, so it is read up to a few times that.
+const maxRunsBody = 4 << 20
+
+// ExternalRunID is the externalRunId that names an Azure DevOps pipeline run on the Port run it follows:
+// "ado_<org>_<azureRunID>". Azure's run (build) ids are unique only within one organization, and one Port
+// organization may be wired to several Azure DevOps organizations, so the id carries the organization too, in
+// lower case as Azure compares names; organization names have no underscore, so the id reads one way only. The
+// relay sets it when it starts a pipeline, and the status function finds the Port run by it.
+func ExternalRunID(org, azureRunID string) string {
+	return "ado_" + strings.ToLower(org) + "_" + azureRunID
+}
 
 // ValidRunID reports whether id can be a Port run id, ^[A-Za-z0-9_-]{1,100}$ (checked without a
 // regexp compiled at start-up).
@@ -125,28 +139,14 @@ func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suff
 	if !ValidRunID(runID) {
 		return ErrBadRunID
 	}
-	if creds.ClientID == "" || creds.ClientSecret == "" {
-		return ErrNoCredentials
-	}
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
 	path := "/v1/actions/runs/" + url.PathEscape(runID) + suffix
-
-	tok, err := c.token(ctx, creds, "")
+	tok, status, err := c.authorized(ctx, creds, method, path, payload, nil)
 	if err != nil {
 		return err
-	}
-	status, err := c.send(ctx, method, path, tok, payload)
-	if status == http.StatusUnauthorized {
-		if tok, err = c.token(ctx, creds, tok); err != nil {
-			return err
-		}
-		status, err = c.send(ctx, method, path, tok, payload)
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, path, transportError(ctx, err))
 	}
 	switch {
 	case status/100 == 2:
@@ -163,6 +163,60 @@ func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suff
 	default:
 		return fmt.Errorf("%w: %s %s: status %d", ErrRejected, method, path, status)
 	}
+}
+
+// RunByExternalID finds the run whose externalRunId is externalRunID: GET /v1/actions/runs?version=v2&
+// external_run_id=…, which answers the matching runs newest first; the newest is the one, as Port's own
+// integrations take it. It returns the run's id, or false when Port has none (not an error). Its errors are
+// ErrUnavailable (Port unreachable, 429, 5xx, an answer that cannot be read), ErrToken and ErrRejected.
+func (c *Client) RunByExternalID(ctx context.Context, creds Credentials, externalRunID string) (string, bool, error) {
+	query := url.Values{"version": {"v2"}, "external_run_id": {externalRunID}, "limit": {"1"}}
+	path := "/v1/actions/runs?" + query.Encode()
+	var answer struct {
+		OK   bool `json:"ok"`
+		Runs []struct {
+			ID string `json:"id"`
+		} `json:"runs"`
+	}
+	_, status, err := c.authorized(ctx, creds, http.MethodGet, path, nil, &answer)
+	switch {
+	case err != nil:
+		return "", false, fmt.Errorf("portapi: find run: %w", err)
+	case status == http.StatusTooManyRequests || status/100 == 5:
+		return "", false, fmt.Errorf("portapi: find run: %w: %w: status %d", ErrRejected, ErrUnavailable, status)
+	case status != http.StatusOK:
+		return "", false, fmt.Errorf("portapi: find run: %w: status %d", ErrRejected, status)
+	case !answer.OK:
+		return "", false, fmt.Errorf("portapi: find run: %w: an answer without ok", ErrUnavailable)
+	case len(answer.Runs) == 0:
+		return "", false, nil
+	case !ValidRunID(answer.Runs[0].ID):
+		return "", false, fmt.Errorf("portapi: find run: %w: a run id Port does not issue", ErrUnavailable)
+	}
+	return answer.Runs[0].ID, true, nil
+}
+
+// authorized sends one request with a token for creds, and once more with a fresh token if Port refuses it
+// (401). It returns the token last used and Port's status; a 200's JSON answer is decoded into out when set.
+func (c *Client) authorized(ctx context.Context, creds Credentials, method, path string, payload []byte, out any) (string, int, error) {
+	if creds.ClientID == "" || creds.ClientSecret == "" {
+		return "", 0, ErrNoCredentials
+	}
+	tok, err := c.token(ctx, creds, "")
+	if err != nil {
+		return "", 0, err
+	}
+	status, err := c.send(ctx, method, path, tok, payload, out)
+	if status == http.StatusUnauthorized {
+		if tok, err = c.token(ctx, creds, tok); err != nil {
+			return "", 0, err
+		}
+		status, err = c.send(ctx, method, path, tok, payload, out)
+	}
+	if err != nil {
+		return tok, 0, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, strings.SplitN(path, "?", 2)[0], transportError(ctx, err))
+	}
+	return tok, status, nil
 }
 
 // ended reports whether Port says the run has a final status: GET /v1/actions/runs/{runID}. Anything else,
@@ -193,22 +247,39 @@ func (c *Client) ended(ctx context.Context, tok, runID string) bool {
 	return false
 }
 
-// send makes one request and returns Port's status; the body is drained and dropped, never shown.
-func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, bytes.NewReader(payload))
+// send makes one request and returns Port's status. A 200's JSON answer is decoded into out when it is set (an
+// answer that cannot be read is errMalformed); any other body is drained and dropped, never shown. A nil payload
+// sends no body.
+func (c *Client) send(ctx context.Context, method, path, tok string, payload []byte, out any) (int, error) {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxRunsBody)).Decode(out); err != nil {
+			return 0, errMalformed
+		}
+		return resp.StatusCode, nil
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
 	return resp.StatusCode, nil
 }
+
+// errMalformed is a 200 whose JSON could not be read: cut off, or not Port's.
+var errMalformed = errors.New("an answer that is not JSON")
 
 // transportError names the class of a failed request (the context's own error when it ended) without the
 // transport's text.
@@ -217,6 +288,8 @@ func transportError(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case errors.Is(err, errMalformed):
+		return err
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return errors.New("connection refused")
 	case errors.As(err, &timeout) && timeout.Timeout():

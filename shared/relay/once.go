@@ -73,13 +73,7 @@ func (r *Relay) record(invocation context.Context, claim ledger.Claim, d done, s
 	defer cancel()
 	switch {
 	case sendErr == nil:
-		err := r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: s.Status, AzureRunID: runIDText(s.RunID), Link: s.Link})
-		if err == nil && s.RunID != 0 && d.runID != "" {
-			// For the status function: which Port run this Azure run belongs to, when the
-			// run's name (the pipeline's own) does not say.
-			err = r.Ledger.Note(ctx, runIDText(s.RunID), d.runID)
-		}
-		return err
+		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: s.Status, AzureRunID: runIDText(s.RunID), Link: s.Link})
 	case azdo.MayHaveQueued(sendErr):
 		a, _ := classify(sendErr)
 		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: s.Status, Cause: a.Class})

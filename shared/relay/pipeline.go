@@ -19,15 +19,17 @@ type Runner interface {
 	Run(ctx context.Context, p azdo.Pipeline, body []byte, auth azdo.Auth) (azdo.RunResult, error)
 }
 
-// Pipeline is the target of a pipeline started by id: only the run parameters of the
-// body are sent, with the credential the secret holds (a PAT, or an Entra app whose
-// tokens come from tokens, nil when there is none). Azure names the run at once, so
-// the Port run shows it, and the status function follows it by that id.
-func Pipeline(p azdo.Pipeline, azure Runner, tokens *entra.Client) Target {
-	return pipeline{p, azure, tokens}
+// Pipeline is the target of a pipeline started by id in the organization org: only
+// the run parameters of the body are sent, with the credential the secret holds (a
+// PAT, or an Entra app whose tokens come from tokens, nil when there is none). Azure
+// names the run at once, so the Port run shows it, and the status function finds the
+// Port run by that id (portapi.ExternalRunID).
+func Pipeline(org string, p azdo.Pipeline, azure Runner, tokens *entra.Client) Target {
+	return pipeline{org, p, azure, tokens}
 }
 
 type pipeline struct {
+	org    string
 	p      azdo.Pipeline
 	azure  Runner
 	tokens *entra.Client
@@ -102,7 +104,7 @@ func (t pipeline) run(ctx context.Context, body []byte, auth azdo.Auth, s *Sent)
 }
 
 func (t pipeline) Started(s Sent) (portapi.RunUpdate, string) {
-	return portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", Link: s.Link, ExternalRunID: strconv.Itoa(s.RunID)},
+	return portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", Link: s.Link, ExternalRunID: portapi.ExternalRunID(t.org, strconv.Itoa(s.RunID))},
 		fmt.Sprintf("Azure DevOps started pipeline %s: run %d.", t.p.Name, s.RunID)
 }
 

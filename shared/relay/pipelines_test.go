@@ -15,6 +15,8 @@ import (
 	"github.com/port-azure-relay/relay/shared/entra/entratest"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/secret"
 )
 
@@ -172,27 +174,45 @@ func TestTheEntraTokenIsCachedAcrossInvocations(t *testing.T) {
 	}
 }
 
-// TestTheLedgerNotesTheAzureRun: a pipeline started by id is recorded with its Azure
-// run id and link, noted for the status function, and a repeat gets them back.
-func TestTheLedgerNotesTheAzureRun(t *testing.T) {
+// TestTheLedgerRecordsTheAzureRun: a pipeline started by id is recorded with its Azure
+// run id and link, and a repeat gets them back; nothing else is written: the status
+// function finds the Port run through Port's API, not the ledger.
+func TestTheLedgerRecordsTheAzureRun(t *testing.T) {
 	f := newPipelineFixture(t, secret.Credentials{ClientID: "id", ClientSecret: key, AzurePAT: pat})
 	db := dynamotest.New()
 	t.Cleanup(db.Close)
 	db.CreateTable(ledgerTable, "id")
-	l := &ledger.Ledger{DB: db.Client(), Table: ledgerTable}
-	f.relay.Ledger = l
+	f.relay.Ledger = &ledger.Ledger{DB: db.Client(), Table: ledgerTable}
 	_, first := f.handle(t, "/pipelines/deploy", pipelineRun)
 	status, again := f.handle(t, "/pipelines/deploy", pipelineRun)
 	if status != 200 || again["duplicate"] != true || again["azureRunId"] != first["azureRunId"] || again["link"] != first["link"] || again["pipeline"] != "deploy" {
 		t.Fatalf("repeat: %d %v, want the first answer (%v) and duplicate", status, again, first)
 	}
-	id := strconvItoa(int(first["azureRunId"].(float64)))
-	note, ok, err := l.Get(context.Background(), ledger.AzureRunKey(id))
-	if err != nil || !ok || note.RunID != "r_unit1" {
-		t.Errorf("note of Azure run %s = %+v %v %v, want the Port run r_unit1", id, note, ok, err)
+	items := db.Items(ledgerTable)
+	if len(items) != 1 {
+		t.Errorf("%d ledger items, want the delivery's record alone: %v", len(items), items)
 	}
 	if n := f.az.RunCount(); n != 1 {
 		t.Errorf("%d runs, want 1", n)
+	}
+}
+
+// TestTheExternalRunIDNamesTheOrganization: the Port run of a pipeline started by id
+// gets externalRunId ado_<org>_<azureRunId> at once, through Port's API: Azure's run
+// ids are unique only within one organization.
+func TestTheExternalRunIDNamesTheOrganization(t *testing.T) {
+	f := newPipelineFixture(t, secret.Credentials{ClientID: "id", ClientSecret: key, AzurePAT: pat})
+	port := porttest.New("id", key)
+	t.Cleanup(port.Close)
+	port.CreateRuns("r_unit1")
+	f.relay.Report = &portapi.Client{BaseURL: port.URL}
+	status, body := f.handle(t, "/pipelines/deploy", pipelineRun)
+	if status != 200 {
+		t.Fatalf("%d %v, want 200", status, body)
+	}
+	want := "ado_contoso_" + strconvItoa(int(body["azureRunId"].(float64)))
+	if run, _ := port.Run("r_unit1"); run.ExternalRunID != want || run.Link != body["link"] || run.Status != "IN_PROGRESS" {
+		t.Errorf("Port run = %+v, want externalRunId %s and the link, in progress", run, want)
 	}
 }
 

@@ -59,7 +59,6 @@ type Ledger interface {
 	Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error
 	Release(ctx context.Context, c ledger.Claim) error
 	Refuse(ctx context.Context, r ledger.Record) error
-	Note(ctx context.Context, azureRunID, portRunID string) error
 }
 
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.

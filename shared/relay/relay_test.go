@@ -126,7 +126,7 @@ func newFixture(azureErr error) *fixture {
 // useAzure routes the fixture's webhooks (port_trigger, the default, and deploy) and
 // pipelines to az.
 func (f *fixture) useAzure(az Azure, pipelines []azdo.Pipeline, tokens *entra.Client) {
-	f.relay.Routes = NewRoutes("port_trigger", []string{"port_trigger", "deploy"}, pipelines, az, tokens)
+	f.relay.Routes = NewRoutes("contoso", "port_trigger", []string{"port_trigger", "deploy"}, pipelines, az, tokens)
 }
 
 // httpEvent is an HTTP API event for body, signed with secret at ts.

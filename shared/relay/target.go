@@ -96,9 +96,9 @@ type Azure interface {
 }
 
 // NewRoutes builds the routes of a configuration: the default webhook (or, when there
-// is none, the first pipeline), the webhooks a path may name, and the pipelines by id;
-// tokens serves Entra apps' tokens, nil without pipelines.
-func NewRoutes(defaultWebhook string, webhooks []string, pipelines []azdo.Pipeline, azure Azure, tokens *entra.Client) Routes {
+// is none, the first pipeline), the webhooks a path may name, and the pipelines by id
+// of the organization org; tokens serves Entra apps' tokens, nil without pipelines.
+func NewRoutes(org, defaultWebhook string, webhooks []string, pipelines []azdo.Pipeline, azure Azure, tokens *entra.Client) Routes {
 	rt := Routes{Doors: map[string]Door{
 		"webhooks":  {Targets: map[string]Target{}, NotAllowed: ErrRoute},
 		"pipelines": {Targets: map[string]Target{}, NotAllowed: ErrPipelineRoute},
@@ -107,7 +107,7 @@ func NewRoutes(defaultWebhook string, webhooks []string, pipelines []azdo.Pipeli
 		rt.Doors["webhooks"].Targets[name] = Webhook(name, azure)
 	}
 	for _, p := range pipelines {
-		rt.Doors["pipelines"].Targets[p.Name] = Pipeline(p, azure, tokens)
+		rt.Doors["pipelines"].Targets[p.Name] = Pipeline(org, p, azure, tokens)
 	}
 	switch {
 	case defaultWebhook != "":

@@ -20,7 +20,6 @@ import (
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/event"
-	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/secret"
@@ -49,8 +48,7 @@ var (
 	ErrNoPassword   = errors.New("the secret has no serviceHookPassword")
 	ErrNoClientID   = errors.New("the secret has no clientId")
 	ErrOtherEvent   = errors.New("not a run-state-changed event")
-	ErrNoRunID      = errors.New("no Port run id in the run name, nor in the ledger")
-	ErrLedger       = errors.New("the ledger could not be reached to find the Port run")
+	ErrNoRunID      = errors.New("no Port run id in the run name, nor a Port run with the Azure run's externalRunId")
 	ErrCanceling    = errors.New("the run is canceling")
 	ErrUnknownState = errors.New("a run state this function does not follow")
 	ErrSource       = errors.New("the caller's address is not in ALLOWED_SOURCE_IPS")
@@ -75,17 +73,14 @@ type PreviousSecrets interface {
 // the other side follows, and a 401 puts Azure's subscription on probation.
 const PasswordGrace = 24 * time.Hour
 
-// Updater changes a Port run; *portapi.Client is one.
+// Updater finds and changes Port runs; *portapi.Client is one. RunByExternalID finds
+// the Port run of an Azure run whose name carries no Port run id (a pipeline the
+// relay started by id, whose name is the pipeline's own) by the externalRunId the
+// relay set on it.
 type Updater interface {
 	Update(ctx context.Context, creds portapi.Credentials, runID string, u portapi.RunUpdate) error
 	Log(ctx context.Context, creds portapi.Credentials, runID, message string) error
-}
-
-// Runs finds the Port run an Azure run was started for, from the delivery ledger,
-// when the run's name carries no Port run id (a pipeline started by id, unchanged);
-// *ledger.Ledger is one.
-type Runs interface {
-	Get(ctx context.Context, key string) (ledger.Record, bool, error)
+	RunByExternalID(ctx context.Context, creds portapi.Credentials, externalRunID string) (string, bool, error)
 }
 
 // Follower is the status function's core.
@@ -96,9 +91,10 @@ type Follower struct {
 	Previous PreviousSecrets
 	Now      func() time.Time // nil: time.Now
 	Port     Updater
-	// Runs, when set, is the ledger where the relay noted which Port run each Azure run
-	// it started belongs to. nil: the Port run id must be in the run's name.
-	Runs    Runs
+	// Org is the Azure DevOps organization (AZURE_DEVOPS_ORG) whose runs the function
+	// follows: with the Azure run id, it makes the externalRunId the relay sets
+	// (portapi.ExternalRunID).
+	Org     string
 	Log     *slog.Logger
 	Metrics *metrics.Emitter // the log line's EMF members (RunsUpdated by outcome); nil: none
 	// Sources may call over HTTP; empty (the default): everyone. Azure's service hooks
@@ -141,9 +137,8 @@ var rules = []rule{
 	{secret.ErrEmpty, 503, Failed, "secret", "The status function's secret in Secrets Manager is empty."},
 	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, no blank key, and azureTenantId with azureClientId."},
 	{secret.ErrUnavailable, 503, Failed, "secret", "The status function could not read its secret from Secrets Manager; try again."},
-	{ErrLedger, 503, Failed, "ledger", "The status function could not reach the ledger to find the Port run; try again."},
 	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed or stage-state-changed event"},
-	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name, and no run the relay started"},
+	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name, and no Port run with the Azure run's externalRunId"},
 	{ErrCanceling, 200, Ignored, "canceling", "the run is canceling; its completion will follow"},
 	{ErrUnknownState, 200, Ignored, "unknown-state", "a run state that does not change the Port run"},
 	{portapi.ErrRunNotFound, 200, Ignored, "run-not-found", "the Port run does not exist"},
@@ -151,7 +146,7 @@ var rules = []rule{
 	{portapi.ErrUnavailable, 503, Failed, "port-unavailable", "Port's API could not be reached; try again."},
 	{portapi.ErrToken, 503, Failed, "port-token", "Port refused the clientId and clientSecret in the status function's secret: check them, and that PORT_API_URL (PortApiUrl) is your Port organization's region, https://api.us.port.io for the US."},
 	{portapi.ErrBadRunID, 200, Ignored, "no-run-id", "the run name's Port run id is not one Port issues"},
-	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the run update."},
+	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the search for the run or its update."},
 }
 
 var internal = rule{status: 500, outcome: Failed, reason: "internal", say: "The status function failed unexpectedly."}
@@ -213,23 +208,29 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		d.err = err
 		return d
 	}
-	d.runID, d.azureRunID, d.state = n.portRunID(), n.Resource.Run.ID.String(), n.state()
+	d.runID, d.azureRunID, d.state = n.portRunID(), n.azureRunID(), n.state()
 	u, logLine, err := n.update()
-	if err != nil {
+	switch {
+	case err != nil:
 		d.err = err
 		return d
-	}
-	if d.runID == "" {
-		if d.runID, d.err = f.lookUp(ctx, d.azureRunID); d.err != nil {
-			return d
-		}
-	}
-	if creds.ClientID == "" {
+	case d.runID == "" && d.azureRunID == "":
+		d.err = ErrNoRunID // nothing to find the Port run by
+		return d
+	case creds.ClientID == "":
 		d.err = ErrNoClientID
 		return d
 	}
-	d.portStatus = u.Status
 	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
+	if d.azureRunID != "" {
+		u.ExternalRunID = portapi.ExternalRunID(f.Org, d.azureRunID)
+	}
+	if d.runID == "" {
+		if d.runID, d.err = f.lookUp(ctx, pc, u.ExternalRunID); d.err != nil {
+			return d
+		}
+	}
+	d.portStatus = u.Status
 	if logLine != "" {
 		// A stage's news goes to the run's log too, so that the run page shows each stage.
 		if d.err = f.Port.Log(ctx, pc, d.runID, logLine); d.err != nil {
@@ -240,20 +241,19 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 	return d
 }
 
-// lookUp finds the Port run of an Azure run the relay started by pipeline id, whose
-// name carries no Port run id.
-func (f *Follower) lookUp(ctx context.Context, azureRunID string) (string, error) {
-	if f.Runs == nil || azureRunID == "" {
-		return "", ErrNoRunID
-	}
-	r, ok, err := f.Runs.Get(ctx, ledger.AzureRunKey(azureRunID))
+// lookUp finds, through Port's API, the Port run of an Azure run whose name carries
+// no Port run id: the one whose externalRunId is the Azure run's. None is ErrNoRunID
+// (ignored: a run the relay did not start); Port unreachable is portapi's error (503,
+// and Azure retries).
+func (f *Follower) lookUp(ctx context.Context, creds portapi.Credentials, externalRunID string) (string, error) {
+	runID, found, err := f.Port.RunByExternalID(ctx, creds, externalRunID)
 	switch {
 	case err != nil:
-		return "", fmt.Errorf("%w: %w", ErrLedger, err) // 503: Azure retries
-	case !ok || !portapi.ValidRunID(r.RunID):
+		return "", err
+	case !found:
 		return "", ErrNoRunID
 	}
-	return r.RunID, nil
+	return runID, nil
 }
 
 // authenticate checks the Basic auth password against the secret's, reading the
@@ -414,7 +414,11 @@ type notification struct {
 			Name   string `json:"name"`
 			State  string `json:"state"`
 			Result string `json:"result"`
+			URL    string `json:"url"` // …/_apis/Pipelines/{pipeline}/runs/{id}
 			Links  struct {
+				Self struct {
+					Href string `json:"href"`
+				} `json:"self"`
 				Web struct {
 					Href string `json:"href"`
 				} `json:"web"`
@@ -493,6 +497,62 @@ func (n notification) portRunID() string {
 	return runIDWord.FindString(n.Resource.Run.Name)
 }
 
+// azureRunID is the Azure run's id: run.id, or, in an event whose run has none (as in
+// Microsoft's current sample of run-state-changed), the id its links carry: the end
+// of its self link or url (…/runs/{id}), its page's buildId, and in a stage event the
+// stage's page. "" when none holds a run id.
+func (n notification) azureRunID() string {
+	run := n.Resource.Run
+	if id := runNumber(run.ID.String()); id != "" {
+		return id
+	}
+	candidates := []string{runsPathID(run.Links.Self.Href), runsPathID(run.URL), buildID(run.Links.Web.Href)}
+	if st := n.Resource.Stage; st != nil {
+		candidates = append(candidates, buildID(st.Links.Web.Href))
+	}
+	for _, id := range candidates {
+		if id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// runsPathID is the id at the end of an Azure REST URL of a run, …/runs/{id}.
+func runsPathID(href string) string {
+	u, err := url.Parse(href)
+	if err != nil {
+		return ""
+	}
+	segments := strings.Split(strings.TrimSuffix(u.Path, "/"), "/")
+	if n := len(segments); n >= 2 && strings.EqualFold(segments[n-2], "runs") {
+		return runNumber(segments[n-1])
+	}
+	return ""
+}
+
+// buildID is the buildId of a run's page, …/_build/results?buildId={id}.
+func buildID(href string) string {
+	u, err := url.Parse(href)
+	if err != nil {
+		return ""
+	}
+	return runNumber(u.Query().Get("buildId"))
+}
+
+// runNumber is s as an Azure run id, a positive 32-bit decimal written as the relay
+// writes it (no leading zero), or "" when s, digits only, is none.
+func runNumber(s string) string {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return ""
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // state is the state the log line names: the run's, or "stage <state>".
 func (n notification) state() string {
 	if st := n.Resource.Stage; n.EventType == StageEventType && st != nil {
@@ -502,7 +562,7 @@ func (n notification) state() string {
 }
 
 // update is the Port run change for the notification, and for a stage a run log line,
-// or why there is none. The Port run is found later when the run name has no id.
+// or why there is none. Its externalRunId is set later, from the organization.
 func (n notification) update() (portapi.RunUpdate, string, error) {
 	switch n.EventType {
 	case EventType:
@@ -516,7 +576,7 @@ func (n notification) update() (portapi.RunUpdate, string, error) {
 
 func (n notification) runUpdate() (portapi.RunUpdate, error) {
 	run := n.Resource.Run
-	u := portapi.RunUpdate{Link: webLink(run.Links.Web.Href), ExternalRunID: run.ID.String()}
+	u := portapi.RunUpdate{Link: webLink(run.Links.Web.Href)}
 	switch strings.ToLower(run.State) {
 	case "inprogress":
 		u.StatusLabel = "Running in Azure DevOps"
@@ -561,7 +621,7 @@ func (n notification) stageUpdate() (portapi.RunUpdate, string, error) {
 	if name == "" || name == "__default" {
 		name = "(the only stage)"
 	}
-	u := portapi.RunUpdate{Link: webLink(st.Links.Web.Href), ExternalRunID: n.Resource.Run.ID.String()}
+	u := portapi.RunUpdate{Link: webLink(st.Links.Web.Href)}
 	var what string
 	switch strings.ToLower(st.State) {
 	case "running", "inprogress":
@@ -627,8 +687,11 @@ func (n notification) summary(result string) string {
 	if p != nil && p.ID.String() != "" {
 		fmt.Fprintf(&b, " (%s)", p.ID)
 	}
-	fmt.Fprintf(&b, ", run %s", clip(n.Resource.Run.Name, 255))
-	if id := n.Resource.Run.ID.String(); id != "" {
+	b.WriteString(", run")
+	if name := clip(n.Resource.Run.Name, 255); name != "" {
+		fmt.Fprintf(&b, " %s", name)
+	}
+	if id := n.azureRunID(); id != "" {
 		fmt.Fprintf(&b, " (%s)", id)
 	}
 	fmt.Fprintf(&b, ": %s.", result)

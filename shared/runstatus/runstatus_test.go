@@ -9,13 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
-	"github.com/port-azure-relay/relay/shared/ledger"
-	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
@@ -50,6 +47,7 @@ func newEnv(t *testing.T, secretValue string) *env {
 	e.f = &runstatus.Follower{
 		Secrets: secret.NewSource(e.sm.Client(), arn, 5*time.Minute, func() time.Time { return e.now }),
 		Port:    &portapi.Client{BaseURL: e.port.URL, HTTP: &http.Client{Timeout: 2 * time.Second}},
+		Org:     "contoso",
 		Log:     handler.Logger(e.logs),
 		Metrics: metrics.New("PortAzureRelay", metrics.FunctionStatus),
 	}
@@ -96,33 +94,33 @@ func TestFollowsTheAzureRun(t *testing.T) {
 		want   porttest.Run
 	}{
 		{"inProgress gives the link and the Azure run id, the run still in progress", []servicehooktest.Run{run("inProgress", "")},
-			porttest.Run{Status: "IN_PROGRESS", StatusLabel: "Running in Azure DevOps", Link: run("", "").WebURL(), ExternalRunID: "11"}},
+			porttest.Run{Status: "IN_PROGRESS", StatusLabel: "Running in Azure DevOps", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11"}},
 		{"inProgress then succeeded ends SUCCESS with the link", []servicehooktest.Run{run("inProgress", ""), run("completed", "succeeded")},
-			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): succeeded."}},
 		{"failed ends FAILURE labelled failed", []servicehooktest.Run{run("completed", "failed")},
-			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run failed", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run failed", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): failed."}},
 		{"canceled ends FAILURE labelled canceled", []servicehooktest.Run{run("canceling", ""), run("completed", "canceled")},
-			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run canceled", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run canceled", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): canceled."}},
 		{"partiallySucceeded ends SUCCESS labelled partially succeeded", []servicehooktest.Run{run("completed", "partiallySucceeded")},
-			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run partially succeeded", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run partially succeeded", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): partially succeeded."}},
 		{"an unknown result ends FAILURE naming it", []servicehooktest.Run{run("completed", "unknown")},
-			porttest.Run{Status: "FAILURE", StatusLabel: `Azure DevOps run completed with result "unknown"`, Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "FAILURE", StatusLabel: `Azure DevOps run completed with result "unknown"`, Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + ` (11): completed with result "unknown".`}},
 		{"no result ends FAILURE saying so", []servicehooktest.Run{run("inProgress", ""), run("completed", "")},
-			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run completed without a result", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run completed without a result", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): completed without a result."}},
 		{"a result that is not a word is not repeated", []servicehooktest.Run{run("completed", "<script>alert(1)</script>")},
-			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run completed with result (unreadable)", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run completed with result (unreadable)", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): completed with result (unreadable)."}},
 		{"completed before inProgress: the final status stands", []servicehooktest.Run{run("completed", "succeeded"), run("inProgress", "")},
-			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "SUCCESS", StatusLabel: "Azure DevOps run succeeded", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): succeeded."}},
 		{"the same completion twice: the first stands", []servicehooktest.Run{run("completed", "failed"), run("completed", "failed")},
-			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run failed", Link: run("", "").WebURL(), ExternalRunID: "11",
+			porttest.Run{Status: "FAILURE", StatusLabel: "Azure DevOps run failed", Link: run("", "").WebURL(), ExternalRunID: "ado_contoso_11",
 				Summary: "Azure DevOps pipeline deploy-service (7), run 20261201.1 " + portRun + " (11): failed."}},
 	}
 	for _, tt := range tests {
@@ -145,8 +143,10 @@ func TestAnswers(t *testing.T) {
 	other := bytes.Replace(notification, []byte(servicehooktest.EventType), []byte("build.complete"), 1)
 	noID := servicehooktest.Notification(servicehooktest.Run{ID: 12, Name: "20261201.2", State: "completed", Result: "succeeded"})
 	unknown := servicehooktest.Notification(servicehooktest.Run{ID: 13, Name: "20261201.3 r_NotAPortRun0001", State: "completed", Result: "succeeded"})
-	// Microsoft's published sample for this event has neither run.id nor run.name.
-	sample := []byte(`{"eventType":"ms.vss-pipelines.run-state-changed-event","resource":{"run":{"state":"completed","result":"succeeded"},"pipeline":{"id":4,"name":"pipeline"}}}`)
+	// Microsoft's published sample for this event has neither run.id nor run.name; without its links, nothing
+	// names the run at all.
+	bare := []byte(`{"eventType":"ms.vss-pipelines.run-state-changed-event","resource":{"run":{"state":"completed","result":"succeeded"},"pipeline":{"id":4,"name":"pipeline"}}}`)
+	sample := servicehooktest.Notification(servicehooktest.Run{ID: 14, State: "completed", Result: "succeeded", NoID: true})
 	stringID := []byte(`{"eventType":"ms.vss-pipelines.run-state-changed-event","resource":{"run":{"id":"11","name":"nightly ` + portRun + `","state":"inProgress","_links":{"web":{"href":"javascript:alert(1)"}}}}}`)
 	tests := []struct {
 		name    string
@@ -162,8 +162,9 @@ func TestAnswers(t *testing.T) {
 		{"a string run id and a link that is not http are read defensively", fullSecret, hookEvent(stringID, hookPassword), 200, "updated", "updated", "", true},
 		{"canceling is ignored", fullSecret, hookEvent(servicehooktest.Notification(run("canceling", "")), hookPassword), 200, "ignored", "ignored", "canceling", false},
 		{"another event type is ignored", fullSecret, hookEvent(other, hookPassword), 200, "ignored", "ignored", "event-type", false},
-		{"a run name without a Port run id is ignored", fullSecret, hookEvent(noID, hookPassword), 200, "ignored", "ignored", "no-run-id", false},
-		{"Microsoft's sample without run id or name is ignored", fullSecret, hookEvent(sample, hookPassword), 200, "ignored", "ignored", "no-run-id", false},
+		{"a run name without a Port run id, and no Port run with its externalRunId, is ignored", fullSecret, hookEvent(noID, hookPassword), 200, "ignored", "ignored", "no-run-id", true},
+		{"Microsoft's sample without run id or name, for a run no Port run follows, is ignored", fullSecret, hookEvent(sample, hookPassword), 200, "ignored", "ignored", "no-run-id", true},
+		{"a run without id, name or links is ignored without asking Port", fullSecret, hookEvent(bare, hookPassword), 200, "ignored", "ignored", "no-run-id", false},
 		{"a Port run that does not exist is ignored", fullSecret, hookEvent(unknown, hookPassword), 200, "ignored", "ignored", "run-not-found", true},
 		{"a wrong password is 401", fullSecret, hookEvent(notification, "guess"), 401, "error", "refused", "auth-wrong", false},
 		{"no Authorization is 401", fullSecret, hookEvent(notification, ""), 401, "error", "refused", "auth-missing", false},
@@ -433,38 +434,109 @@ func TestStagesShowOnThePortRun(t *testing.T) {
 	}
 }
 
-// TestARunStartedByIDIsFoundThroughTheLedger: a pipeline started by id keeps its own
-// run name; the relay noted the Azure run id in the ledger, and the status function
-// finds the Port run there.
-func TestARunStartedByIDIsFoundThroughTheLedger(t *testing.T) {
+// TestARunStartedByIDIsFoundThroughPort: a pipeline started by id keeps its own run
+// name; the relay set the Port run's externalRunId, and the status function finds the
+// Port run by it in Port's API, with no ledger, however long the run took.
+func TestARunStartedByIDIsFoundThroughPort(t *testing.T) {
 	e := newEnv(t, fullSecret)
-	db := dynamotest.New()
-	t.Cleanup(db.Close)
-	db.CreateTable("ledger", "id")
-	l := &ledger.Ledger{DB: db.Client(func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }), Table: "ledger"}
-	e.f.Runs = l
+	port := &portapi.Client{BaseURL: e.port.URL}
+	pc := portapi.Credentials{ClientID: clientID, ClientSecret: clientSecret}
 	unnamed := run("inProgress", "")
 	unnamed.Name, unnamed.ID = "20261206.4", 777 // no Port run id in it
 
 	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["ignored"] == nil {
-		t.Fatalf("before the relay noted it: %d %v, want 200 ignored", a.status, a.body)
+		t.Fatalf("before the relay set the externalRunId: %d %v, want 200 ignored", a.status, a.body)
 	}
-	if err := l.Note(t.Context(), "777", portRun); err != nil {
+	oneLine(t, e)
+	// What the relay does when Azure has queued the run.
+	if err := port.Update(t.Context(), pc, portRun, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", ExternalRunID: portapi.ExternalRunID("contoso", "777")}); err != nil {
 		t.Fatal(err)
 	}
-	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["updated"] != true {
-		t.Fatalf("noted: %d %v, want 200 updated", a.status, a.body)
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["updated"] != true || a.body["runId"] != portRun {
+		t.Fatalf("found: %d %v, want 200 updated", a.status, a.body)
 	}
-	if got, _ := e.port.Run(portRun); got.ExternalRunID != "777" || got.Link == "" {
-		t.Errorf("Port run = %+v, want the Azure run's id and link", got)
+	if line := oneLine(t, e); line["runId"] != portRun || line["azureRunId"] != "777" {
+		t.Errorf("log line %v, want the Port run and the Azure run", line)
 	}
-	db.SetFault(dynamotest.Down)
+	if got, _ := e.port.Run(portRun); got.ExternalRunID != "ado_contoso_777" || got.Link == "" || got.StatusLabel != "Running in Azure DevOps" {
+		t.Errorf("Port run = %+v, want the Azure run's externalRunId and link", got)
+	}
+	e.f.Port = &portapi.Client{BaseURL: "http://127.0.0.1:9", HTTP: &http.Client{Timeout: time.Second}}
 	unnamed.State, unnamed.Result = "completed", "succeeded"
 	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 503 {
-		t.Errorf("ledger down: %d %v, want 503 (Azure retries)", a.status, a.body)
+		t.Errorf("Port down during the lookup: %d %v, want 503 (Azure retries)", a.status, a.body)
 	}
-	db.SetFault(dynamotest.None)
+	if line := oneLine(t, e); line["reason"] != "port-unavailable" {
+		t.Errorf("log line %v, want port-unavailable", line)
+	}
+	e.f.Port = port
 	if a := handle(t, e, hookEvent(servicehooktest.Notification(unnamed), hookPassword)); a.status != 200 || a.body["status"] != "SUCCESS" {
-		t.Errorf("ledger back: %d %v, want SUCCESS", a.status, a.body)
+		t.Errorf("Port back: %d %v, want SUCCESS", a.status, a.body)
+	}
+	if got, _ := e.port.Run(portRun); got.Status != "SUCCESS" || got.Summary != "Azure DevOps pipeline deploy-service (7), run 20261206.4 (777): succeeded." {
+		t.Errorf("Port run = %+v, want SUCCESS with the summary", got)
+	}
+}
+
+// TestARunWithoutAnIDIsReadFromItsLinks: Microsoft's current sample of the event has a
+// run with no id and no name; its id is in its links, and the Port run it belongs to
+// is found by it and ended, from stage events too.
+func TestARunWithoutAnIDIsReadFromItsLinks(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	e.port.CreateRuns("r_other")
+	pc := portapi.Credentials{ClientID: clientID, ClientSecret: clientSecret}
+	for id, ext := range map[string]string{portRun: "ado_contoso_31", "r_other": "ado_contoso_32"} {
+		if err := (&portapi.Client{BaseURL: e.port.URL}).Update(t.Context(), pc, id, portapi.RunUpdate{ExternalRunID: ext}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := servicehooktest.Run{PipelineID: 7, PipelineName: "deploy-service", ID: 31, State: "inProgress", NoID: true}
+	if a := handle(t, e, hookEvent(servicehooktest.StageNotification(r, servicehooktest.Stage{Name: "build", State: "running"}), hookPassword)); a.status != 200 || a.body["runId"] != portRun {
+		t.Fatalf("stage: %d %v, want the Port run of Azure run 31 updated", a.status, a.body)
+	}
+	r.State, r.Result = "completed", "failed"
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(r), hookPassword)); a.status != 200 || a.body["runId"] != portRun || a.body["status"] != "FAILURE" {
+		t.Fatalf("completed: %d %v, want the Port run of Azure run 31 ended FAILURE", a.status, a.body)
+	}
+	got, _ := e.port.Run(portRun)
+	if got.Status != "FAILURE" || got.ExternalRunID != "ado_contoso_31" || got.Summary != "Azure DevOps pipeline deploy-service (7), run (31): failed." {
+		t.Errorf("Port run = %+v, want FAILURE, its summary naming run 31", got)
+	}
+	if other, _ := e.port.Run("r_other"); other.Status != "IN_PROGRESS" {
+		t.Errorf("another Port run = %+v, want it untouched", other)
+	}
+}
+
+// TestTwoOrganizationsRunsAreNotConfused: Azure run ids are unique only within one
+// organization; two stacks on one Port organization find each their own Port run.
+func TestTwoOrganizationsRunsAreNotConfused(t *testing.T) {
+	e := newEnv(t, fullSecret)
+	e.port.CreateRuns("r_fabrikam")
+	pc := portapi.Credentials{ClientID: clientID, ClientSecret: clientSecret}
+	c := &portapi.Client{BaseURL: e.port.URL}
+	for id, org := range map[string]string{portRun: "contoso", "r_fabrikam": "fabrikam"} {
+		if err := c.Update(t.Context(), pc, id, portapi.RunUpdate{ExternalRunID: portapi.ExternalRunID(org, "500")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fabrikam := *e.f
+	fabrikam.Org = "fabrikam"
+	done := servicehooktest.Run{PipelineID: 7, ID: 500, Name: "20261206.9", State: "completed", Result: "succeeded"}
+	if resp := fabrikam.Handle(context.Background(), "req-1", hookEvent(servicehooktest.Notification(done), hookPassword)); resp.Status != 200 {
+		t.Fatalf("fabrikam's run 500: %d %s", resp.Status, resp.Body)
+	}
+	e.logs.Reset()
+	if got, _ := e.port.Run("r_fabrikam"); got.Status != "SUCCESS" {
+		t.Errorf("fabrikam's Port run = %+v, want SUCCESS", got)
+	}
+	if got, _ := e.port.Run(portRun); got.Status != "IN_PROGRESS" {
+		t.Errorf("contoso's Port run = %+v after fabrikam's run 500 ended, want in progress", got)
+	}
+	done.Result = "failed"
+	if a := handle(t, e, hookEvent(servicehooktest.Notification(done), hookPassword)); a.status != 200 || a.body["runId"] != portRun {
+		t.Fatalf("contoso's run 500: %d %v", a.status, a.body)
+	}
+	if got, _ := e.port.Run(portRun); got.Status != "FAILURE" {
+		t.Errorf("contoso's Port run = %+v, want FAILURE", got)
 	}
 }

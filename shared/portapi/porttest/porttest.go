@@ -1,11 +1,12 @@
 // Package porttest stands in for Port's REST API (https://api.port.io): the token endpoint and the action-run
-// routes the relay and the status function call (add a log, update a run, read a run).
+// routes the relay and the status function call (add a log, update a run, read a run, find runs by externalRunId).
 //
 // It enforces Port's rules where the relay depends on them, as Port's API spec (port-docs static/apispec.yaml) and
 // docs state them: tokens only for the right clientId and clientSecret, a bearer token on every run route, 404 for a
-// run that does not exist, 413 over 1 MiB, 422 for a body off the route's schema, and no change at all to a run that
-// has ended. It is stricter where Port is lenient: bodies with keys Port does not document are refused, so a test
-// passing against it uses only documented keys.
+// run that does not exist, 413 over 1 MiB, 422 for a body or query off the route's schema, and no change at all to a
+// run that has ended. It is stricter where Port is lenient: bodies with keys Port does not document, and run searches
+// by anything but externalRunId or in another version than v2, are refused, so a test passing against it uses only
+// what it models.
 package porttest
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -67,6 +69,7 @@ type Server struct {
 	logs          map[string][]Log
 	updates       map[string][]Update
 	runs          map[string]*Run
+	order         []string // run ids, oldest first
 }
 
 // New starts a server that issues tokens for clientID and clientSecret only. Close it when done.
@@ -84,6 +87,7 @@ func New(clientID, clientSecret string) *Server {
 	mux.HandleFunc("POST /v1/actions/runs/{runId}/logs", s.authorized(s.addLog))
 	mux.HandleFunc("PATCH /v1/actions/runs/{runId}", s.authorized(s.updateRun))
 	mux.HandleFunc("GET /v1/actions/runs/{runId}", s.authorized(s.getRun))
+	mux.HandleFunc("GET /v1/actions/runs", s.authorized(s.findRuns))
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests++
@@ -101,6 +105,7 @@ func (s *Server) CreateRuns(ids ...string) {
 	for _, id := range ids {
 		if s.runs[id] == nil {
 			s.runs[id] = &Run{Status: "IN_PROGRESS"}
+			s.order = append(s.order, id)
 		}
 	}
 }
@@ -257,8 +262,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	state := s.runs[id]
 	var run map[string]any
 	if state != nil {
-		run = map[string]any{"id": id, "status": state.Status, "statusLabel": state.StatusLabel, "link": state.Link,
-			"summary": state.Summary, "externalRunId": state.ExternalRunID}
+		run = view(id, state)
 	}
 	s.mu.Unlock()
 	if run == nil {
@@ -266,6 +270,45 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": run})
+}
+
+// findRuns answers GET /v1/actions/runs?version=v2&external_run_id=…[&limit=n]: the runs whose externalRunId is
+// the one asked, newest first, at most limit (1 to 1000, as Port's spec bounds it). Any other filter or version
+// is refused (422), as Port refuses a query off its schema.
+func (s *Server) findRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 1000
+	for k, v := range q {
+		switch n, err := strconv.Atoi(v[0]); {
+		case len(v) != 1 || (k != "version" && k != "external_run_id" && k != "limit"):
+			reply(w, http.StatusUnprocessableEntity, "querystring/"+k+": not modelled by porttest")
+			return
+		case k == "version" && v[0] != "v2", k == "limit" && (err != nil || n < 1 || n > 1000):
+			reply(w, http.StatusUnprocessableEntity, "querystring/"+k+" does not match the route's schema")
+			return
+		case k == "limit":
+			limit = n
+		}
+	}
+	if q.Get("version") != "v2" || q.Get("external_run_id") == "" {
+		reply(w, http.StatusUnprocessableEntity, "porttest answers version=v2 with an external_run_id only")
+		return
+	}
+	runs := []map[string]any{}
+	s.mu.Lock()
+	for i := len(s.order) - 1; i >= 0 && len(runs) < limit; i-- {
+		if id := s.order[i]; s.runs[id].ExternalRunID == q.Get("external_run_id") {
+			runs = append(runs, view(id, s.runs[id]))
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "runs": runs})
+}
+
+// view is a run as Port's v2 answers show it: the keys the relay and the status function set.
+func view(id string, r *Run) map[string]any {
+	return map[string]any{"id": id, "status": r.Status, "statusLabel": r.StatusLabel, "link": r.Link,
+		"summary": r.Summary, "externalRunId": r.ExternalRunID}
 }
 
 // changeable returns the run if it exists and has not ended, or answers 404 or 422. Called with s.mu held.

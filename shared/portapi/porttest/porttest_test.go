@@ -72,6 +72,15 @@ func TestServerChecksEveryRequest(t *testing.T) {
 		{"a log to a run that does not exist is not found", "POST", "/v1/actions/runs/r_2/logs", "valid", jsonType, `{"message":"hi"}`, 404},
 		{"an update of a run that does not exist is not found", "PATCH", "/v1/actions/runs/r_2", "valid", jsonType, `{"link":"https://x"}`, 404},
 		{"an unknown path is not found", "POST", "/v1/runs/r_1/logs", "valid", jsonType, `{"message":"hi"}`, 404},
+		{"a run search by externalRunId answers", "GET", "/v1/actions/runs?version=v2&external_run_id=ado_contoso_7&limit=1", "valid", jsonType, ``, 200},
+		{"a run search without a token is refused", "GET", "/v1/actions/runs?version=v2&external_run_id=ado_contoso_7", "", jsonType, ``, 401},
+		{"a run search in a version Port does not have is refused", "GET", "/v1/actions/runs?version=v3&external_run_id=ado_contoso_7", "valid", jsonType, ``, 422},
+		{"a run search with a limit over 1000 is refused", "GET", "/v1/actions/runs?version=v2&external_run_id=ado_contoso_7&limit=1001", "valid", jsonType, ``, 422},
+		{"a run search with a limit of 0 is refused", "GET", "/v1/actions/runs?version=v2&external_run_id=ado_contoso_7&limit=0", "valid", jsonType, ``, 422},
+		{"a run search by another filter is refused", "GET", "/v1/actions/runs?version=v2&external_run_id=ado_contoso_7&entity=svc", "valid", jsonType, ``, 422},
+		{"a run search without external_run_id is refused", "GET", "/v1/actions/runs?version=v2", "valid", jsonType, ``, 422},
+		{"a run search with two ids is refused", "GET", "/v1/actions/runs?version=v2&external_run_id=a&external_run_id=b", "valid", jsonType, ``, 422},
+		{"a run search cannot be posted", "POST", "/v1/actions/runs?version=v2&external_run_id=a", "valid", jsonType, `{}`, 405},
 		{"wrong credentials get no token", "POST", "/v1/auth/access_token", "", jsonType, `{"clientId":"id","clientSecret":"wrong"}`, 401},
 		{"an undocumented key in the token request is refused", "POST", "/v1/auth/access_token", "", jsonType, `{"clientId":"id","clientSecret":"secret","scope":"x"}`, 422},
 	}
@@ -151,5 +160,61 @@ func TestExpireTokensRefusesOldTokens(t *testing.T) {
 	}
 	if got := s.Requests(); got != 4 {
 		t.Errorf("Requests() = %d, want 4", got)
+	}
+}
+
+// TestRunSearchFindsTheExternalRunIDLastSet: a search by externalRunId answers the runs
+// whose externalRunId, as last set, is the one asked, newest first, in Port's shape.
+func TestRunSearchFindsTheExternalRunIDLastSet(t *testing.T) {
+	s := porttest.New("id", "secret")
+	defer s.Close()
+	s.CreateRuns("r_old", "r_moved", "r_new", "r_other")
+	tok := token(t, s)
+	for run, id := range map[string]string{"r_old": "ado_contoso_7", "r_moved": "ado_contoso_7", "r_new": "ado_contoso_7", "r_other": "ado_fabrikam_7"} {
+		if got := do(t, "PATCH", s.URL+"/v1/actions/runs/"+run, tok, "application/json", `{"externalRunId":"`+id+`"}`); got != 200 {
+			t.Fatalf("PATCH %s = %d", run, got)
+		}
+	}
+	if got := do(t, "PATCH", s.URL+"/v1/actions/runs/r_moved", tok, "application/json", `{"externalRunId":"ado_contoso_8"}`); got != 200 {
+		t.Fatalf("PATCH r_moved = %d", got)
+	}
+	search := func(query string) []string {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/v1/actions/runs?"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var answer struct {
+			OK   *bool `json:"ok"`
+			Runs []struct {
+				ID            string `json:"id"`
+				Status        string `json:"status"`
+				ExternalRunID string `json:"externalRunId"`
+			} `json:"runs"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != 200 || answer.OK == nil || !*answer.OK || answer.Runs == nil {
+			t.Fatalf("%s: %d %+v %v, want 200 {ok: true, runs: [...]}", query, resp.StatusCode, answer, err)
+		}
+		var ids []string
+		for _, r := range answer.Runs {
+			if r.Status != "IN_PROGRESS" {
+				t.Errorf("%s: run %+v, want its status", query, r)
+			}
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"version=v2&external_run_id=ado_contoso_7", "r_new r_old"},
+		{"version=v2&external_run_id=ado_contoso_7&limit=1", "r_new"},
+		{"external_run_id=ado_contoso_8&version=v2", "r_moved"},
+		{"version=v2&external_run_id=ado_fabrikam_7", "r_other"},
+		{"version=v2&external_run_id=ado_contoso_9", ""},
+	} {
+		if got := strings.Join(search(tc.query), " "); got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.query, got, tc.want)
+		}
 	}
 }

@@ -43,6 +43,11 @@ type Run struct {
 	Name           string // the run name (build number), where the pipeline put the Port run id
 	State          string // inProgress, canceling or completed
 	Result         string // succeeded, failed or canceled, when completed
+	// NoID leaves out the run's id and name, as Microsoft's current sample of the
+	// run-state-changed event does (azure-devops-docs, service-hooks/events.md): the
+	// id is then only in the links, the run's own (…/runs/{id}, buildId=…) or, in a
+	// stage event, the stage's.
+	NoID bool
 }
 
 // WebURL is the run's page, as Azure links it.
@@ -103,6 +108,10 @@ func StageNotification(r Run, st Stage) []byte {
 	if r.State == "completed" {
 		run["result"] = r.Result
 	}
+	if r.NoID {
+		delete(run, "id")
+		delete(run, "name")
+	}
 	text := fmt.Sprintf("Run %s stage %s %s.", r.Name, st.Name, st.State)
 	body, _ := json.Marshal(map[string]any{
 		"id":              "a0a0a0a0-bbbb-cccc-dddd-" + fmt.Sprintf("%012d", r.ID),
@@ -150,6 +159,10 @@ func Notification(r Run) []byte {
 	if r.State == "completed" {
 		run["result"] = r.Result
 		run["finishedDate"] = "2026-12-01T10:04:00.000Z"
+	}
+	if r.NoID {
+		delete(run, "id")
+		delete(run, "name")
 	}
 	text := fmt.Sprintf("Run %d %s.", r.ID, r.State)
 	body, _ := json.Marshal(map[string]any{

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,5 +84,39 @@ func TestNotificationHasTheDocumentedFields(t *testing.T) {
 	if n.EventType != servicehooktest.EventType || n.ResourceVersion != "5.1-preview.1" || run.ID != 11 || run.Name != r.Name ||
 		run.State != "completed" || run.Result != "succeeded" || run.Links.Web.Href != r.WebURL() || n.Resource.Pipeline.Name != "deploy-service" {
 		t.Errorf("Notification() = %+v", n)
+	}
+}
+
+// TestNotificationWithoutAnID: as in Microsoft's current sample, the run has neither
+// id nor name; its id is in its self link, its url and its page's buildId, and a
+// stage event's in the stage's page.
+func TestNotificationWithoutAnID(t *testing.T) {
+	r := servicehooktest.Run{PipelineID: 7, ID: 11, Name: "20261201.1", State: "completed", Result: "succeeded", NoID: true}
+	var n struct {
+		Resource struct {
+			Run   map[string]json.RawMessage `json:"run"`
+			Stage struct {
+				Links struct {
+					Web struct{ Href string } `json:"web"`
+				} `json:"_links"`
+			} `json:"stage"`
+		} `json:"resource"`
+	}
+	if err := json.Unmarshal(servicehooktest.Notification(r), &n); err != nil {
+		t.Fatal(err)
+	}
+	var links struct {
+		Self, Web struct{ Href string }
+	}
+	_ = json.Unmarshal(n.Resource.Run["_links"], &links)
+	if n.Resource.Run["id"] != nil || n.Resource.Run["name"] != nil || !strings.HasSuffix(links.Self.Href, "/runs/11") ||
+		string(n.Resource.Run["url"]) != `"`+links.Self.Href+`"` || links.Web.Href != r.WebURL() || !strings.HasSuffix(r.WebURL(), "buildId=11") {
+		t.Errorf("Notification(NoID) run = %s, want no id or name, the id in the links", n.Resource.Run)
+	}
+	if err := json.Unmarshal(servicehooktest.StageNotification(r, servicehooktest.Stage{Name: "build", State: "running"}), &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.Resource.Run["id"] != nil || n.Resource.Run["name"] != nil || n.Resource.Stage.Links.Web.Href != r.WebURL() {
+		t.Errorf("StageNotification(NoID) = %+v, want a run without id or name, the stage linked to the run's page", n.Resource)
 	}
 }
