@@ -83,22 +83,15 @@ func (s *Server) CreateQueue(name string, attrs map[string]string) (queueURL str
 		l, ok := limits[k]
 		n, err := strconv.Atoi(v)
 		if k == "RedrivePolicy" {
-			var p struct {
-				Target string      `json:"deadLetterTargetArn"`
-				Max    json.Number `json:"maxReceiveCount"` // a number or a string, as SQS takes it
+			if q.redrive = parseRedrive(v); q.redrive == nil {
+				refuse("SQS refuses RedrivePolicy " + v)
 			}
-			n, err = 0, json.Unmarshal([]byte(v), &p)
-			if err == nil {
-				n, err = strconv.Atoi(p.Max.String())
-			}
-			q.redrive, ok, l = &redrivePolicy{p.Target, n}, true, [3]int{0, 1, 1000}
+			continue
 		}
 		if !ok || err != nil || n < l[1] || n > l[2] {
 			refuse("SQS refuses " + k + "=" + v)
 		}
-		if k != "RedrivePolicy" {
-			q.attrs[k] = n
-		}
+		q.attrs[k] = n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,6 +103,22 @@ func (s *Server) CreateQueue(name string, attrs map[string]string) (queueURL str
 	}
 	s.queues[name] = q
 	return s.URL + "/" + awstest.AccountID + "/" + name
+}
+
+// parseRedrive reads a RedrivePolicy, or returns nil where SQS refuses it. SQS takes
+// maxReceiveCount, 1 to 1,000, as a number or a string.
+func parseRedrive(v string) *redrivePolicy {
+	var p struct {
+		Target string      `json:"deadLetterTargetArn"`
+		Max    json.Number `json:"maxReceiveCount"`
+	}
+	if json.Unmarshal([]byte(v), &p) != nil {
+		return nil
+	}
+	if n, err := strconv.Atoi(p.Max.String()); err == nil && n >= 1 && n <= 1000 {
+		return &redrivePolicy{p.Target, n}
+	}
+	return nil
 }
 
 // ARN returns the ARN of the queue named name.

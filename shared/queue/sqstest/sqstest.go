@@ -215,7 +215,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if in.WaitTimeSeconds != nil && *in.WaitTimeSeconds > 0 {
 		deadline = deadline.Add(time.Duration(*in.WaitTimeSeconds) * time.Second)
 	}
-	for {
+	for r.Context().Err() == nil { // a poll whose client gave up takes nothing more
 		s.mu.Lock()
 		out, e := handle(s, &in)
 		s.mu.Unlock()
@@ -229,8 +229,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-time.After(min(10*time.Millisecond, time.Until(deadline))):
-		case <-r.Context().Done():
-			return
 		case <-s.done:
 			return
 		}
