@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,7 +15,9 @@ import (
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/entra"
+	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/secret"
 
 	"gopkg.in/yaml.v3"
 
@@ -396,9 +399,50 @@ func policyStatements(t *testing.T, tpl *yaml.Node, fn string) []statement {
 	return out
 }
 
+// calls names the IAM actions of the methods of the SDK client's subset iface (a nil
+// pointer to the interface): what code holding it can call.
+func calls(service string, iface any) []string {
+	typ := reflect.TypeOf(iface).Elem()
+	var out []string
+	for i := range typ.NumMethod() {
+		out = append(out, service+":"+typ.Method(i).Name)
+	}
+	return out
+}
+
+// TestEachFunctionMayMakeExactlyItsCalls: a function's rights are the AWS calls its
+// code can make, as the small interfaces at its boundaries declare them, and no more:
+// besides those, only kms:Decrypt (Secrets Manager's, for a customer key) and the
+// dead-letter queue's sqs:SendMessage (Lambda's, for the relay's failed async events).
+func TestEachFunctionMayMakeExactlyItsCalls(t *testing.T) {
+	tpl := loadTemplate(t)
+	secretCalls := calls("secretsmanager", (*secret.Getter)(nil))
+	want := map[string][]string{
+		"RelayFunction":    slices.Concat(secretCalls, calls("dynamodb", (*ledger.DB)(nil)), calls("sts", (*entra.STSClient)(nil))),
+		"VerifierFunction": secretCalls,
+		"StatusFunction":   secretCalls,
+	}
+	onBehalf := map[string]bool{"kms:Decrypt": true, "sqs:SendMessage": true}
+	for fn, calls := range want {
+		var granted []string
+		for _, st := range policyStatements(t, tpl, fn) {
+			for _, a := range scalars(get(st.node, "Action")) {
+				if !onBehalf[a] && !slices.Contains(granted, a) {
+					granted = append(granted, a)
+				}
+			}
+		}
+		slices.Sort(granted)
+		slices.Sort(calls)
+		if !slices.Equal(granted, calls) {
+			t.Errorf("%s may call %q, want exactly the calls its code makes, %q", fn, granted, calls)
+		}
+	}
+}
+
 func TestLeastPrivilege(t *testing.T) {
 	tpl := loadTemplate(t)
-	ledgerActions := []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+	ledgerActions := calls("dynamodb", (*ledger.DB)(nil))
 	allowed := append([]string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage", "sts:GetWebIdentityToken"}, ledgerActions...)
 	wantResource := map[string]string{
 		"secretsmanager:GetSecretValue": "!Ref PortSecretArn",
