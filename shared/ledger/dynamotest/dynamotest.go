@@ -1,215 +1,136 @@
-// Package dynamotest runs a local Amazon DynamoDB endpoint for tests: the real SDK client
-// (dynamodb.NewFromConfig, or AWS_ENDPOINT_URL_DYNAMODB from Env) calls PutItem, GetItem,
-// UpdateItem and DeleteItem on it over DynamoDB's own protocol (AWS JSON 1.0, target
-// DynamoDB_20120810, signed with Signature Version 4), on tables with a string partition
-// key that a test creates with CreateTable.
+// Package dynamotest runs a local Amazon DynamoDB for the ledger's tests: the real SDK
+// client (Client, or AWS_ENDPOINT_URL_DYNAMODB from Env) calls it over DynamoDB's protocol
+// (AWS JSON 1.0, target DynamoDB_20120810, Signature Version 4 checked by awstest.Verify),
+// on tables that CreateTable makes: a String partition key, no sort key.
 //
-// It copies DynamoDB and refuses what DynamoDB refuses, in DynamoDB's error shapes
-// ({"__type":"<namespace>#<Code>","message":...}, the HTTP status, an X-Amz-Crc32 of the
-// body that the SDK checks), so that a caller that passes here passes against DynamoDB:
+// It does what the ledger asks of DynamoDB as DynamoDB does it, in DynamoDB's error shapes
+// ({"__type":"<namespace>#<Code>","message":...}, an X-Amz-Crc32 the SDK checks):
 //
-//   - ConditionExpression, UpdateExpression and ProjectionExpression are parsed by a real
-//     parser of DynamoDB's grammar: comparators, BETWEEN, IN, AND, OR, NOT, parentheses
-//     (not redundant ones), the functions attribute_exists, attribute_not_exists,
-//     attribute_type, begins_with, contains and size; SET (+, -, if_not_exists,
-//     list_append), REMOVE, ADD and DELETE. A syntax error, a bare reserved word (all 573:
-//     status, name, data, ttl, timestamp...), an undefined #name or :value, an unused one,
-//     a misused function, two overlapping paths are refused with DynamoDB's messages.
-//   - Comparisons of different types are false, as are those on a missing attribute
-//     ("<>" being the negation of "="); numbers are exact decimals (38 digits, DynamoDB's
-//     range), compared by value.
-//   - A failed condition is a ConditionalCheckFailedException that carries the old item
-//     under ReturnValuesOnConditionCheckFailure ALL_OLD. Each request's condition is
-//     evaluated and its write made under one lock: conditional writes are atomic.
-//   - Keys: exactly the key attribute, of type S, not empty, at most 2048 bytes; an item
-//     must hold its key; UpdateItem may not touch it; an item is at most 400 KB as
-//     DynamoDB counts. Sets may not be empty or repeat an element; NULL must be true.
-//   - ReturnValues NONE, ALL_OLD, ALL_NEW, UPDATED_OLD, UPDATED_NEW, each where DynamoDB
-//     allows it; UpdateItem of a missing item creates it.
-//   - Authentication as AWS checks it (awstest.Verify), answered as DynamoDB does: HTTP
-//     400 with com.amazon.coral.service#UnrecognizedClientException or
-//     #InvalidSignatureException.
+//   - PutItem, UpdateItem, DeleteItem and GetItem, each condition and write under one lock;
+//     other operations answer UnknownOperationException.
+//   - Attribute values S and N: numbers of up to 38 digits, stored in DynamoDB's canonical
+//     form and compared by value; strings compared by their bytes.
+//   - ConditionExpression: = <> < <= > >= between top-level attributes (a #name, or a bare
+//     name that is not a reserved word) and :values; attribute_exists, attribute_not_exists;
+//     NOT, AND, OR (binding in that order) and parentheses. A missing attribute, or values
+//     of different types, compare false, but for "<>", the negation of "=".
+//   - UpdateExpression SET a = :v, ... of top-level attributes other than the key.
+//   - Placeholders: each used one defined, each defined one used.
+//   - ReturnValuesOnConditionCheckFailure ALL_OLD: the old item in the
+//     ConditionalCheckFailedException.
+//   - Keys: exactly the key attribute, a non-empty S of at most 2048 bytes; items of at most
+//     400 KB as DynamoDB counts.
 //
-// Time to live is what DynamoDB does, not what one might hope: expiry is a background
-// sweep, typically within two days, and until then reads return an item whose TTL
-// attribute is in the past. Here nothing expires until the test calls Sweep. A ledger
-// must therefore compare the expiry itself (attribute_not_exists(#id) OR #expiry < :now),
-// never rely on the item being gone.
+// The rest is refused with a ValidationException, "dynamotest does not model ..." where
+// DynamoDB would accept it: BETWEEN, IN, other functions, nested paths, REMOVE, ADD,
+// DELETE, anything but a :value in SET, other attribute types, ReturnValues other than
+// NONE, and any other parameter (ProjectionExpression, Expected, ...).
 //
-// Not modelled: other operations (Query, Scan, batches, transactions, table management
-// over the wire: those answer UnknownOperationException), sort keys, secondary indexes,
-// the legacy parameters (Expected, AttributeUpdates, AttributesToGet, refused with a
-// message that says so), capacity (ReturnConsumedCapacity is accepted and ignored),
-// gzip responses, and eventual consistency (every read is strongly consistent).
+// Time to live is DynamoDB's: an expired item stays, and is read, until a background sweep
+// deletes it (within days); here, until the test calls Sweep. A ledger compares expiry itself.
 package dynamotest
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/json"
 	"hash/crc32"
 	"io"
+	"maps"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/port-azure-relay/relay/shared/awstest"
 )
 
-const (
-	service      = "dynamodb"
-	jsonType     = "application/x-amz-json-1.0"
-	targetPrefix = "DynamoDB_20120810."
-	tableARN     = "arn:aws:dynamodb:" + awstest.Region + ":" + awstest.AccountID + ":table/"
-	maxBodySize  = 16 << 20
-)
-
-// A Fault is a failure the server injects, set with SetFault (awstest.Fault: Times limits
-// it, For limits it to one operation, so that a test can fail one step of a sequence: a
-// claim that succeeds and a completion that is throttled).
+// A Fault is a failure the server injects (SetFault); For limits it to one operation.
 type Fault = awstest.Fault
 
-// The faults the server can inject. The SDK's standard retryer retries Throttle,
-// ProvisionedThroughputExceeded, InternalError and Down by itself (the DynamoDB client
-// makes 4 attempts by default); Calls counts each attempt.
+// The faults the server injects. The SDK retries Throttle and Down by itself.
 var (
-	// None answers normally.
-	None = awstest.None
-	// Down closes every connection without answering, like an unreachable endpoint;
-	// such a request reached no DynamoDB, and Calls does not count it.
-	Down = awstest.Down
-	// Throttle answers 400 ThrottlingException, as an on-demand table does.
-	Throttle = Fault{Kind: "throttle"}
-	// ProvisionedThroughputExceeded answers 400 ProvisionedThroughputExceededException,
-	// as a table with provisioned capacity does.
-	ProvisionedThroughputExceeded = Fault{Kind: "provisioned"}
-	// InternalError answers 500 InternalServerError.
-	InternalError = Fault{Kind: "internal"}
-	// AccessDenied answers 400 AccessDeniedException, as DynamoDB does when IAM lacks the
-	// operation's action (dynamodb:PutItem...) on the table.
-	AccessDenied = Fault{Kind: "denied"}
-	// AnswerLost carries the request out, then closes the connection without answering:
-	// a write that landed while its caller saw only a network error (and the SDK tried
-	// again).
-	AnswerLost = Fault{Kind: "lost"}
+	None         = awstest.None
+	Down         = awstest.Down            // closes connections without a word: DynamoDB unreachable
+	Throttle     = Fault{Kind: "throttle"} // 400 ThrottlingException, as an on-demand table answers
+	AccessDenied = Fault{Kind: "denied"}   // 400 AccessDeniedException, as when IAM lacks the action
+	AnswerLost   = Fault{Kind: "lost"}     // the change is made, the answer never sent
 )
 
-// Slow delays each answer by d, or until the client gives up.
-func Slow(d time.Duration) Fault { return awstest.Slow(d) }
-
-// Server is a DynamoDB endpoint. It is safe for concurrent use.
+// Server is a DynamoDB endpoint, safe for concurrent use.
 type Server struct {
-	// URL is the endpoint's base URL, http://127.0.0.1:port, for BaseEndpoint or
-	// AWS_ENDPOINT_URL_DYNAMODB.
-	URL string
+	URL string // http://127.0.0.1:port
 
 	srv    *httptest.Server
-	done   chan struct{} // closed by Close, so slow answers don't hold it up
 	faults awstest.Faults
-
-	mu       sync.Mutex // held while a request reads and writes: conditional writes are atomic
-	tables   map[string]*table
-	calls    map[string]int
-	requests [][]byte
+	mu     sync.Mutex // held while a request reads and writes: conditional writes are atomic
+	tables map[string]*table
+	calls  map[string]int // by operation; "" counts them all
 }
 
-// table is one table: its partition key (of type S) and its items by that key's value.
+// table is a table's key attribute, its TTL attribute ("" while off) and its items by key.
 type table struct {
-	name, key string
-	ttl       string // the TTL attribute, "" while time to live is off
-	created   time.Time
-	items     map[string]item
+	key, ttl string
+	items    map[string]item
 }
 
 // New starts a server on 127.0.0.1 with a random port. Close it when done.
 func New() *Server {
-	s := newServer()
-	s.srv.Start()
+	s := &Server{tables: map[string]*table{}, calls: map[string]int{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
 }
 
-// NewTLS is New over HTTPS, as AWS serves it, with config's certificate (httptest's
-// own when config has none): the client pays for a TLS handshake, as against AWS.
-func NewTLS(config *tls.Config) *Server {
-	s := newServer()
-	s.srv.TLS = config
-	s.srv.StartTLS()
-	s.URL = s.srv.URL
-	return s
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// Env returns the KEY=VALUE lines that point a child process's SDK at this server.
+func (s *Server) Env() []string { return append(awstest.Env(), "AWS_ENDPOINT_URL_DYNAMODB="+s.URL) }
+
+// Client returns the real DynamoDB client, with the test account's credentials, pointed at
+// this server, built without reading the environment; optFns change its options.
+func (s *Server) Client(optFns ...func(*dynamodb.Options)) *dynamodb.Client {
+	return dynamodb.NewFromConfig(aws.Config{Region: awstest.Region, BaseEndpoint: aws.String(s.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, "")}, optFns...)
 }
 
-func newServer() *Server {
-	s := &Server{done: make(chan struct{}), tables: map[string]*table{}, calls: map[string]int{}}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	return s
-}
-
-// Close stops the server and waits for answers in progress.
-func (s *Server) Close() {
-	close(s.done)
-	s.srv.Close()
-}
-
-// Env returns the KEY=VALUE lines that point the real SDK in a child process at this
-// server, with the test account's credentials (awstest.Env).
-func (s *Server) Env() []string {
-	return append(awstest.Env(), "AWS_ENDPOINT_URL_DYNAMODB="+s.URL)
-}
-
-var tableNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
-
-// CreateTable creates an empty table whose partition key is the String attribute
-// partitionKey, billed on demand, as CreateTable with BillingMode PAY_PER_REQUEST
-// does. It panics on a name DynamoDB refuses or one already taken: a test's mistake.
-func (s *Server) CreateTable(name, partitionKey string) {
-	if !tableNamePattern.MatchString(name) || partitionKey == "" {
-		panic("dynamotest: CreateTable(" + strconv.Quote(name) + ", " + strconv.Quote(partitionKey) + "): DynamoDB refuses it")
-	}
+// CreateTable creates an empty table whose partition key is the String attribute key.
+func (s *Server) CreateTable(name, key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tables[name] != nil {
-		panic("dynamotest: CreateTable(" + strconv.Quote(name) + "): the table exists")
+	if s.tables[name] != nil || key == "" {
+		panic("dynamotest: CreateTable(" + strconv.Quote(name) + "): the table exists, or no key")
 	}
-	s.tables[name] = &table{name: name, key: partitionKey, created: time.Now(), items: map[string]item{}}
+	s.tables[name] = &table{key: key, items: map[string]item{}}
 }
 
-// EnableTTL turns time to live on for the table, on the Number attribute attr (epoch
-// seconds), as UpdateTimeToLive does. Items expire only when Sweep runs.
+// EnableTTL turns time to live on, on the Number attribute attr (epoch seconds).
 func (s *Server) EnableTTL(tableName, attr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.tables[tableName]
-	if t == nil || attr == "" {
-		panic("dynamotest: EnableTTL(" + strconv.Quote(tableName) + ", " + strconv.Quote(attr) + "): no such table")
-	}
-	t.ttl = attr
+	s.tables[tableName].ttl = attr
 }
 
-// Sweep is DynamoDB's time-to-live process passing at now: it deletes every item of a
-// table with TTL enabled whose TTL attribute is a Number of epoch seconds before now,
-// but not five years or more before it (DynamoDB's guard against a value in the wrong
-// unit), and returns how many it deleted. Nothing expires without it.
+// Sweep is DynamoDB's time-to-live process passing at now: it deletes the items whose TTL
+// attribute is a Number of epoch seconds before now but less than five years before (its
+// guard against milliseconds), and says how many.
 func (s *Server) Sweep(now time.Time) int {
-	nowSec, _ := parseNumber(strconv.FormatInt(now.Unix(), 10))
-	floor, _ := parseNumber(strconv.FormatInt(now.AddDate(-5, 0, 0).Unix(), 10))
+	end, start := big.NewRat(now.Unix(), 1), big.NewRat(now.AddDate(-5, 0, 0).Unix(), 1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, t := range s.tables {
-		if t.ttl == "" {
-			continue
-		}
 		for k, it := range t.items {
-			if d, ok := number(it[t.ttl]); ok && cmpDecimal(d, nowSec) < 0 && cmpDecimal(d, floor) > 0 {
+			if v := it[t.ttl]; v.typ == "N" && rat(v.text).Cmp(end) < 0 && rat(v.text).Cmp(start) > 0 {
 				delete(t.items, k)
 				n++
 			}
@@ -218,239 +139,145 @@ func (s *Server) Sweep(now time.Time) int {
 	return n
 }
 
-// Items returns copies of the table's items, by partition key, or nil for no such table.
-func (s *Server) Items(tableName string) []map[string]types.AttributeValue {
+// Items returns copies of the table's items, in the order of their keys.
+func (s *Server) Items(tableName string) (out []map[string]types.AttributeValue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.tables[tableName]
-	if t == nil {
-		return nil
-	}
-	out := make([]map[string]types.AttributeValue, 0, len(t.items))
-	for _, k := range mapKeys(t.items) {
-		out = append(out, cloneItem(t.items[k]))
+	for _, k := range slices.Sorted(maps.Keys(s.tables[tableName].items)) {
+		it := map[string]types.AttributeValue{}
+		for name, v := range s.tables[tableName].items[k] {
+			it[name] = &types.AttributeValueMemberS{Value: v.text}
+			if v.typ == "N" {
+				it[name] = &types.AttributeValueMemberN{Value: v.text}
+			}
+		}
+		out = append(out, it)
 	}
 	return out
 }
 
-// Calls counts the requests for op ("PutItem"), or for every operation when op is "",
-// that passed authentication, faulted or not: each attempt of the SDK's retries counts.
+// Calls counts the requests for op ("PutItem"), or all when op is "", that passed
+// authentication, faulted or not.
 func (s *Server) Calls(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if op != "" {
-		return s.calls[op]
-	}
-	n := 0
-	for _, c := range s.calls {
-		n += c
-	}
-	return n
-}
-
-// Requests returns the body of every request the server read, in order, refused ones
-// included: a test can assert that no secret or payload ever reached DynamoDB.
-func (s *Server) Requests() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([][]byte, len(s.requests))
-	for i, b := range s.requests {
-		out[i] = slices.Clone(b)
-	}
-	return out
+	return s.calls[op]
 }
 
 // SetFault makes the server fail from now on as f says; SetFault(None) heals it.
 func (s *Server) SetFault(f Fault) { s.faults.Set(f) }
 
-// apiError is an error DynamoDB answers: its HTTP status, its code (the SDK's ErrorCode),
-// its message and, for some, more members.
+// apiError is an answer of DynamoDB's other than 200.
 type apiError struct {
-	status  int
-	code    string
-	msg     string
-	item    item             // ConditionalCheckFailedException: the old item, under ALL_OLD
-	reasons []map[string]any // the throttling exceptions' reasons
+	status    int
+	code, msg string
+	more      map[string]any // members besides __type and message: the old Item, throttlingReasons
 }
-
-func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
 func validation(msg string) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: "ValidationException", msg: msg}
+	return &apiError{status: 400, code: "ValidationException", msg: msg}
 }
 
-// namespaces are where DynamoDB's __type puts each code: the front end's own errors are
-// Coral's, the rest DynamoDB's.
-var namespaces = map[string]string{
-	"ValidationException":                 "com.amazon.coral.validate#",
-	"SerializationException":              "com.amazon.coral.service#",
-	"UnknownOperationException":           "com.amazon.coral.service#",
-	"AccessDeniedException":               "com.amazon.coral.service#",
-	"UnrecognizedClientException":         "com.amazon.coral.service#",
-	"InvalidSignatureException":           "com.amazon.coral.service#",
-	"IncompleteSignatureException":        "com.amazon.coral.service#",
-	"MissingAuthenticationTokenException": "com.amazon.coral.service#",
-}
+// notModelled is the refusal of what DynamoDB accepts but the ledger does not use.
+func notModelled(what string) string { return "dynamotest does not model " + what }
 
-func namespace(code string) string {
-	if ns, ok := namespaces[code]; ok {
-		return ns
-	}
-	return "com.amazonaws.dynamodb.v20120810#"
-}
-
-var (
-	errSerialization   = &apiError{status: http.StatusBadRequest, code: "SerializationException"}
-	errNumberNotString = &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: "NUMBER_VALUE cannot be converted to String"}
-	errTooLarge        = &apiError{status: http.StatusRequestEntityTooLarge, code: "SerializationException", msg: "Request body too large."}
-	errUnknownOp       = &apiError{status: http.StatusBadRequest, code: "UnknownOperationException"}
-	errNotFound        = &apiError{status: http.StatusBadRequest, code: "ResourceNotFoundException", msg: "Requested resource not found"}
-	errInternal        = &apiError{status: http.StatusInternalServerError, code: "InternalServerError", msg: "Internal server error"}
-)
-
-// authError is awstest's refusal as DynamoDB words it: every one is a 400 there.
-func authError(e *awstest.Error) *apiError {
-	msg := e.Message
-	if e.Code == "MissingAuthenticationTokenException" {
-		msg = "Request is missing Authentication Token"
-	}
-	return &apiError{status: http.StatusBadRequest, code: e.Code, msg: msg}
-}
-
-// operations are the targets the server answers, by name.
-var operations = map[string]func(*Server, *request) (any, *apiError){
-	"PutItem":            (*Server).putItem,
-	"GetItem":            (*Server).getItem,
-	"UpdateItem":         (*Server).updateItem,
-	"DeleteItem":         (*Server).deleteItem,
-	"DescribeTable":      (*Server).describeTable,
-	"DescribeTimeToLive": (*Server).describeTimeToLive,
-}
+var errSerialization = &apiError{status: 400, code: "SerializationException"}
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
-	op := strings.TrimPrefix(target, targetPrefix)
+	op := strings.TrimPrefix(target, "DynamoDB_20120810.")
 	fault := s.faults.Take(op)
 	if fault.Kind == "down" {
-		if !awstest.Drop(w) {
-			writeError(w, errInternal)
-		}
+		awstest.Drop(w)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
 	if err != nil {
-		writeError(w, errTooLarge)
+		writeJSON(w, &apiError{status: 413, code: "SerializationException", msg: "Request body too large."})
 		return
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, body)
-	s.mu.Unlock()
-	if e := awstest.Verify(r, body, service, time.Now()); e != nil {
-		writeError(w, authError(e))
+	if e := awstest.Verify(r, body, "dynamodb", time.Now()); e != nil {
+		msg := e.Message
+		if e.Code == "MissingAuthenticationTokenException" {
+			msg = "Request is missing Authentication Token"
+		}
+		writeJSON(w, &apiError{status: 400, code: e.Code, msg: msg}) // all 400 at DynamoDB
 		return
 	}
 	s.mu.Lock()
 	s.calls[op]++
+	s.calls[""]++
 	s.mu.Unlock()
-	handle, known := operations[op]
-	if r.Method != http.MethodPost || !strings.HasPrefix(target, targetPrefix) || !known ||
-		r.Header.Get("Content-Type") != jsonType {
-		writeError(w, errUnknownOp)
+	if r.Method != http.MethodPost || target != "DynamoDB_20120810."+op || parameters[op] == nil ||
+		r.Header.Get("Content-Type") != "application/x-amz-json-1.0" {
+		writeJSON(w, &apiError{status: 400, code: "UnknownOperationException"})
 		return
 	}
-	var req request
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, errSerialization)
-		return
+	var out any
+	req, e := decodeRequest(op, body)
+	if e == nil {
+		e = inject(fault, op, aws.ToString(req.TableName))
 	}
-	if e := s.inject(r.Context(), fault, op, req.TableName); e != nil {
-		writeError(w, e)
-		return
+	if e == nil {
+		s.mu.Lock()
+		out, e = s.handle(op, req)
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	out, e := handle(s, &req)
-	s.mu.Unlock()
-	if fault.Kind == "lost" && awstest.Drop(w) {
-		return
+	switch {
+	case fault.Kind == "lost" && awstest.Drop(w):
+	case e != nil:
+		writeJSON(w, e)
+	default:
+		writeJSON(w, out)
 	}
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
-// inject waits or fails as the fault says; a nil result means answer normally.
-func (s *Server) inject(ctx context.Context, f Fault, op string, tableName *string) *apiError {
-	resource := tableARN + "*"
-	if tableName != nil {
-		resource = tableARN + strings.TrimPrefix(*tableName, tableARN)
-	}
-	access := "Write"
-	if strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "Describe") {
-		access = "Read"
-	}
-	f.Wait(ctx, s.done)
+// inject answers the fault's error, or nil to answer normally.
+func inject(f Fault, op string, tableName string) *apiError {
+	resource := "arn:aws:dynamodb:" + awstest.Region + ":" + awstest.AccountID + ":table/" + tableName
 	switch f.Kind {
 	case "throttle":
-		return &apiError{status: http.StatusBadRequest, code: "ThrottlingException",
+		access := map[bool]string{true: "Read", false: "Write"}[op == "GetItem"]
+		return &apiError{status: 400, code: "ThrottlingException",
 			msg: "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly. " +
 				"If exceptions persist, check if you have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
-			reasons: []map[string]any{{"reason": "Table" + access + "KeyRangeThroughputExceeded", "resource": resource}}}
-	case "provisioned":
-		return &apiError{status: http.StatusBadRequest, code: "ProvisionedThroughputExceededException",
-			msg:     "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
-			reasons: []map[string]any{{"reason": "Table" + access + "ProvisionedThroughputExceeded", "resource": resource}}}
-	case "internal":
-		return errInternal
+			more: map[string]any{"throttlingReasons": []map[string]string{{"reason": "Table" + access + "KeyRangeThroughputExceeded", "resource": resource}}}}
 	case "denied":
-		return &apiError{status: http.StatusBadRequest, code: "AccessDeniedException",
+		return &apiError{status: 400, code: "AccessDeniedException",
 			msg: "User: arn:aws:sts::" + awstest.AccountID + ":assumed-role/relay/relay is not authorized to perform: dynamodb:" + op +
 				" on resource: " + resource + " because no identity-based policy allows the dynamodb:" + op + " action"}
 	}
 	return nil
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	body := map[string]any{"__type": namespace(e.code) + e.code}
-	if e.msg != "" {
-		body["message"] = e.msg
-	}
-	if e.item != nil {
-		body["Item"] = encodeItem(e.item)
-	}
-	if e.reasons != nil {
-		// As DynamoDB's model spells them: lower case in one exception, upper in the other.
-		key := "throttlingReasons"
-		if e.code == "ProvisionedThroughputExceededException" {
-			key = "ThrottlingReasons"
+// writeJSON answers v, or the error v, as DynamoDB does: __type in the namespace of its
+// code (the front end's are Coral's, the rest DynamoDB's), a CRC32 of the body that the SDK
+// verifies, a request ID of 52 characters of 0-9 and A-V.
+func writeJSON(w http.ResponseWriter, v any) {
+	status := http.StatusOK
+	if e, ok := v.(*apiError); ok {
+		body := map[string]any{"__type": "com.amazonaws.dynamodb.v20120810#" + e.code}
+		switch e.code {
+		case "ValidationException":
+			body["__type"] = "com.amazon.coral.validate#" + e.code
+		case "SerializationException", "UnknownOperationException", "AccessDeniedException", "UnrecognizedClientException",
+			"InvalidSignatureException", "IncompleteSignatureException", "MissingAuthenticationTokenException":
+			body["__type"] = "com.amazon.coral.service#" + e.code
 		}
-		body[key] = e.reasons
+		if maps.Copy(body, e.more); e.msg != "" {
+			body["message"] = e.msg
+		}
+		status, v = e.status, body
 	}
-	writeJSON(w, e.status, body)
-}
-
-// writeJSON answers as DynamoDB does, with a CRC32 of the body that the SDK verifies.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`)
+	b, _ := json.Marshal(v)
+	id := make([]byte, 52)
+	rand.Read(id)
+	for i := range id {
+		id[i] = "0123456789ABCDEFGHIJKLMNOPQRSTUV"[id[i]%32]
 	}
-	w.Header().Set("Content-Type", jsonType)
-	w.Header().Set("X-Amzn-Requestid", requestID())
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("X-Amzn-Requestid", string(id))
 	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-// requestID is shaped like DynamoDB's: 52 characters of 0-9 and A-V.
-func requestID() string {
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
-	b := make([]byte, 52)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[b[i]%32]
-	}
-	return string(b)
 }

@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -23,79 +26,41 @@ import (
 
 const tableName = "ledger"
 
-// The test clock: the ledger's records expire in epoch seconds, in-progress claims in
-// epoch milliseconds, as Powertools writes them.
-var (
-	now   = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	nowS  = strconv.FormatInt(now.Unix(), 10)
-	nowMS = strconv.FormatInt(now.UnixMilli(), 10)
-)
+type record = map[string]types.AttributeValue
 
-// newServer starts a server with the ledger's table, keyed by id, until the test ends.
-func newServer(t *testing.T) *dynamotest.Server {
+func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func n(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+func key(id string) record            { return record{"id": s(id)} }
+
+// newServer starts a server with a table keyed by "id" until the test ends, and returns it
+// with the real SDK client making one attempt per call, so that a test sees each answer.
+func newServer(t *testing.T) (*dynamotest.Server, *dynamodb.Client) {
 	t.Helper()
 	srv := dynamotest.New()
 	t.Cleanup(srv.Close)
 	srv.CreateTable(tableName, "id")
-	return srv
+	return srv, srv.Client(func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
 }
 
-// newClient is the real SDK client with one attempt, so that a test sees each answer.
-func newClient(srv *dynamotest.Server, opts ...func(*dynamodb.Options)) *dynamodb.Client {
-	one := func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
-	return srv.Client(append([]func(*dynamodb.Options){one}, opts...)...)
-}
-
-func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func n(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
-
-type record = map[string]types.AttributeValue
-
-func key(id string) record { return record{"id": s(id)} }
-
-// show writes an item compactly and deterministically, for failure messages.
-func show(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "nil"
-	case record:
-		if v == nil {
-			return "nil"
-		}
-		parts := make([]string, 0, len(v))
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			parts = append(parts, k+":"+show(v[k]))
-		}
-		return "{" + strings.Join(parts, " ") + "}"
-	case *types.AttributeValueMemberS:
-		return strconv.Quote(v.Value)
-	case *types.AttributeValueMemberN:
-		return v.Value
-	case *types.AttributeValueMemberB:
-		return fmt.Sprintf("b%x", v.Value)
-	case *types.AttributeValueMemberBOOL:
-		return strconv.FormatBool(v.Value)
-	case *types.AttributeValueMemberNULL:
-		return "null"
-	case *types.AttributeValueMemberSS:
-		return fmt.Sprintf("SS%q", v.Value)
-	case *types.AttributeValueMemberNS:
-		return fmt.Sprintf("NS%v", v.Value)
-	case *types.AttributeValueMemberBS:
-		return fmt.Sprintf("BS%x", v.Value)
-	case *types.AttributeValueMemberL:
-		parts := make([]string, len(v.Value))
-		for i, e := range v.Value {
-			parts[i] = show(e)
-		}
-		return "[" + strings.Join(parts, " ") + "]"
-	case *types.AttributeValueMemberM:
-		return show(record(v.Value))
+// show writes an item compactly and deterministically.
+func show(it record) string {
+	if len(it) == 0 {
+		return "{}"
 	}
-	return fmt.Sprintf("%T", v)
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(it)) {
+		switch v := it[k].(type) {
+		case *types.AttributeValueMemberS:
+			parts = append(parts, k+":"+strconv.Quote(v.Value))
+		case *types.AttributeValueMemberN:
+			parts = append(parts, k+":"+v.Value)
+		default:
+			parts = append(parts, fmt.Sprintf("%s:%T", k, v))
+		}
+	}
+	return "{" + strings.Join(parts, " ") + "}"
 }
 
-// errorCode is the SDK's error code of err, "" for none.
 func errorCode(err error) string {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
@@ -112,235 +77,213 @@ func errorMessage(err error) string {
 	return ""
 }
 
-// claim is the Powertools idempotency claim of a run: create the record, or take over
-// one that expired or whose in-progress claim lapsed; otherwise fail with the old record.
-func claim(id string) *dynamodb.PutItemInput {
-	return &dynamodb.PutItemInput{
-		TableName: aws.String(tableName),
-		Item: record{
-			"id":                     s(id),
-			"status":                 s("INPROGRESS"),
-			"expiration":             n(strconv.FormatInt(now.Add(time.Hour).Unix(), 10)),
-			"in_progress_expiration": n(strconv.FormatInt(now.Add(time.Minute).UnixMilli(), 10)),
-		},
-		ConditionExpression: aws.String("attribute_not_exists(#id) OR #expiry < :now OR " +
-			"(#status = :inprogress AND #in_progress_expiry < :now_ms)"),
-		ExpressionAttributeNames: map[string]string{
-			"#id": "id", "#expiry": "expiration", "#status": "status", "#in_progress_expiry": "in_progress_expiration",
-		},
-		ExpressionAttributeValues:           record{":now": n(nowS), ":now_ms": n(nowMS), ":inprogress": s("INPROGRESS")},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
-}
+// held is the item every condition case runs against.
+var held = record{"id": s("k"), "state": s("inProgress"), "owner": s("o1"), "expiresAt": n("100"), "ratio": n("1.5"), "word": s("a")}
 
-// complete is the Powertools completion: the record becomes COMPLETED with the answer,
-// if it is still in progress.
-func complete(id string) *dynamodb.UpdateItemInput {
-	return &dynamodb.UpdateItemInput{
-		TableName:                aws.String(tableName),
-		Key:                      key(id),
-		UpdateExpression:         aws.String("SET #status = :completed, #data = :data"),
-		ConditionExpression:      aws.String("#status = :inprogress"),
-		ExpressionAttributeNames: map[string]string{"#status": "status", "#data": "data"},
-		ExpressionAttributeValues: record{
-			":completed": s("COMPLETED"), ":data": s(`{"queued":true}`), ":inprogress": s("INPROGRESS"),
-		},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
-}
-
-func put(t *testing.T, c *dynamodb.Client, it record) {
-	t.Helper()
-	if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: it}); err != nil {
-		t.Fatalf("PutItem(%s) = %v", show(it), err)
-	}
-}
-
-func get(t *testing.T, c *dynamodb.Client, id string) record {
-	t.Helper()
-	out, err := c.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: aws.String(tableName), Key: key(id), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		t.Fatalf("GetItem(%s) = %v", id, err)
-	}
-	return out.Item
-}
-
-func TestAConditionalPutSucceedsOnceThenFailsWithTheOldItem(t *testing.T) {
-	srv := newServer(t)
-	c := newClient(srv)
-	ctx := context.Background()
-	first := claim("run-1")
-	if _, err := c.PutItem(ctx, first); err != nil {
-		t.Fatalf("first claim: PutItem = %v", err)
-	}
-
-	second := claim("run-1")
-	second.Item["status"] = s("SOMEONE-ELSE")
-	_, err := c.PutItem(ctx, second)
-	var failed *types.ConditionalCheckFailedException
-	if !errors.As(err, &failed) {
-		t.Fatalf("second claim: PutItem = %v, want a ConditionalCheckFailedException", err)
-	}
-	if got := failed.ErrorMessage(); got != "The conditional request failed" {
-		t.Errorf("message = %q", got)
-	}
-	if !reflect.DeepEqual(failed.Item, first.Item) {
-		t.Errorf("ConditionalCheckFailedException.Item = %s, want the first claim %s", show(failed.Item), show(first.Item))
-	}
-	if got := get(t, c, "run-1"); !reflect.DeepEqual(got, first.Item) {
-		t.Errorf("after the refused claim: item = %s, want it unchanged %s", show(got), show(first.Item))
-	}
-
-	// Without ALL_OLD the failure carries no item, as in DynamoDB.
-	second.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureNone
-	if _, err := c.PutItem(ctx, second); !errors.As(err, &failed) || failed.Item != nil {
-		t.Errorf("without ALL_OLD: PutItem = %v, Item %s, want a ConditionalCheckFailedException without the item", err, show(failed.Item))
-	}
-}
-
-func TestTheClaimTakesOverOnlyARecordThatExpiredOrWhoseClaimLapsed(t *testing.T) {
-	past, future := now.Add(-time.Second), now.Add(time.Hour)
-	existing := func(status string, expiry, inProgressExpiry time.Time) record {
-		return record{
-			"id": s("run-1"), "status": s(status),
-			"expiration":             n(strconv.FormatInt(expiry.Unix(), 10)),
-			"in_progress_expiration": n(strconv.FormatInt(inProgressExpiry.UnixMilli(), 10)),
-		}
-	}
+func TestConditions(t *testing.T) {
+	names := map[string]string{"#id": "id", "#state": "state", "#owner": "owner", "#exp": "expiresAt", "#ratio": "ratio",
+		"#word": "word", "#missing": "missing"}
+	values := record{":inProgress": s("inProgress"), ":other": s("delivered"), ":o1": s("o1"), ":now": n("200"), ":past": n("50"),
+		":one": n("1"), ":ratio": n("1.50"), ":num": n("100"), ":str": s("100"), ":B": s("B"), ":b": s("b"), ":empty": s("")}
 	tests := []struct {
-		name     string
-		existing record // nil for none
-		wantWin  bool
-	}{
-		{"a first claim wins", nil, true},
-		{"a completed, unexpired record refuses the claim", existing("COMPLETED", future, past), false},
-		{"a completed record past its expiry is taken over though TTL has not deleted it", existing("COMPLETED", past, past), true},
-		{"a claim in progress refuses the claim", existing("INPROGRESS", future, future), false},
-		{"a claim in progress that lapsed is taken over", existing("INPROGRESS", future, past), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := newServer(t)
-			srv.EnableTTL(tableName, "expiration")
-			c := newClient(srv)
-			if tt.existing != nil {
-				put(t, c, tt.existing)
-			}
-			_, err := c.PutItem(context.Background(), claim("run-1"))
-			var failed *types.ConditionalCheckFailedException
-			switch {
-			case tt.wantWin && err != nil:
-				t.Fatalf("PutItem = %v, want the claim to win", err)
-			case !tt.wantWin && !errors.As(err, &failed):
-				t.Fatalf("PutItem = %v, want a ConditionalCheckFailedException", err)
-			case !tt.wantWin && !reflect.DeepEqual(failed.Item, tt.existing):
-				t.Errorf("ConditionalCheckFailedException.Item = %s, want %s", show(failed.Item), show(tt.existing))
-			}
-		})
-	}
-}
-
-// TestConditionsEvaluateAsInDynamoDB runs condition expressions against one item: a
-// PutItem of the same item succeeds when the condition holds.
-func TestConditionsEvaluateAsInDynamoDB(t *testing.T) {
-	stored := record{
-		"id": s("x"), "status": s("INPROGRESS"), "n": n("10"), "str": s("abc"), "bin": &types.AttributeValueMemberB{Value: []byte{1, 2, 3}},
-		"ok": &types.AttributeValueMemberBOOL{Value: true}, "nothing": &types.AttributeValueMemberNULL{Value: true},
-		"ss": &types.AttributeValueMemberSS{Value: []string{"a", "b"}}, "ns": &types.AttributeValueMemberNS{Value: []string{"1", "2"}},
-		"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("a"), n("1")}},
-		"map":  &types.AttributeValueMemberM{Value: record{"k": s("v"), "deep": &types.AttributeValueMemberM{Value: record{"x": n("1")}}}},
-	}
-	names := map[string]string{}
-	for k := range stored {
-		names["#"+k] = k
-	}
-	values := record{
-		":inprogress": s("INPROGRESS"), ":ten": n("10.0"), ":nine": n("9"), ":five": n("5"), ":one": n("1"), ":two": n("2"),
-		":three": n("3"), ":z": s("z"), ":a": s("a"), ":ab": s("ab"), ":b": s("b"), ":abd": s("abd"),
-		":bin": &types.AttributeValueMemberB{Value: []byte{1, 2, 3}}, ":ff": &types.AttributeValueMemberB{Value: []byte{0xff}},
-		":true": &types.AttributeValueMemberBOOL{Value: true}, ":null": &types.AttributeValueMemberNULL{Value: true},
-		":ba": &types.AttributeValueMemberSS{Value: []string{"b", "a"}}, ":N": s("N"), ":S": s("S"),
-		":list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("a"), n("1.0")}},
-	}
-	tests := []struct {
-		cond string
+		expr string
 		want bool
 	}{
-		{"#status = :inprogress", true},
-		{"#n = :ten", true},         // numbers compare by value: 10 = 10.0
-		{"#n > :nine", true},        // and not as strings: "10" < "9"
-		{"#n < :z", false},          // different types compare false
-		{"#n <> :z", true},          // "<>" is not "="
-		{"#missing = :z", false},    // a missing attribute equals nothing
-		{"#missing <> :z", true},    // and differs from everything
-		{"#missing < :z", false},    // and orders with nothing
-		{"NOT #missing < :z", true}, // so NOT flips the false
-		{"#str < :abd", true},       // strings order by UTF-8 bytes
-		{"#bin < :ff", true},        // binary by unsigned bytes
-		{"#bin = :bin", true},
-		{"#ok = :true", true},
-		{"#nothing = :null", true},
-		{"#ss = :ba", true},     // sets are unordered
-		{"#list = :list", true}, // lists compare element by element
-		{"#n BETWEEN :five AND :ten", true},
-		{"#n BETWEEN :one AND :five", false},
-		{"#n IN (:one, :ten)", true},
-		{"NOT #n IN (:one, :two)", true},
-		{"begins_with(#str, :ab)", true},
-		{"begins_with(#n, :ab)", false}, // a Number has no prefix
-		{"contains(#str, :b)", true},
-		{"contains(#ss, :a)", true},
-		{"contains(#ns, :one)", true},
-		{"contains(#list, :one)", true},
-		{"contains(#list, :z)", false},
-		{"size(#str) = :three", true},
-		{"size(#ss) = :two", true},
-		{"size(#map) = :two", true},
-		{"size(#list) > :one", true},
-		{"size(#n) = :two", false}, // a Number has no size
-		{"attribute_type(#n, :N)", true},
-		{"attribute_type(#n, :S)", false},
-		{"attribute_exists(#map.deep.x)", true},
-		{"attribute_exists(#map.nope)", false},
+		// The ledger's shapes: claim, complete and release.
+		{"attribute_not_exists(#id) OR #exp < :now", true},
+		{"attribute_not_exists(#id) OR #exp < :past", false},
+		{"#state = :inProgress AND #owner = :o1", true},
+		{"#state = :inProgress AND #owner = :empty", false},
+		// Functions.
+		{"attribute_exists(#id)", true},
 		{"attribute_not_exists(#missing)", true},
-		{"#map.deep.x = :one", true},
-		{"#map.k = :z", false},
-		{"#list[1] = :one", true},
-		{"#list[5] = :one", false},
-		{"#n = :one OR #n = :ten AND #status = :z", false}, // AND binds tighter than OR
-		{"(#n = :one OR #n = :ten) AND #status = :inprogress", true},
-		{"#n = :ten AND (#status = :z OR #ok = :true)", true},
-		{"NOT (#n = :ten)", false},
-		{"#n = :ten and #status = :inprogress", true}, // keywords ignore case
+		{"attribute_exists(#missing)", false},
+		// Comparisons: numbers by value, strings by bytes.
+		{"#ratio > :one", true},
+		{"#ratio = :ratio", true},
+		{"#ratio <= :ratio AND #ratio >= :ratio", true},
+		{"#exp <> :num", false},
+		{"#word > :B", true}, // "a" (0x61) sorts after "B" (0x42)
+		{"#word < :b", true},
+		{"#state = #state", true},
+		{"#exp < #ratio", false},
+		// Different types and missing attributes: false, but for <>.
+		{"#exp = :str", false},
+		{"#exp <> :str", true},
+		{"#exp < :str OR #exp >= :str", false},
+		{"#missing = :inProgress", false},
+		{"#missing <> :inProgress", true},
+		{"#missing < :now", false},
+		// NOT binds tighter than AND, AND tighter than OR; keywords ignore case.
+		{"#state = :inProgress OR #exp > :now AND #state = :other", true},
+		{"(#state = :inProgress OR #exp > :now) AND #state = :other", false},
+		{"NOT #state = :other AND #owner = :o1", true},
+		{"NOT (#state = :other OR #owner = :o1)", false},
+		{"not not attribute_exists(#id) and (#exp < :now)", true},
+		// A bare name that is not reserved.
+		{"expiresAt < :now AND ratio > :one", true},
 	}
-	srv := newServer(t)
-	c := newClient(srv)
-	put(t, c, stored)
-	placeholder := regexp.MustCompile(`[#:]\w+`)
+	srv, c := newServer(t)
 	for _, tt := range tests {
-		t.Run(tt.cond, func(t *testing.T) {
-			in := &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: stored, ConditionExpression: aws.String(tt.cond)}
-			for _, p := range placeholder.FindAllString(tt.cond, -1) {
-				if p[0] == '#' {
-					if in.ExpressionAttributeNames == nil {
-						in.ExpressionAttributeNames = map[string]string{}
-					}
-					in.ExpressionAttributeNames[p] = cmpOr(names[p], p[1:])
+		t.Run(tt.expr, func(t *testing.T) {
+			if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: held}); err != nil {
+				t.Fatal(err)
+			}
+			// Only the placeholders the expression uses: DynamoDB refuses the others.
+			in := &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: held, ConditionExpression: aws.String(tt.expr)}
+			for _, k := range placeholder.FindAllString(tt.expr, -1) {
+				if k[0] == '#' {
+					in.ExpressionAttributeNames = mapSet(in.ExpressionAttributeNames, k, names[k])
 				} else {
-					if in.ExpressionAttributeValues == nil {
-						in.ExpressionAttributeValues = record{}
-					}
-					in.ExpressionAttributeValues[p] = values[p]
+					in.ExpressionAttributeValues = mapSet(in.ExpressionAttributeValues, k, values[k])
 				}
 			}
 			_, err := c.PutItem(context.Background(), in)
-			var failed *types.ConditionalCheckFailedException
-			if got := err == nil; got != tt.want || (err != nil && !errors.As(err, &failed)) {
-				t.Errorf("condition %q = %v (%v), want %v", tt.cond, got, err, tt.want)
+			if got := err == nil; got != tt.want || err != nil && errorCode(err) != "ConditionalCheckFailedException" {
+				t.Errorf("PutItem if %s = %v, want it to pass: %v", tt.expr, err, tt.want)
 			}
 		})
+	}
+	if n := srv.Calls("PutItem"); n != 2*len(tests) {
+		t.Errorf("Calls(PutItem) = %d, want %d", n, 2*len(tests))
+	}
+}
+
+var placeholder = regexp.MustCompile(`[#:]\w+`)
+
+func mapSet[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
+}
+
+// TestRefusals sends what the ledger never writes, and what DynamoDB refuses, and wants
+// DynamoDB's error code and message (or this package's own, where DynamoDB would accept).
+func TestRefusals(t *testing.T) {
+	ctx := context.Background()
+	put := func(expr string, names map[string]string, values record) func(*dynamodb.Client) error {
+		return func(c *dynamodb.Client) error {
+			_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: key("k"),
+				ConditionExpression: aws.String(expr), ExpressionAttributeNames: names, ExpressionAttributeValues: values})
+			return err
+		}
+	}
+	update := func(expr string, names map[string]string, values record) func(*dynamodb.Client) error {
+		return func(c *dynamodb.Client) error {
+			_, err := c.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(tableName), Key: key("k"),
+				UpdateExpression: aws.String(expr), ExpressionAttributeNames: names, ExpressionAttributeValues: values})
+			return err
+		}
+	}
+	putItem := func(it record) func(*dynamodb.Client) error {
+		return func(c *dynamodb.Client) error {
+			_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: it})
+			return err
+		}
+	}
+	get := func(in *dynamodb.GetItemInput) func(*dynamodb.Client) error {
+		return func(c *dynamodb.Client) error {
+			if in.TableName == nil {
+				in.TableName = aws.String(tableName)
+			}
+			_, err := c.GetItem(ctx, in)
+			return err
+		}
+	}
+	a := map[string]string{"#a": "a"}
+	v := record{":v": s("x")}
+	av := func(expr string) func(*dynamodb.Client) error { return put(expr, a, v) }
+	notModelled := "dynamotest does not model "
+	tests := []struct {
+		name string
+		call func(*dynamodb.Client) error
+		code string // ValidationException when empty
+		msg  string
+	}{
+		// Placeholders and reserved words.
+		{"an unused value", put("attribute_exists(#a)", a, v), "", "Value provided in ExpressionAttributeValues unused in expressions: keys: {:v}"},
+		{"an unused name", put("a = :v", map[string]string{"#a": "a", "#b": "b"}, v), "", "Value provided in ExpressionAttributeNames unused in expressions: keys: {#a, #b}"},
+		{"an undefined value", put("#a = :w", a, v), "", "Invalid ConditionExpression: An expression attribute value used in expression is not defined; attribute value: :w"},
+		{"an undefined name", put("#b = :v", a, v), "", "Invalid ConditionExpression: An expression attribute name used in the document path is not defined; attribute name: #b"},
+		{"a reserved word", put("state = :v", nil, v), "", "Invalid ConditionExpression: Attribute name is a reserved keyword; reserved keyword: state"},
+		{"a reserved word in SET", update("SET Owner = :v", nil, v), "", "Invalid UpdateExpression: Attribute name is a reserved keyword; reserved keyword: Owner"},
+		{"names without an expression", get(&dynamodb.GetItemInput{Key: key("k"), ExpressionAttributeNames: a}), "", "ExpressionAttributeNames can only be specified when using expressions"},
+		{"empty values", put("attribute_exists(#a)", a, record{}), "", "ExpressionAttributeValues must not be empty"},
+		{"an invalid value", put("#a = :v", a, record{":v": n("one")}), "", "ExpressionAttributeValues contains invalid value: The parameter cannot be converted to a numeric value: one for key :v"},
+		// Syntax.
+		{"an empty expression", av(" "), "", "Invalid ConditionExpression: The expression can not be empty;"},
+		{"a repeated comparator", av("#a < < :v"), "", `Invalid ConditionExpression: Syntax error; token: "<", near: "< < :v"`},
+		{"a dangling AND", av("#a = :v AND"), "", `Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "AND"`},
+		{"an unknown character", av("#a = :v;"), "", `Invalid ConditionExpression: Syntax error; token: ";", near: ":v;"`},
+		{"redundant parentheses", av("((#a = :v))"), "", "Invalid ConditionExpression: The expression has redundant parentheses;"},
+		{"a function compared", put("attribute_exists(#a) = :v", a, v), "", "Invalid ConditionExpression: The function is not allowed to be used this way in an expression; function: attribute_exists"},
+		{"a function of a value", put("attribute_exists(:v)", nil, v), "", "Invalid ConditionExpression: Operator or function requires a document path; operator or function: attribute_exists"},
+		{"a function of two", av("attribute_exists(#a, :v)"), "", "Invalid ConditionExpression: Incorrect number of operands for operator or function; operator or function: attribute_exists, number of operands: 2"},
+		{"an unknown function", av("frobnicate(#a, :v)"), "", "Invalid ConditionExpression: Invalid function name; function: frobnicate"},
+		{"an update function in a condition", av("#a = if_not_exists(#a, :v)"), "", "Invalid ConditionExpression: The function is not allowed in a condition expression; function: if_not_exists"},
+		{"a condition function in an update", update("SET #a = size(#a)", a, nil), "", "Invalid UpdateExpression: The function is not allowed in an update expression; function: size"},
+		{"SET twice", update("SET #a = :v SET #b = :v", map[string]string{"#a": "a", "#b": "b"}, v), "", `Invalid UpdateExpression: The "SET" section can only be used once in an update expression;`},
+		{"one attribute set twice", update("SET #a = :v, #a = :v", a, v), "", "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: [a], path two: [a]"},
+		{"the key set", update("SET id = :v", nil, v), "", "One or more parameter values were invalid: Cannot update attribute id. This attribute is part of the key"},
+		// What the ledger does not use.
+		{"BETWEEN", av("#a BETWEEN :v AND :v"), "", "Invalid ConditionExpression: " + notModelled + "BETWEEN"},
+		{"IN", av("#a in (:v)"), "", "Invalid ConditionExpression: " + notModelled + "IN"},
+		{"begins_with", av("begins_with(#a, :v)"), "", "Invalid ConditionExpression: " + notModelled + "the function begins_with"},
+		{"size", av("size(#a) > :v"), "", "Invalid ConditionExpression: " + notModelled + "the function size"},
+		{"a nested path", av("#a.b = :v"), "", "Invalid ConditionExpression: " + notModelled + "nested attributes and list elements"},
+		{"a list element", av("#a[0] = :v"), "", "Invalid ConditionExpression: " + notModelled + "nested attributes and list elements"},
+		{"REMOVE", update("SET #a = :v REMOVE b", a, v), "", "Invalid UpdateExpression: " + notModelled + "the REMOVE clause"},
+		{"ADD", update("ADD #a :v", a, v), "", "Invalid UpdateExpression: " + notModelled + "the ADD clause"},
+		{"list_append", update("SET #a = list_append(#a, :v)", a, v), "", "Invalid UpdateExpression: " + notModelled + "the function list_append"},
+		{"arithmetic", update("SET #a = :v + :v", a, v), "", "Invalid UpdateExpression: " + notModelled + "SET to anything but a :value"},
+		{"SET from an attribute", update("SET #a = b", a, nil), "", "Invalid UpdateExpression: " + notModelled + "SET to anything but a :value"},
+		{"a list", putItem(record{"id": s("k"), "l": &types.AttributeValueMemberL{}}), "", notModelled + "attribute values of type L"},
+		{"ReturnValues", func(c *dynamodb.Client) error {
+			_, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tableName), Key: key("k"), ReturnValues: types.ReturnValueAllOld})
+			return err
+		}, "", notModelled + "ReturnValues ALL_OLD"},
+		{"ProjectionExpression", get(&dynamodb.GetItemInput{Key: key("k"), ProjectionExpression: aws.String("#a"), ExpressionAttributeNames: a}), "",
+			notModelled + "the parameter ProjectionExpression of GetItem"},
+		{"an unknown return value", func(c *dynamodb.Client) error {
+			_, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tableName), Key: key("k"), ReturnValuesOnConditionCheckFailure: "ALL_NEW"})
+			return err
+		}, "", "1 validation error detected: Value 'ALL_NEW' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]"},
+		// Keys and items.
+		{"an item without its key", putItem(record{"other": s("x")}), "", "One or more parameter values were invalid: Missing the key id in the item"},
+		{"a Number key", putItem(record{"id": n("1")}), "", "One or more parameter values were invalid: Type mismatch for key id expected: S actual: N"},
+		{"an empty key", putItem(key("")), "", "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: id"},
+		{"a key too long", putItem(key(strings.Repeat("k", 2049))), "", "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes"},
+		{"an item too large", putItem(record{"id": s("k"), "data": s(strings.Repeat("x", 400*1024))}), "", "Item size has exceeded the maximum allowed size"},
+		{"an update too large", update("SET #a = :v", a, record{":v": s(strings.Repeat("x", 400*1024))}), "", "Item size to update has exceeded the maximum allowed size"},
+		{"a Key with another attribute", get(&dynamodb.GetItemInput{Key: record{"id": s("k"), "state": s("x")}}), "", "The provided key element does not match the schema"},
+		{"a Key of another name", get(&dynamodb.GetItemInput{Key: record{"key": s("k")}}), "", "The provided key element does not match the schema"},
+		{"a Number in a Key", get(&dynamodb.GetItemInput{Key: record{"id": n("1")}}), "", "The provided key element does not match the schema"},
+		{"a number of 39 digits", putItem(record{"id": s("k"), "n": n(strings.Repeat("9", 39))}), "", "Attempting to store more than 38 significant digits in a Number"},
+		{"a number too large", putItem(record{"id": s("k"), "n": n("1e126")}), "", "Number overflow. Attempting to store a number with magnitude larger than supported range"},
+		{"a number too small", putItem(record{"id": s("k"), "n": n("-1e-131")}), "", "Number underflow. Attempting to store a number with magnitude smaller than supported range"},
+		{"an unknown table", get(&dynamodb.GetItemInput{TableName: aws.String("other"), Key: key("k")}), "ResourceNotFoundException", "Requested resource not found"},
+		{"another operation", func(c *dynamodb.Client) error {
+			_, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(tableName)})
+			return err
+		}, "UnknownOperationException", "UnknownError"}, // the SDK's word for an error without a message
+	}
+	srv, c := newServer(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call(c)
+			var respErr *awshttp.ResponseError
+			if !errors.As(err, &respErr) || respErr.HTTPStatusCode() != http.StatusBadRequest {
+				t.Errorf("status: %v, want 400", err)
+			}
+			if code := cmpOr(tt.code, "ValidationException"); errorCode(err) != code || errorMessage(err) != tt.msg {
+				t.Errorf("got %s %q\nwant %s %q", errorCode(err), errorMessage(err), code, tt.msg)
+			}
+		})
+	}
+	if items := srv.Items(tableName); len(items) != 0 {
+		t.Errorf("refused requests wrote %v", items)
 	}
 }
 
@@ -351,289 +294,208 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func TestUpdateItemAppliesItsExpressionAsDynamoDBDoes(t *testing.T) {
-	base := record{
-		"id": s("run-1"), "status": s("INPROGRESS"), "count": n("1"), "tags": &types.AttributeValueMemberSS{Value: []string{"a", "b"}},
-		"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("x"), s("y"), s("z")}},
-		"map":  &types.AttributeValueMemberM{Value: record{"k": s("v")}},
-	}
-	with := func(changes record, remove ...string) record {
-		r := maps.Clone(base)
-		maps.Copy(r, changes)
-		for _, k := range remove {
-			delete(r, k)
-		}
-		return r
-	}
-	tests := []struct {
-		name         string
-		existing     record // nil: no item
-		expr         string
-		cond         string
-		names        map[string]string
-		values       record
-		returnValues types.ReturnValue
-		wantItem     record
-		wantAttrs    record
-	}{
-		{name: "the completion sets the status and returns the new item",
-			existing: base, expr: "SET #status = :completed, #data = :data", cond: "#status = :inprogress",
-			names: map[string]string{"#status": "status", "#data": "data"}, values: record{":completed": s("COMPLETED"), ":data": s("answer"), ":inprogress": s("INPROGRESS")},
-			returnValues: types.ReturnValueAllNew,
-			wantItem:     with(record{"status": s("COMPLETED"), "data": s("answer")}),
-			wantAttrs:    with(record{"status": s("COMPLETED"), "data": s("answer")})},
-		{name: "an update of a missing item creates it from its key",
-			expr: "SET #status = :completed", names: map[string]string{"#status": "status"}, values: record{":completed": s("COMPLETED")},
-			returnValues: types.ReturnValueAllOld,
-			wantItem:     record{"id": s("run-1"), "status": s("COMPLETED")}},
-		{name: "a counter adds exactly",
-			existing: base, expr: "SET #c = #c + :tenth", names: map[string]string{"#c": "count"}, values: record{":tenth": n("0.1")},
-			returnValues: types.ReturnValueUpdatedNew,
-			wantItem:     with(record{"count": n("1.1")}), wantAttrs: record{"count": n("1.1")}},
-		{name: "a subtraction goes below zero",
-			existing: base, expr: "SET #c = #c - :two", names: map[string]string{"#c": "count"}, values: record{":two": n("2")},
-			returnValues: types.ReturnValueUpdatedOld,
-			wantItem:     with(record{"count": n("-1")}), wantAttrs: record{"count": n("1")}},
-		{name: "if_not_exists keeps a value that exists",
-			existing: base, expr: "SET #c = if_not_exists(#c, :zero), started = if_not_exists(started, :zero)",
-			names: map[string]string{"#c": "count"}, values: record{":zero": n("0")},
-			wantItem: with(record{"started": n("0")})},
-		{name: "operands are read before the update: SET swaps",
-			existing: base, expr: "SET #s = #c, #c = #s", names: map[string]string{"#s": "status", "#c": "count"},
-			wantItem: with(record{"status": n("1"), "count": s("INPROGRESS")})},
-		{name: "REMOVE deletes attributes and list elements by their old indexes",
-			existing: base, expr: "REMOVE #s, #l[0], #l[2], nope", names: map[string]string{"#s": "status", "#l": "list"},
-			wantItem: with(record{"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("y")}}}, "status")},
-		{name: "list_append and a nested SET",
-			existing: base, expr: "SET #l = list_append(#l, :more), #m.k2 = :v", names: map[string]string{"#l": "list", "#m": "map"},
-			values: record{":more": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("w")}}, ":v": s("v2")},
-			wantItem: with(record{
-				"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("x"), s("y"), s("z"), s("w")}},
-				"map":  &types.AttributeValueMemberM{Value: record{"k": s("v"), "k2": s("v2")}},
-			})},
-		{name: "an index past a list's end appends",
-			existing: base, expr: "SET #l[10] = :v", names: map[string]string{"#l": "list"}, values: record{":v": s("end")},
-			wantItem: with(record{"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("x"), s("y"), s("z"), s("end")}}})},
-		{name: "ADD adds to a number, creates a missing one and joins sets",
-			existing: base, expr: "ADD #c :two, fresh :two, tags :tags", names: map[string]string{"#c": "count"},
-			values:   record{":two": n("2"), ":tags": &types.AttributeValueMemberSS{Value: []string{"b", "c"}}},
-			wantItem: with(record{"count": n("3"), "fresh": n("2"), "tags": &types.AttributeValueMemberSS{Value: []string{"a", "b", "c"}}})},
-		{name: "DELETE takes elements out of a set and an emptied set away",
-			existing: base, expr: "DELETE tags :ab", values: record{":ab": &types.AttributeValueMemberSS{Value: []string{"a", "b"}}},
-			wantItem: with(nil, "tags")},
-		{name: "UPDATED_NEW returns only the paths the update named",
-			existing: base, expr: "SET #m.k = :v", names: map[string]string{"#m": "map"}, values: record{":v": s("new")},
-			returnValues: types.ReturnValueUpdatedNew,
-			wantItem:     with(record{"map": &types.AttributeValueMemberM{Value: record{"k": s("new")}}}),
-			wantAttrs:    record{"map": &types.AttributeValueMemberM{Value: record{"k": s("new")}}}},
-		{name: "an UpdateItem with no expression creates the bare key",
-			wantItem: record{"id": s("run-1")}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := newServer(t)
-			c := newClient(srv)
-			if tt.existing != nil {
-				put(t, c, tt.existing)
-			}
-			in := &dynamodb.UpdateItemInput{
-				TableName: aws.String(tableName), Key: key("run-1"),
-				ExpressionAttributeNames: tt.names, ExpressionAttributeValues: tt.values, ReturnValues: tt.returnValues,
-			}
-			if tt.expr != "" {
-				in.UpdateExpression = aws.String(tt.expr)
-			}
-			if tt.cond != "" {
-				in.ConditionExpression = aws.String(tt.cond)
-			}
-			out, err := c.UpdateItem(context.Background(), in)
-			if err != nil {
-				t.Fatalf("UpdateItem(%q) = %v", tt.expr, err)
-			}
-			if got := get(t, c, "run-1"); !reflect.DeepEqual(got, tt.wantItem) {
-				t.Errorf("item = %s\nwant %s", show(got), show(tt.wantItem))
-			}
-			if !reflect.DeepEqual(out.Attributes, tt.wantAttrs) {
-				t.Errorf("Attributes = %s\nwant %s", show(out.Attributes), show(tt.wantAttrs))
-			}
-		})
-	}
-}
-
-func TestTheCompletionAndTheReleaseAreConditional(t *testing.T) {
-	srv := newServer(t)
-	c := newClient(srv)
+func TestAFailedConditionCarriesTheOldItemWhenAsked(t *testing.T) {
+	srv, c := newServer(t)
 	ctx := context.Background()
-	if _, err := c.PutItem(ctx, claim("run-1")); err != nil {
+	claim := func(id string, returnOld bool) error {
+		in := &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: record{"id": s(id), "state": s("inProgress"), "n": n("0100.50")},
+			ConditionExpression: aws.String("attribute_not_exists(#id)"), ExpressionAttributeNames: map[string]string{"#id": "id"}}
+		if returnOld {
+			in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+		}
+		_, err := c.PutItem(ctx, in)
+		return err
+	}
+	if err := claim("k", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.UpdateItem(ctx, complete("run-1")); err != nil {
-		t.Fatalf("first completion: UpdateItem = %v", err)
-	}
-	done := get(t, c, "run-1")
-
-	// A second completion finds the record COMPLETED and fails with it.
-	_, err := c.UpdateItem(ctx, complete("run-1"))
 	var failed *types.ConditionalCheckFailedException
-	if !errors.As(err, &failed) || !reflect.DeepEqual(failed.Item, done) {
-		t.Fatalf("second completion: UpdateItem = %v, Item %s, want a ConditionalCheckFailedException with %s", err, show(failed.Item), show(done))
+	if err := claim("k", true); !errors.As(err, &failed) || show(failed.Item) != `{id:"k" n:100.5 state:"inProgress"}` {
+		t.Errorf("second claim = %v with %v, want ConditionalCheckFailedException with the item, its number canonical", err, failed)
 	}
-	// A completion of a record nobody claimed fails and creates nothing.
-	if _, err := c.UpdateItem(ctx, complete("run-2")); !errors.As(err, &failed) || failed.Item != nil {
-		t.Errorf("completion without a claim: UpdateItem = %v, want a ConditionalCheckFailedException without an item", err)
+	if err := claim("k", false); !errors.As(err, &failed) || failed.Item != nil || failed.ErrorMessage() != "The conditional request failed" {
+		t.Errorf("claim without ALL_OLD = %v, want the failure without the item", err)
 	}
-	if got := get(t, c, "run-2"); got != nil {
-		t.Errorf("after the failed completion: run-2 = %s, want none", show(got))
+	// Under ALL_OLD, a condition that fails on a missing item carries none.
+	_, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tableName), Key: key("gone"),
+		ConditionExpression: aws.String("attribute_exists(id)"), ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
+	if !errors.As(err, &failed) || failed.Item != nil {
+		t.Errorf("DeleteItem of a missing item = %v, want the failure without an item", err)
 	}
+	if got := srv.Items(tableName); len(got) != 1 || show(got[0]) != `{id:"k" n:100.5 state:"inProgress"}` {
+		t.Errorf("Items = %v", got)
+	}
+}
 
-	// The release of a claim deletes the record only while it is in progress.
-	release := &dynamodb.DeleteItemInput{
-		TableName: aws.String(tableName), Key: key("run-1"),
-		ConditionExpression:       aws.String("#status = :inprogress"),
-		ExpressionAttributeNames:  map[string]string{"#status": "status"},
-		ExpressionAttributeValues: record{":inprogress": s("INPROGRESS")},
-		ReturnValues:              types.ReturnValueAllOld,
+func TestUpdateGetAndDelete(t *testing.T) {
+	_, c := newServer(t)
+	ctx := context.Background()
+	read := func() string {
+		out, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tableName), Key: key("k"), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return show(out.Item)
 	}
-	if _, err := c.DeleteItem(ctx, release); !errors.As(err, &failed) {
-		t.Fatalf("release of a completed record: DeleteItem = %v, want a ConditionalCheckFailedException", err)
+	set := func(expr string, values record) {
+		if _, err := c.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(tableName), Key: key("k"),
+			UpdateExpression: aws.String(expr), ExpressionAttributeNames: map[string]string{"#s": "state"}, ExpressionAttributeValues: values}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := c.PutItem(ctx, claim("run-3")); err != nil {
+	if got := read(); got != "{}" {
+		t.Errorf("GetItem of a missing item = %s", got)
+	}
+	set("SET #s = :s, code = :n", record{":s": s("delivered"), ":n": n("1e2")}) // creates the item
+	if got, want := read(), `{code:100 id:"k" state:"delivered"}`; got != want {
+		t.Errorf("after an update of a missing item: %s, want %s", got, want)
+	}
+	set("set #s = :s", record{":s": s("")}) // keywords ignore case; empty strings are values
+	if got, want := read(), `{code:100 id:"k" state:""}`; got != want {
+		t.Errorf("after a second update: %s, want %s", got, want)
+	}
+	if _, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tableName), Key: key("k")}); err != nil {
 		t.Fatal(err)
 	}
-	release.Key = key("run-3")
-	out, err := c.DeleteItem(ctx, release)
-	if err != nil {
-		t.Fatalf("release of a claim: DeleteItem = %v", err)
-	}
-	if !reflect.DeepEqual(out.Attributes, claim("run-3").Item) {
-		t.Errorf("DeleteItem ALL_OLD = %s, want the claim", show(out.Attributes))
-	}
-	if got := get(t, c, "run-3"); got != nil {
-		t.Errorf("after the release: run-3 = %s, want none", show(got))
+	if got := read(); got != "{}" {
+		t.Errorf("after DeleteItem: %s", got)
 	}
 }
 
-func TestGetItemReturnsWhatWasStoredInDynamoDBsCanonicalForm(t *testing.T) {
-	srv := newServer(t)
-	c := newClient(srv)
-	put(t, c, record{
-		"id":     s("run-1"),
-		"amount": n("0012.500"), "big": n("1E+3"), "small": n("-.25"),
-		"blob":   &types.AttributeValueMemberB{Value: []byte{0, 1, 0xfe}},
-		"flags":  &types.AttributeValueMemberNS{Value: []string{"1.0", "20"}},
-		"nested": &types.AttributeValueMemberM{Value: record{"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s(""), &types.AttributeValueMemberNULL{Value: true}}}}},
-		"empty":  s(""), // empty strings are allowed outside keys
-	})
-	want := record{
-		"id":     s("run-1"),
-		"amount": n("12.5"), "big": n("1000"), "small": n("-0.25"),
-		"blob":   &types.AttributeValueMemberB{Value: []byte{0, 1, 0xfe}},
-		"flags":  &types.AttributeValueMemberNS{Value: []string{"1", "20"}},
-		"nested": &types.AttributeValueMemberM{Value: record{"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{s(""), &types.AttributeValueMemberNULL{Value: true}}}}},
-		"empty":  s(""),
+// TestConditionalWritesAreAtomic races claims of one key: exactly one wins.
+func TestConditionalWritesAreAtomic(t *testing.T) {
+	_, c := newServer(t)
+	var wins sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := range 20 {
+		wins.Add(1)
+		go func() {
+			defer wins.Done()
+			_, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(tableName),
+				Item: record{"id": s("k"), "owner": s(strconv.Itoa(i))}, ConditionExpression: aws.String("attribute_not_exists(id)")})
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				won++
+			} else if errorCode(err) != "ConditionalCheckFailedException" {
+				t.Errorf("claim %d = %v", i, err)
+			}
+		}()
 	}
-	if got := get(t, c, "run-1"); !reflect.DeepEqual(got, want) {
-		t.Errorf("GetItem = %s\nwant %s", show(got), show(want))
-	}
-	if got := srv.Items(tableName); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
-		t.Errorf("Items = %v, want [%s]", got, show(want))
-	}
-	if got := get(t, c, "run-2"); got != nil {
-		t.Errorf("GetItem of a missing item = %s, want nil", show(got))
-	}
-
-	out, err := c.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: aws.String(tableName), Key: key("run-1"),
-		ProjectionExpression:     aws.String("amount, #n.#l[1], absent"),
-		ExpressionAttributeNames: map[string]string{"#n": "nested", "#l": "list"},
-	})
-	wantProjected := record{"amount": n("12.5"), "nested": &types.AttributeValueMemberM{Value: record{
-		"list": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberNULL{Value: true}}}}}}
-	if err != nil {
-		t.Fatalf("GetItem with a projection = %v", err)
-	}
-	if !reflect.DeepEqual(out.Item, wantProjected) {
-		t.Errorf("GetItem with a projection = %s, want %s", show(out.Item), show(wantProjected))
+	wins.Wait()
+	if won != 1 {
+		t.Errorf("%d claims won, want 1", won)
 	}
 }
 
-func TestItemsAreCopies(t *testing.T) {
-	srv := newServer(t)
-	c := newClient(srv)
-	put(t, c, record{"id": s("run-1"), "l": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("a")}}})
-	items := srv.Items(tableName)
-	items[0]["id"] = s("changed")
-	items[0]["l"].(*types.AttributeValueMemberL).Value[0] = s("changed")
-	if got := get(t, c, "run-1"); show(got) != `{id:"run-1" l:["a"]}` {
-		t.Errorf("after changing what Items returned: item = %s", show(got))
+func TestTimeToLiveDeletesOnlyWhenSwept(t *testing.T) {
+	srv, c := newServer(t)
+	srv.EnableTTL(tableName, "expiresAt")
+	now := time.Now()
+	at := func(d time.Duration) types.AttributeValue { return n(strconv.FormatInt(now.Add(d).Unix(), 10)) }
+	for id, exp := range map[string]types.AttributeValue{
+		"expired": at(-time.Hour), "live": at(time.Hour), "no-ttl": nil, "text": s("0"),
+		"millis":  n(strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10)), // in the future, read as seconds
+		"ancient": at(-6 * 365 * 24 * time.Hour),                             // beyond DynamoDB's five-year guard
+	} {
+		it := key(id)
+		if exp != nil {
+			it["expiresAt"] = exp
+		}
+		if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: it}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := srv.Items("other"); got != nil {
-		t.Errorf("Items(other) = %v, want nil", got)
-	}
-}
-
-// TestTimeToLiveDeletesNothingUntilTheSweep: DynamoDB deletes expired items in the
-// background, within days; until then they are read like any other.
-func TestTimeToLiveDeletesNothingUntilTheSweep(t *testing.T) {
-	srv := newServer(t)
-	srv.EnableTTL(tableName, "expiration")
-	c := newClient(srv)
-	epoch := func(t time.Time) types.AttributeValue { return n(strconv.FormatInt(t.Unix(), 10)) }
-	put(t, c, record{"id": s("expired"), "expiration": epoch(now.Add(-time.Hour))})
-	put(t, c, record{"id": s("fresh"), "expiration": epoch(now.Add(time.Hour))})
-	put(t, c, record{"id": s("forever")})
-	put(t, c, record{"id": s("not-a-number"), "expiration": s("1")})
-	put(t, c, record{"id": s("milliseconds"), "expiration": n(strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10))})
-	put(t, c, record{"id": s("six-years-old"), "expiration": epoch(now.AddDate(-6, 0, 0))})
-
-	if got := get(t, c, "expired"); got == nil {
-		t.Fatal("an expired item before the sweep: GetItem = nil, want the item: DynamoDB still returns it")
+	out, err := c.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(tableName), Key: key("expired")})
+	if err != nil || len(out.Item) == 0 {
+		t.Errorf("an expired item before the sweep: %v, %v; want it read", out, err)
 	}
 	if got := srv.Sweep(now); got != 1 {
 		t.Errorf("Sweep = %d, want 1", got)
 	}
-	// An expiry in milliseconds is far in the future; one six years old is taken for a mistake.
-	for id, want := range map[string]bool{"expired": false, "fresh": true, "forever": true, "not-a-number": true, "milliseconds": true, "six-years-old": true} {
-		if got := get(t, c, id) != nil; got != want {
-			t.Errorf("after the sweep: %s exists = %v, want %v", id, got, want)
-		}
+	var left []string
+	for _, it := range srv.Items(tableName) {
+		left = append(left, it["id"].(*types.AttributeValueMemberS).Value)
 	}
-
-	// Without TTL enabled on the table, nothing expires.
-	other := newServer(t)
-	put(t, newClient(other), record{"id": s("expired"), "expiration": epoch(now.Add(-time.Hour))})
-	if got := other.Sweep(now); got != 0 {
-		t.Errorf("Sweep of a table without TTL = %d, want 0", got)
+	if want := []string{"ancient", "live", "millis", "no-ttl", "text"}; !slices.Equal(left, want) {
+		t.Errorf("after the sweep: %v, want %v", left, want)
 	}
 }
 
-func TestDescribeTableAndTimeToLive(t *testing.T) {
-	srv := newServer(t)
-	c := newClient(srv)
+func TestFaults(t *testing.T) {
 	ctx := context.Background()
-	put(t, c, record{"id": s("a")})
-	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tableName)})
-	if err != nil {
-		t.Fatalf("DescribeTable = %v", err)
+	get := func(c *dynamodb.Client) error {
+		_, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tableName), Key: key("k")})
+		return err
 	}
-	if tb := out.Table; tb.TableStatus != types.TableStatusActive || aws.ToInt64(tb.ItemCount) != 1 ||
-		len(tb.KeySchema) != 1 || aws.ToString(tb.KeySchema[0].AttributeName) != "id" ||
-		aws.ToString(tb.TableArn) != "arn:aws:dynamodb:us-east-1:123456789012:table/ledger" ||
-		tb.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
-		t.Errorf("DescribeTable = %+v", tb)
+	put := func(c *dynamodb.Client) error {
+		_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: key("k")})
+		return err
 	}
-	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(tableName)})
-	if err != nil || ttl.TimeToLiveDescription.TimeToLiveStatus != types.TimeToLiveStatusDisabled {
-		t.Errorf("DescribeTimeToLive before EnableTTL = %+v, %v", ttl, err)
-	}
-	srv.EnableTTL(tableName, "expiration")
-	ttl, err = c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(tableName)})
-	if err != nil || ttl.TimeToLiveDescription.TimeToLiveStatus != types.TimeToLiveStatusEnabled ||
-		aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiration" {
-		t.Errorf("DescribeTimeToLive after EnableTTL = %+v, %v", ttl, err)
-	}
-	_, err = c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("other")})
-	if !errors.As(err, new(*types.ResourceNotFoundException)) || errorMessage(err) != "Requested resource not found: Table: other not found" {
-		t.Errorf("DescribeTable(other) = %v, want ResourceNotFoundException naming the table", err)
-	}
+	t.Run("throttled, then healed", func(t *testing.T) {
+		srv, c := newServer(t)
+		srv.SetFault(dynamotest.Throttle.Times(1))
+		var throttled *types.ThrottlingException
+		if err := get(c); !errors.As(err, &throttled) || !strings.Contains(errorMessage(err), "Throughput exceeds the current capacity") {
+			t.Errorf("GetItem = %v, want a ThrottlingException", err)
+		}
+		if err := get(c); err != nil {
+			t.Errorf("GetItem after the fault = %v", err)
+		}
+		// The SDK's own retries get through one throttled attempt.
+		srv.SetFault(dynamotest.Throttle.Times(1))
+		if err := get(srv.Client()); err != nil {
+			t.Errorf("GetItem with retries = %v", err)
+		}
+		if got := srv.Calls("GetItem"); got != 4 {
+			t.Errorf("Calls(GetItem) = %d, want 4", got)
+		}
+	})
+	t.Run("access denied for one operation", func(t *testing.T) {
+		srv, c := newServer(t)
+		srv.SetFault(dynamotest.AccessDenied.For("PutItem"))
+		want := "User: arn:aws:sts::123456789012:assumed-role/relay/relay is not authorized to perform: dynamodb:PutItem on resource: " +
+			"arn:aws:dynamodb:us-east-1:123456789012:table/ledger because no identity-based policy allows the dynamodb:PutItem action"
+		if err := put(c); errorCode(err) != "AccessDeniedException" || errorMessage(err) != want {
+			t.Errorf("PutItem = %v, want AccessDeniedException %q", err, want)
+		}
+		if err := get(c); err != nil {
+			t.Errorf("GetItem = %v, want it answered", err)
+		}
+		if len(srv.Items(tableName)) != 0 {
+			t.Error("a denied PutItem wrote")
+		}
+	})
+	t.Run("down", func(t *testing.T) {
+		srv, c := newServer(t)
+		srv.SetFault(dynamotest.Down)
+		if err := get(c); err == nil || errorCode(err) != "" {
+			t.Errorf("GetItem = %v, want a network error", err)
+		}
+		if got := srv.Calls(""); got != 0 {
+			t.Errorf("Calls = %d, want 0: nothing reached DynamoDB", got)
+		}
+	})
+	t.Run("the answer lost", func(t *testing.T) {
+		srv, c := newServer(t)
+		srv.SetFault(dynamotest.AnswerLost.Times(1))
+		if err := put(c); err == nil || errorCode(err) != "" {
+			t.Errorf("PutItem = %v, want a network error", err)
+		}
+		if got := srv.Items(tableName); len(got) != 1 {
+			t.Errorf("Items = %v, want the write landed", got)
+		}
+	})
+	t.Run("a wrong signature", func(t *testing.T) {
+		srv, _ := newServer(t)
+		c := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider("AKIASMTESTEXAMPLE123", "wrong", "")})
+		if err := get(c); errorCode(err) != "InvalidSignatureException" {
+			t.Errorf("GetItem = %v, want InvalidSignatureException", err)
+		}
+		if got := srv.Calls(""); got != 0 {
+			t.Errorf("Calls = %d, want 0", got)
+		}
+	})
 }

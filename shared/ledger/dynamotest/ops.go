@@ -1,442 +1,314 @@
 package dynamotest
 
 import (
+	"cmp"
 	"encoding/json"
-	"fmt"
+	"maps"
+	"math/big"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
-// request is every member of the operations' inputs that the server reads. Pointers and
-// nil maps tell an absent member from an empty one, which DynamoDB refuses differently.
+// request is what the server reads of an operation's input. Pointers and nil maps tell
+// an absent member from an empty one, which DynamoDB refuses differently.
 type request struct {
-	TableName                           *string
-	Key                                 map[string]json.RawMessage
-	Item                                map[string]json.RawMessage
-	ConditionExpression                 *string
-	UpdateExpression                    *string
-	ProjectionExpression                *string
-	ExpressionAttributeNames            map[string]string
-	ExpressionAttributeValues           map[string]json.RawMessage
-	ReturnValues                        *string
-	ReturnValuesOnConditionCheckFailure *string
-	ConsistentRead                      *bool
-
-	// The legacy parameters, recognized only to be refused.
-	Expected            json.RawMessage
-	ConditionalOperator json.RawMessage
-	AttributeUpdates    json.RawMessage
-	AttributesToGet     json.RawMessage
+	TableName                                         *string
+	Key, Item                                         map[string]json.RawMessage
+	ConditionExpression, UpdateExpression             *string
+	ExpressionAttributeNames                          map[string]string
+	ExpressionAttributeValues                         map[string]json.RawMessage
+	ReturnValues, ReturnValuesOnConditionCheckFailure *string
 }
 
-// expressions is what a request's expressions say, parsed and checked.
-type expressions struct {
-	condition  cond // nil: no ConditionExpression, always true
-	update     []updateAction
-	projection []docPath
+// parameters are the operations the server answers and the members each takes (GetItem's
+// reads are all consistent); any other member is refused.
+var parameters = map[string][]string{
+	"PutItem":    strings.Fields("TableName Item" + writes),
+	"UpdateItem": strings.Fields("TableName Key UpdateExpression" + writes),
+	"DeleteItem": strings.Fields("TableName Key" + writes),
+	"GetItem":    strings.Fields("TableName Key ConsistentRead ExpressionAttributeNames"),
 }
 
-var placeholderKey = regexp.MustCompile(`^[#:][A-Za-z0-9_]+$`)
+const writes = " ConditionExpression ExpressionAttributeNames ExpressionAttributeValues ReturnValues ReturnValuesOnConditionCheckFailure"
 
-// parseExpressions parses the expressions an operation takes (kinds) and checks the
-// request's placeholders as DynamoDB does: none empty, each defined and each used.
-func parseExpressions(req *request, kinds ...exprKind) (*expressions, *apiError) {
-	sources := map[exprKind]*string{
-		conditionExpr:  req.ConditionExpression,
-		updateExpr:     req.UpdateExpression,
-		projectionExpr: req.ProjectionExpression,
+func decodeRequest(op string, body []byte) (*request, *apiError) {
+	var members map[string]json.RawMessage
+	var req request
+	if json.Unmarshal(body, &members) != nil || json.Unmarshal(body, &req) != nil {
+		return nil, errSerialization
 	}
-	var present []string
-	for _, k := range kinds {
-		if sources[k] != nil {
-			present = append(present, string(k))
+	for _, k := range slices.Sorted(maps.Keys(members)) {
+		if string(members[k]) != "null" && !slices.Contains(parameters[op], k) {
+			return nil, validation(notModelled("the parameter " + k + " of " + op))
 		}
 	}
-	if err := refuseLegacy(req, present); err != nil {
+	return &req, nil
+}
+
+// handle answers one of the four operations, in DynamoDB's order of checks as far as it
+// shows: the parameters, the expressions, the table, the key, then the condition.
+func (s *Server) handle(op string, req *request) (any, *apiError) {
+	if v := req.ReturnValues; v != nil && *v != "NONE" {
+		return nil, validation(notModelled("ReturnValues " + *v))
+	}
+	if v := req.ReturnValuesOnConditionCheckFailure; v != nil && *v != "ALL_OLD" && *v != "NONE" {
+		return nil, validation("1 validation error detected: Value '" + *v +
+			"' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]")
+	}
+	condition, sets, err := parseExpressions(req)
+	if err != nil {
 		return nil, err
 	}
-	for _, param := range []struct {
-		name, sigil string
-		keys        []string
-		set         bool
-	}{
-		{"ExpressionAttributeNames", "#", mapKeys(req.ExpressionAttributeNames), req.ExpressionAttributeNames != nil},
-		{"ExpressionAttributeValues", ":", mapKeys(req.ExpressionAttributeValues), req.ExpressionAttributeValues != nil},
-	} {
-		switch {
-		case param.set && len(param.keys) == 0:
-			return nil, validation(param.name + " must not be empty")
-		case param.set && len(present) == 0:
-			return nil, validation(param.name + " can only be specified when using expressions")
-		}
-		for _, k := range param.keys {
-			if !placeholderKey.MatchString(k) || !strings.HasPrefix(k, param.sigil) {
-				return nil, validation(param.name + ` contains invalid key: Syntax error; key: "` + k + `"`)
-			}
-		}
-	}
-	values := item{}
-	for _, k := range mapKeys(req.ExpressionAttributeValues) {
-		v, err := decodeValue(req.ExpressionAttributeValues[k], 0)
-		if err != nil {
-			if err.code != "ValidationException" {
-				return nil, err
-			}
-			return nil, validation("ExpressionAttributeValues contains invalid value: " + err.msg + " for key " + k)
-		}
-		values[k] = v
-	}
-	ph := newPlaceholders(req.ExpressionAttributeNames, values)
-	var ex expressions
-	var err *apiError
-	if src := sources[conditionExpr]; src != nil && slices.Contains(kinds, conditionExpr) {
-		if ex.condition, err = parse(conditionExpr, *src, ph, parseCondition); err != nil {
-			return nil, err
-		}
-	}
-	if src := sources[updateExpr]; src != nil && slices.Contains(kinds, updateExpr) {
-		if ex.update, err = parse(updateExpr, *src, ph, parseUpdate); err != nil {
-			return nil, err
-		}
-	}
-	if src := sources[projectionExpr]; src != nil && slices.Contains(kinds, projectionExpr) {
-		if ex.projection, err = parse(projectionExpr, *src, ph, parseProjection); err != nil {
-			return nil, err
-		}
-	}
-	if err := ph.unused(); err != nil {
-		return nil, err
-	}
-	return &ex, nil
-}
-
-// refuseLegacy refuses the pre-expression parameters: mixed with expressions as DynamoDB
-// does, alone because this server does not model them (DynamoDB would accept them).
-func refuseLegacy(req *request, expressionParams []string) *apiError {
-	var legacy []string
-	for name, raw := range map[string]json.RawMessage{
-		"Expected": req.Expected, "ConditionalOperator": req.ConditionalOperator,
-		"AttributeUpdates": req.AttributeUpdates, "AttributesToGet": req.AttributesToGet,
-	} {
-		if len(raw) > 0 && string(raw) != "null" {
-			legacy = append(legacy, name)
-		}
-	}
-	slices.Sort(legacy)
-	switch {
-	case len(legacy) == 0:
-		return nil
-	case len(expressionParams) > 0:
-		return validation("Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {" +
-			strings.Join(legacy, ", ") + "} Expression parameters: {" + strings.Join(expressionParams, ", ") + "}")
-	}
-	return validation("dynamotest does not model the legacy parameter " + legacy[0] + " (DynamoDB accepts it); use expressions")
-}
-
-// lookup finds the request's table by name or ARN.
-func (s *Server) lookup(req *request) (*table, *apiError) {
-	if req.TableName == nil {
-		return nil, validation("1 validation error detected: Value null at 'tableName' failed to satisfy constraint: Member must not be null")
-	}
-	name := strings.TrimPrefix(*req.TableName, tableARN)
-	if !strings.HasPrefix(name, "arn:") {
-		prefix := fmt.Sprintf("1 validation error detected: Value '%s' at 'tableName' failed to satisfy constraint: ", name)
-		switch {
-		case len(name) < 3:
-			return nil, validation(prefix + "Member must have length greater than or equal to 3")
-		case len(name) > 255:
-			return nil, validation(prefix + "Member must have length less than or equal to 255")
-		case !tableNamePattern.MatchString(name):
-			return nil, validation(prefix + "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
-		}
-	}
-	t := s.tables[name]
+	t := s.tables[aws.ToString(req.TableName)] // the SDK refuses to send a request without one
 	if t == nil {
-		return nil, errNotFound
+		return nil, &apiError{status: 400, code: "ResourceNotFoundException", msg: "Requested resource not found"}
 	}
-	return t, nil
+	var it item
+	var k string
+	if op == "PutItem" {
+		it, k, err = t.itemOf(req.Item)
+	} else {
+		k, err = t.keyOf(req.Key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	old := t.items[k]
+	switch op {
+	case "GetItem":
+		if old == nil {
+			return struct{}{}, nil
+		}
+		return map[string]any{"Item": old}, nil
+	case "UpdateItem":
+		if i := slices.IndexFunc(sets, func(a assign) bool { return a.name == t.key }); i >= 0 {
+			return nil, validation("One or more parameter values were invalid: Cannot update attribute " + t.key + ". This attribute is part of the key")
+		}
+		it = maps.Clone(old)
+		if it == nil { // an update of a missing item creates it
+			it = item{t.key: {"S", k}}
+		}
+		for _, a := range sets {
+			it[a.name] = a.value
+		}
+	}
+	if itemSize(it) > 400*1024 {
+		if op == "PutItem" {
+			return nil, validation("Item size has exceeded the maximum allowed size")
+		}
+		return nil, validation("Item size to update has exceeded the maximum allowed size")
+	}
+	if condition != nil && !condition(old) {
+		e := &apiError{status: 400, code: "ConditionalCheckFailedException", msg: "The conditional request failed"}
+		if v := req.ReturnValuesOnConditionCheckFailure; v != nil && *v == "ALL_OLD" && old != nil {
+			e.more = map[string]any{"Item": old}
+		}
+		return nil, e
+	}
+	if op == "DeleteItem" {
+		delete(t.items, k)
+	} else {
+		t.items[k] = it
+	}
+	return struct{}{}, nil
 }
 
-var errKeySchema = validation("The provided key element does not match the schema")
-
-// keyOf reads a Key parameter: exactly the table's key attribute, a non-empty String.
-func (t *table) keyOf(raw map[string]json.RawMessage) (string, *apiError) {
-	if raw == nil {
-		return "", validation("1 validation error detected: Value null at 'key' failed to satisfy constraint: Member must not be null")
+// parseExpressions parses the request's expressions and checks its placeholders as
+// DynamoDB does: none empty, each used one defined, each defined one used.
+func parseExpressions(req *request) (condition cond, sets []assign, err *apiError) {
+	p := &parser{names: req.ExpressionAttributeNames, values: item{}, used: map[string]bool{}}
+	noExpression := req.ConditionExpression == nil && req.UpdateExpression == nil
+	switch names, values := req.ExpressionAttributeNames, req.ExpressionAttributeValues; {
+	case names != nil && len(names) == 0:
+		return nil, nil, validation("ExpressionAttributeNames must not be empty")
+	case values != nil && len(values) == 0:
+		return nil, nil, validation("ExpressionAttributeValues must not be empty")
+	case names != nil && noExpression:
+		return nil, nil, validation("ExpressionAttributeNames can only be specified when using expressions")
+	case values != nil && noExpression:
+		return nil, nil, validation("ExpressionAttributeValues can only be specified when using expressions")
 	}
+	for _, k := range slices.Sorted(maps.Keys(req.ExpressionAttributeValues)) {
+		v, err := decodeValue(req.ExpressionAttributeValues[k])
+		if err != nil && err.code == "ValidationException" {
+			err = validation("ExpressionAttributeValues contains invalid value: " + err.msg + " for key " + k)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		p.values[k] = v
+	}
+	if req.ConditionExpression != nil {
+		if err := p.parse("ConditionExpression", *req.ConditionExpression, func() { condition = p.condition() }); err != nil {
+			return nil, nil, err
+		}
+	}
+	if req.UpdateExpression != nil {
+		if err := p.parse("UpdateExpression", *req.UpdateExpression, func() { sets = p.update() }); err != nil {
+			return nil, nil, err
+		}
+	}
+	return condition, sets, p.unused()
+}
+
+// itemOf reads a PutItem's Item, which must hold the key, a String.
+func (t *table) itemOf(raw map[string]json.RawMessage) (item, string, *apiError) {
+	it, err := decodeItem(raw)
+	switch key, ok := it[t.key]; {
+	case err != nil:
+		return nil, "", err
+	case !ok:
+		return nil, "", validation("One or more parameter values were invalid: Missing the key " + t.key + " in the item")
+	case key.typ != "S":
+		return nil, "", validation("One or more parameter values were invalid: Type mismatch for key " + t.key + " expected: S actual: " + key.typ)
+	}
+	return it, it[t.key].text, t.checkKey(it[t.key].text)
+}
+
+// keyOf reads a Key: exactly the table's key attribute, a String.
+func (t *table) keyOf(raw map[string]json.RawMessage) (string, *apiError) {
 	key, err := decodeItem(raw)
 	if err != nil {
 		return "", err
 	}
-	v, ok := key[t.key].(*types.AttributeValueMemberS)
-	if len(key) != 1 || !ok {
-		return "", errKeySchema
+	if v := key[t.key]; v.typ == "S" && len(key) == 1 {
+		return v.text, t.checkKey(v.text)
 	}
-	return v.Value, t.checkKeyValue(v.Value)
+	return "", validation("The provided key element does not match the schema")
 }
 
-// keyOfItem reads the key from an Item parameter.
-func (t *table) keyOfItem(it item) (string, *apiError) {
-	v, ok := it[t.key]
-	if !ok {
-		return "", validation("One or more parameter values were invalid: Missing the key " + t.key + " in the item")
-	}
-	s, ok := v.(*types.AttributeValueMemberS)
-	if !ok {
-		return "", validation("One or more parameter values were invalid: Type mismatch for key " + t.key + " expected: S actual: " + typeOf(v))
-	}
-	return s.Value, t.checkKeyValue(s.Value)
-}
-
-func (t *table) checkKeyValue(v string) *apiError {
+func (t *table) checkKey(v string) *apiError {
 	switch {
 	case v == "":
 		return validation("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: " + t.key)
-	case len(v) > maxHashKeyBytes:
-		// Sic: no space before the number in DynamoDB's message.
+	case len(v) > 2048: // sic: no space before the number in DynamoDB's message
 		return validation("One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes")
 	}
 	return nil
 }
 
-// returnValues checks ReturnValues against the values the operation allows.
-func returnValues(req *request, allowed ...string) (string, *apiError) {
-	if req.ReturnValues == nil {
-		return "NONE", nil
+// value is an attribute value: its type, S or N, and its text (a number's canonical form).
+type value struct{ typ, text string }
+
+// MarshalJSON writes the value as DynamoDB does: {"S":"x"}.
+func (v value) MarshalJSON() ([]byte, error) { return json.Marshal(map[string]string{v.typ: v.text}) }
+
+// item is an item, a Key or the ExpressionAttributeValues, by attribute name.
+type item = map[string]value
+
+func decodeItem(raw map[string]json.RawMessage) (item, *apiError) {
+	it := make(item, len(raw))
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		v, err := decodeValue(raw[name])
+		if err != nil {
+			return nil, err
+		}
+		it[name] = v
 	}
-	v := *req.ReturnValues
-	all := []string{"ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW"}
-	switch {
-	case !slices.Contains(all, v):
-		return "", validation("1 validation error detected: Value '" + v + "' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [" + strings.Join(all, ", ") + "]")
-	case !slices.Contains(allowed, v):
-		return "", validation("ReturnValues can only be ALL_OLD or NONE")
-	}
-	return v, nil
+	return it, nil
 }
 
-// onConditionFailure checks ReturnValuesOnConditionCheckFailure and reports whether the
-// old item goes with a failure.
-func onConditionFailure(req *request) (bool, *apiError) {
-	if req.ReturnValuesOnConditionCheckFailure == nil {
-		return false, nil
+// decodeValue reads one AttributeValue: exactly one type (a null member is absent, as in
+// AWS's JSON protocols), S or N.
+func decodeValue(raw json.RawMessage) (v value, err *apiError) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return v, errSerialization
 	}
-	switch v := *req.ReturnValuesOnConditionCheckFailure; v {
-	case "ALL_OLD":
-		return true, nil
-	case "NONE":
-		return false, nil
-	default:
-		return false, validation("1 validation error detected: Value '" + v + "' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]")
-	}
-}
-
-// check evaluates the condition against the current item (nil when there is none):
-// false is a ConditionalCheckFailedException, with the old item if it was asked for.
-func (ex *expressions) check(old item, withOld bool) *apiError {
-	if ex.condition == nil || ex.condition.eval(old) {
-		return nil
-	}
-	e := &apiError{status: 400, code: "ConditionalCheckFailedException", msg: "The conditional request failed"}
-	if withOld && old != nil {
-		e.item = cloneItem(old)
-	}
-	return e
-}
-
-// attributes is an output with the Attributes member when there are any.
-func attributes(it item) map[string]any {
-	if len(it) == 0 {
-		return map[string]any{}
-	}
-	return map[string]any{"Attributes": encodeItem(it)}
-}
-
-// prepare runs the checks every item operation starts with, in DynamoDB's order as far
-// as it shows: the parameters, the expressions, then the table.
-func (s *Server) prepare(req *request, kinds ...exprKind) (*table, *expressions, bool, *apiError) {
-	withOld, err := onConditionFailure(req)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	ex, err := parseExpressions(req, kinds...)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	t, err := s.lookup(req)
-	return t, ex, withOld, err
-}
-
-func (s *Server) putItem(req *request) (any, *apiError) {
-	rv, err := returnValues(req, "NONE", "ALL_OLD")
-	if err != nil {
-		return nil, err
-	}
-	t, ex, withOld, err := s.prepare(req, conditionExpr)
-	if err != nil {
-		return nil, err
-	}
-	if req.Item == nil {
-		return nil, validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null")
-	}
-	it, err := decodeItem(req.Item)
-	if err != nil {
-		return nil, err
-	}
-	k, err := t.keyOfItem(it)
-	if err != nil {
-		return nil, err
-	}
-	if itemSize(it) > maxItemSize {
-		return nil, validation("Item size has exceeded the maximum allowed size")
-	}
-	old := t.items[k]
-	if err := ex.check(old, withOld); err != nil {
-		return nil, err
-	}
-	t.items[k] = it
-	if rv == "ALL_OLD" {
-		return attributes(old), nil
-	}
-	return map[string]any{}, nil
-}
-
-func (s *Server) getItem(req *request) (any, *apiError) {
-	t, ex, _, err := s.prepare(req, projectionExpr)
-	if err != nil {
-		return nil, err
-	}
-	k, err := t.keyOf(req.Key)
-	if err != nil {
-		return nil, err
-	}
-	it, ok := t.items[k]
-	if !ok {
-		return map[string]any{}, nil
-	}
-	if ex.projection != nil {
-		it = project(it, ex.projection)
-	}
-	return map[string]any{"Item": encodeItem(it)}, nil
-}
-
-func (s *Server) updateItem(req *request) (any, *apiError) {
-	rv, err := returnValues(req, "NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
-	if err != nil {
-		return nil, err
-	}
-	t, ex, withOld, err := s.prepare(req, conditionExpr, updateExpr)
-	if err != nil {
-		return nil, err
-	}
-	k, err := t.keyOf(req.Key)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range ex.update {
-		if a.path[0].name == t.key {
-			return nil, validation("One or more parameter values were invalid: Cannot update attribute " + t.key + ". This attribute is part of the key")
+	n := 0
+	for k, m := range members {
+		if string(m) != "null" && slices.Contains([]string{"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"}, k) {
+			v.typ, n = k, n+1
 		}
 	}
-	old := t.items[k]
-	if err := ex.check(old, withOld); err != nil {
-		return nil, err
+	switch {
+	case n == 0:
+		return v, validation("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
+	case n > 1:
+		return v, validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes")
+	case v.typ != "S" && v.typ != "N":
+		return v, validation(notModelled("attribute values of type " + v.typ))
+	case json.Unmarshal(members[v.typ], &v.text) != nil:
+		return v, errSerialization
+	case v.typ == "N":
+		v.text, err = number(v.text)
 	}
-	// An update of a missing item creates it, from its key.
-	it := cloneItem(old)
-	if it == nil {
-		it = item{t.key: &types.AttributeValueMemberS{Value: k}}
-	}
-	if err := applyUpdate(it, ex.update); err != nil {
-		return nil, err
-	}
-	if itemSize(it) > maxItemSize {
-		return nil, validation("Item size to update has exceeded the maximum allowed size")
-	}
-	t.items[k] = it
-	switch rv {
-	case "ALL_OLD":
-		return attributes(old), nil
-	case "ALL_NEW":
-		return attributes(it), nil
-	case "UPDATED_OLD":
-		return attributes(project(old, actionPaths(ex.update))), nil
-	case "UPDATED_NEW":
-		return attributes(project(it, actionPaths(ex.update))), nil
-	}
-	return map[string]any{}, nil
+	return v, err
 }
 
-func (s *Server) deleteItem(req *request) (any, *apiError) {
-	rv, err := returnValues(req, "NONE", "ALL_OLD")
-	if err != nil {
-		return nil, err
+var (
+	numberSyntax = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?$`) // Java's BigDecimal's, exponents short
+	maxNumber    = rat("1e126")
+	minNumber    = rat("1e-130")
+)
+
+// number reads a DynamoDB number, refuses what DynamoDB cannot store (more than 38
+// significant digits, a magnitude outside 1E-130 to 1E126) and answers DynamoDB's
+// canonical form: plain notation, no superfluous zeros.
+func number(s string) (string, *apiError) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil && strconv.FormatInt(i, 10) == s {
+		return s, nil // already canonical, as the ledger's numbers are
+	} else if !numberSyntax.MatchString(s) {
+		return "", validation("The parameter cannot be converted to a numeric value: " + s)
 	}
-	t, ex, withOld, err := s.prepare(req, conditionExpr)
-	if err != nil {
-		return nil, err
+	r := rat(s)
+	abs := new(big.Rat).Abs(r)
+	switch {
+	case significant(s) > 38:
+		return "", validation("Attempting to store more than 38 significant digits in a Number")
+	case abs.Cmp(maxNumber) >= 0:
+		return "", validation("Number overflow. Attempting to store a number with magnitude larger than supported range")
+	case r.Sign() != 0 && abs.Cmp(minNumber) < 0:
+		return "", validation("Number underflow. Attempting to store a number with magnitude smaller than supported range")
+	case r.IsInt():
+		return r.Num().String(), nil
 	}
-	k, err := t.keyOf(req.Key)
-	if err != nil {
-		return nil, err
-	}
-	old := t.items[k]
-	if err := ex.check(old, withOld); err != nil {
-		return nil, err
-	}
-	delete(t.items, k)
-	if rv == "ALL_OLD" {
-		return attributes(old), nil
-	}
-	return map[string]any{}, nil
+	return strings.TrimRight(r.FloatString(170), "0"), nil // 170 > 130 + 38 places: exact
 }
 
-func (s *Server) describeTable(req *request) (any, *apiError) {
-	t, err := s.lookupDescribed(req)
-	if err != nil {
-		return nil, err
-	}
-	size := 0
-	for _, it := range t.items {
-		size += itemSize(it)
-	}
-	return map[string]any{"Table": map[string]any{
-		"TableName":                 t.name,
-		"TableArn":                  tableARN + t.name,
-		"TableStatus":               "ACTIVE",
-		"CreationDateTime":          json.Number(fmt.Sprintf("%.3f", float64(t.created.UnixMilli())/1000)),
-		"KeySchema":                 []map[string]string{{"AttributeName": t.key, "KeyType": "HASH"}},
-		"AttributeDefinitions":      []map[string]string{{"AttributeName": t.key, "AttributeType": "S"}},
-		"BillingModeSummary":        map[string]string{"BillingMode": "PAY_PER_REQUEST"},
-		"ProvisionedThroughput":     map[string]int{"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
-		"ItemCount":                 len(t.items),
-		"TableSizeBytes":            size,
-		"DeletionProtectionEnabled": false,
-	}}, nil
+// significant counts a number's significant digits: its mantissa's, less leading and
+// trailing zeros.
+func significant(s string) int {
+	mantissa, _, _ := strings.Cut(strings.ToLower(strings.TrimLeft(s, "+-")), "e")
+	return len(strings.Trim(strings.Replace(mantissa, ".", "", 1), "0"))
 }
 
-func (s *Server) describeTimeToLive(req *request) (any, *apiError) {
-	t, err := s.lookupDescribed(req)
-	if err != nil {
-		return nil, err
-	}
-	d := map[string]string{"TimeToLiveStatus": "DISABLED"}
-	if t.ttl != "" {
-		d = map[string]string{"TimeToLiveStatus": "ENABLED", "AttributeName": t.ttl}
-	}
-	return map[string]any{"TimeToLiveDescription": d}, nil
+func rat(s string) *big.Rat {
+	r, _ := new(big.Rat).SetString(s)
+	return r
 }
 
-// lookupDescribed is lookup for the table operations, whose refusal names the table.
-func (s *Server) lookupDescribed(req *request) (*table, *apiError) {
-	t, err := s.lookup(req)
-	if err == errNotFound {
-		e := *errNotFound
-		e.msg += ": Table: " + *req.TableName + " not found"
-		return nil, &e
+// compare orders two values of one type, strings by their bytes and numbers by value;
+// ok is false for values of different types.
+func compare(a, b value) (c int, ok bool) {
+	switch {
+	case a.typ != b.typ || a.typ == "": // a missing attribute has no type
+		return 0, false
+	case a.typ == "S":
+		return strings.Compare(a.text, b.text), true
 	}
-	return t, err
+	x, errX := strconv.ParseInt(a.text, 10, 64)
+	y, errY := strconv.ParseInt(b.text, 10, 64)
+	if errX == nil && errY == nil {
+		return cmp.Compare(x, y), true
+	}
+	return rat(a.text).Cmp(rat(b.text)), true
+}
+
+// itemSize is an item's size as DynamoDB counts it against the 400 KB limit: names and
+// strings in UTF-8, a number one byte per two significant digits and one more.
+func itemSize(it item) int {
+	n := 0
+	for k, v := range it {
+		size := len(v.text)
+		if v.typ == "N" {
+			size = (significant(v.text)+1)/2 + 1
+		}
+		n += len(k) + size
+	}
+	return n
 }
