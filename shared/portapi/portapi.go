@@ -25,7 +25,9 @@ const (
 	TokenMargin   = 5 * time.Minute
 )
 
-// Errors returned by Client, wrapped with context; test for them with errors.Is.
+// Errors returned by Client, wrapped with context; test for them with errors.Is. An
+// error that is two of them names the specific one first (ErrRunNotFound before
+// ErrRejected), as the functions' answer tables read it.
 var (
 	// ErrNoCredentials means the client id or client secret is empty.
 	ErrNoCredentials = errors.New("no Port client credentials")
@@ -152,14 +154,14 @@ func (c *Client) run(ctx context.Context, creds Credentials, method, runID, suff
 	case status/100 == 2:
 		return nil
 	case status == http.StatusNotFound:
-		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunNotFound, method, path, status)
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRunNotFound, ErrRejected, method, path, status)
 	case status == http.StatusTooManyRequests || status/100 == 5:
-		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrUnavailable, method, path, status)
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrUnavailable, ErrRejected, method, path, status)
 	case status/100 == 4 && status != http.StatusUnauthorized && status != http.StatusRequestEntityTooLarge && c.ended(ctx, tok, runID):
 		// Port's API spec documents 401, 404, 413 and 422 (a body that does not match the schema) for these
 		// routes, and says that an ended run "can no longer be modified" without naming the answer: the run
 		// itself tells the one from the other.
-		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRejected, ErrRunEnded, method, path, status)
+		return fmt.Errorf("%w: %w: %s %s: status %d", ErrRunEnded, ErrRejected, method, path, status)
 	default:
 		return fmt.Errorf("%w: %s %s: status %d", ErrRejected, method, path, status)
 	}
@@ -342,13 +344,13 @@ func (c *Client) fetchToken(ctx context.Context, creds Credentials, now time.Tim
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return token{}, fmt.Errorf("%w: %w: %w", ErrToken, ErrUnavailable, transportError(ctx, err))
+		return token{}, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrToken, transportError(ctx, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
-			return token{}, fmt.Errorf("%w: %w: status %d", ErrToken, ErrUnavailable, resp.StatusCode)
+			return token{}, fmt.Errorf("%w: %w: status %d", ErrUnavailable, ErrToken, resp.StatusCode)
 		}
 		return token{}, fmt.Errorf("%w: status %d%s", ErrToken, resp.StatusCode, c.regionHint())
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
+	"github.com/port-azure-relay/relay/shared/answer"
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
@@ -111,53 +112,50 @@ const (
 	Failed  = "failed"  // our side or Port's: Azure retries
 )
 
-// rule is what an error becomes. say is the caller's sentence; reason the log's class.
-type rule struct {
-	err     error
-	status  int
-	outcome string
-	reason  string
-	say     string
+// answers is the one place where the status function's errors become answers. A 200
+// is "ignored": Azure must not retry it, and a non-2xx other than 408/502/503/504 puts
+// its subscription on probation. Never 410, which disables it. The outcome a log line
+// names follows from the status: ignored (200), refused (4xx: Azure's retry cannot
+// help), failed (5xx: our side or Port's, and Azure retries).
+var answers = answer.Table{
+	Rows: map[error]answer.Answer{
+		ErrSource:                {Status: http.StatusForbidden, Class: "source", Say: "Forbidden: the caller's address is not in the status function's allow list (ALLOWED_SOURCE_IPS)."},
+		event.ErrNotJSON:         {Status: http.StatusBadRequest, Class: "not-json", Say: "The event is not a JSON object."},
+		event.ErrMalformed:       {Status: http.StatusBadRequest, Class: "not-json", Say: "The HTTP event is malformed."},
+		ErrNotHTTP:               {Status: http.StatusBadRequest, Class: "not-http", Say: "The status function answers Azure DevOps service hooks over HTTP only."},
+		ErrBodyNotJSON:           {Status: http.StatusBadRequest, Class: "not-json", Say: "The body is not a JSON service-hook event."},
+		ErrNoAuth:                {Status: http.StatusUnauthorized, Class: "auth-missing", Say: "Basic authorization is required: set the service hook's password to the secret's serviceHookPassword."},
+		ErrBadAuth:               {Status: http.StatusUnauthorized, Class: "auth-wrong", Say: "The Basic auth password does not match the secret's serviceHookPassword."},
+		ErrNoPassword:            {Status: http.StatusServiceUnavailable, Class: "no-password", Say: "The status function's secret has no serviceHookPassword, so it refuses every notification."},
+		ErrNoClientID:            {Status: http.StatusServiceUnavailable, Class: "no-client-id", Say: "The status function's secret has no clientId, so it cannot update Port runs."},
+		secret.ErrNotFound:       {Status: http.StatusServiceUnavailable, Class: "secret", Say: "The status function's secret was not found in Secrets Manager: check PORT_SECRET_ID."},
+		secret.ErrEmpty:          {Status: http.StatusServiceUnavailable, Class: "secret", Say: "The status function's secret in Secrets Manager is empty."},
+		secret.ErrMalformed:      {Status: http.StatusServiceUnavailable, Class: "secret", Say: "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, no blank key, and azureTenantId with azureClientId."},
+		secret.ErrUnavailable:    {Status: http.StatusServiceUnavailable, Class: "secret", Say: "The status function could not read its secret from Secrets Manager; try again."},
+		ErrOtherEvent:            {Status: http.StatusOK, Class: "event-type", Say: "not a run-state-changed or stage-state-changed event"},
+		ErrNoRunID:               {Status: http.StatusOK, Class: "no-run-id", Say: "no Port run id (r_…) in the run name, and no Port run with the Azure run's externalRunId"},
+		ErrCanceling:             {Status: http.StatusOK, Class: "canceling", Say: "the run is canceling; its completion will follow"},
+		ErrUnknownState:          {Status: http.StatusOK, Class: "unknown-state", Say: "a run state that does not change the Port run"},
+		portapi.ErrRunNotFound:   {Status: http.StatusOK, Class: "run-not-found", Say: "the Port run does not exist"},
+		portapi.ErrRunEnded:      {Status: http.StatusOK, Class: "run-ended", Say: "the Port run has already ended"},
+		portapi.ErrUnavailable:   {Status: http.StatusServiceUnavailable, Class: "port-unavailable", Say: "Port's API could not be reached; try again."},
+		portapi.ErrNoCredentials: {Status: http.StatusServiceUnavailable, Class: "no-client-id", Say: "The status function's secret has no clientId, so it cannot update Port runs."},
+		portapi.ErrToken:         {Status: http.StatusServiceUnavailable, Class: "port-token", Say: "Port refused the clientId and clientSecret in the status function's secret: check them, and that PORT_API_URL (PortApiUrl) is your Port organization's region, https://api.us.port.io for the US."},
+		portapi.ErrBadRunID:      {Status: http.StatusOK, Class: "no-run-id", Say: "the run name's Port run id is not one Port issues"},
+		portapi.ErrRejected:      {Status: http.StatusServiceUnavailable, Class: "port-refused", Say: "Port refused the search for the run or its update."},
+	},
+	Otherwise: answer.Answer{Status: http.StatusInternalServerError, Class: "internal", Say: "The status function failed unexpectedly."},
 }
 
-// rules is the one place where errors become answers. A 200 is "ignored": Azure
-// must not retry it, and a non-2xx other than 408/502/503/504 puts its subscription
-// on probation. Never 410, which disables it.
-var rules = []rule{
-	{ErrSource, 403, Refused, "source", "Forbidden: the caller's address is not in the status function's allow list (ALLOWED_SOURCE_IPS)."},
-	{event.ErrNotJSON, 400, Refused, "not-json", "The event is not a JSON object."},
-	{event.ErrMalformed, 400, Refused, "not-json", "The HTTP event is malformed."},
-	{ErrNotHTTP, 400, Refused, "not-http", "The status function answers Azure DevOps service hooks over HTTP only."},
-	{ErrBodyNotJSON, 400, Refused, "not-json", "The body is not a JSON service-hook event."},
-	{ErrNoAuth, 401, Refused, "auth-missing", "Basic authorization is required: set the service hook's password to the secret's serviceHookPassword."},
-	{ErrBadAuth, 401, Refused, "auth-wrong", "The Basic auth password does not match the secret's serviceHookPassword."},
-	{ErrNoPassword, 503, Failed, "no-password", "The status function's secret has no serviceHookPassword, so it refuses every notification."},
-	{ErrNoClientID, 503, Failed, "no-client-id", "The status function's secret has no clientId, so it cannot update Port runs."},
-	{secret.ErrNotFound, 503, Failed, "secret", "The status function's secret was not found in Secrets Manager: check PORT_SECRET_ID."},
-	{secret.ErrEmpty, 503, Failed, "secret", "The status function's secret in Secrets Manager is empty."},
-	{secret.ErrMalformed, 503, Failed, "secret", "The status function's secret in Secrets Manager is malformed: it must be a JSON object with a clientSecret string, no blank key, and azureTenantId with azureClientId."},
-	{secret.ErrUnavailable, 503, Failed, "secret", "The status function could not read its secret from Secrets Manager; try again."},
-	{ErrOtherEvent, 200, Ignored, "event-type", "not a run-state-changed or stage-state-changed event"},
-	{ErrNoRunID, 200, Ignored, "no-run-id", "no Port run id (r_…) in the run name, and no Port run with the Azure run's externalRunId"},
-	{ErrCanceling, 200, Ignored, "canceling", "the run is canceling; its completion will follow"},
-	{ErrUnknownState, 200, Ignored, "unknown-state", "a run state that does not change the Port run"},
-	{portapi.ErrRunNotFound, 200, Ignored, "run-not-found", "the Port run does not exist"},
-	{portapi.ErrRunEnded, 200, Ignored, "run-ended", "the Port run has already ended"},
-	{portapi.ErrUnavailable, 503, Failed, "port-unavailable", "Port's API could not be reached; try again."},
-	{portapi.ErrToken, 503, Failed, "port-token", "Port refused the clientId and clientSecret in the status function's secret: check them, and that PORT_API_URL (PortApiUrl) is your Port organization's region, https://api.us.port.io for the US."},
-	{portapi.ErrBadRunID, 200, Ignored, "no-run-id", "the run name's Port run id is not one Port issues"},
-	{portapi.ErrRejected, 503, Failed, "port-refused", "Port refused the search for the run or its update."},
-}
-
-var internal = rule{status: 500, outcome: Failed, reason: "internal", say: "The status function failed unexpectedly."}
-
-func classify(err error) rule {
-	for _, r := range rules {
-		if errors.Is(err, r.err) {
-			return r
-		}
+// outcomeOf is what a log line says of an answer.
+func outcomeOf(a answer.Answer) string {
+	switch {
+	case a.Status < 300:
+		return Ignored
+	case a.Status < 500:
+		return Refused
 	}
-	return internal
+	return Failed
 }
 
 // done is what one notification came to, for the answer and the log line.
@@ -178,7 +176,7 @@ func (f *Follower) Handle(ctx context.Context, requestID string, raw []byte) eve
 	ctx, cancel := workContext(ctx)
 	defer cancel()
 	d := f.follow(ctx, raw)
-	resp := answer(d)
+	resp := respond(d)
 	f.logLine(ctx, requestID, d, resp.Status, time.Since(start))
 	return resp
 }
@@ -333,18 +331,18 @@ func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, deadline)
 }
 
-func answer(d done) event.Response {
+func respond(d done) event.Response {
 	if d.err == nil {
 		body, _ := json.Marshal(map[string]any{"updated": true, "runId": d.runID, "status": portStatus(d.portStatus)})
 		return event.Response{HTTP: true, Kind: d.kind, Status: http.StatusOK, Body: body}
 	}
-	r := classify(d.err)
-	if r.status == http.StatusOK {
-		body, _ := json.Marshal(map[string]string{"ignored": r.say})
+	r, _, say := answers.For(d.err)
+	if r.Status == http.StatusOK {
+		body, _ := json.Marshal(map[string]string{"ignored": say})
 		return event.Response{HTTP: true, Kind: d.kind, Status: http.StatusOK, Body: body}
 	}
-	body, _ := json.Marshal(map[string]string{"error": r.say})
-	return event.Response{HTTP: d.http, Kind: d.kind, Status: r.status, Body: body, Error: r.say}
+	body, _ := json.Marshal(map[string]string{"error": say})
+	return event.Response{HTTP: d.http, Kind: d.kind, Status: r.Status, Body: body, Error: say}
 }
 
 func portStatus(s string) string {
@@ -359,9 +357,9 @@ func portStatus(s string) string {
 func (f *Follower) logLine(ctx context.Context, requestID string, d done, status int, took time.Duration) {
 	outcome, reason, level := Updated, "", slog.LevelInfo
 	if d.err != nil {
-		r := classify(d.err)
-		outcome, reason = r.outcome, r.reason
-		switch r.outcome {
+		r, _, _ := answers.For(d.err)
+		outcome, reason = outcomeOf(r), r.Class
+		switch outcome {
 		case Failed:
 			level = slog.LevelError
 		case Refused:
