@@ -47,6 +47,31 @@ func TestNoFunctionLinksAStandIn(t *testing.T) {
 	}
 }
 
+// TestEachFunctionLinksWhatItUses: a function's binary holds the packages it calls and
+// no other of the module's: the verifier no Azure, Entra, ledger, Port or relay code,
+// the status function no Azure, Entra, ledger or relay code.
+func TestEachFunctionLinksWhatItUses(t *testing.T) {
+	for fn, never := range map[string][]string{
+		"verifier": {"shared/azdo", "shared/entra", "shared/ledger", "shared/portapi", "shared/relay", "shared/runstatus", "shared/payload"},
+		"status":   {"shared/azdo", "shared/entra", "shared/ledger", "shared/relay", "shared/receiver", "shared/payload"},
+		"relay":    {"shared/runstatus", "shared/receiver"},
+	} {
+		cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/"+fn)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./functions/%s: %v", fn, err)
+		}
+		deps := strings.Fields(string(out))
+		for _, pkg := range never {
+			if slices.Contains(deps, module+"/"+pkg) {
+				t.Errorf("functions/%s links %s, which it never calls", fn, pkg)
+			}
+		}
+	}
+}
+
 // TestStandInsStandBesideWhatTheyStandInFor: under shared/, a stand-in is never flat among
 // the production packages: each is in the folder of the package that talks to the real
 // service (shared/azdo/azdotest beside shared/azdo), and only there.

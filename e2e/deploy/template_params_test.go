@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/config"
+	"github.com/port-azure-relay/relay/shared/relay"
 )
 
 // validRelayEnv is a configuration config.LoadRelay accepts; each check changes one variable.
@@ -32,7 +33,7 @@ func relayAcceptsAll(vars map[string]string) error {
 	for k, v := range vars {
 		env[k] = v
 	}
-	_, err := config.LoadRelay(func(k string) string { return env[k] })
+	_, err := relay.LoadConfig(func(k string) string { return env[k] })
 	return err
 }
 
@@ -42,7 +43,7 @@ func relayAccepts(name, value string) error {
 		env[k] = v
 	}
 	env[name] = value
-	_, err := config.LoadRelay(func(k string) string { return env[k] })
+	_, err := relay.LoadConfig(func(k string) string { return env[k] })
 	return err
 }
 

@@ -16,12 +16,12 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
@@ -61,7 +61,7 @@ func BenchmarkHandler(b *testing.B) {
 		"AZURE_DEVOPS_WEBHOOK": "port_trigger",
 		"AZURE_DEVOPS_URL":     azure.URL,
 	}
-	cfg, err := config.LoadRelay(func(k string) string { return vars[k] })
+	cfg, err := relay.LoadConfig(func(k string) string { return vars[k] })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
-	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 		"AZURE_DEVOPS_URL":      e.azure.URL,
 		"PORT_API_URL":          e.port.URL,
 	}
-	cfg, err := config.LoadRelay(func(k string) string { return vars[k] })
+	cfg, err := relay.LoadConfig(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

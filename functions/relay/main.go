@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
-	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/ledger"
@@ -33,7 +32,7 @@ func main() {
 	// beside the AWS configuration, rather than in the handshake.
 	go x509.SystemCertPool()
 	handler.Run(func(log *slog.Logger, aws aws.Config) (handler.Core, error) {
-		cfg, err := config.LoadRelay(os.Getenv)
+		cfg, err := relay.LoadConfig(os.Getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -73,14 +72,14 @@ func warmUp(r *relay.Relay, azure *azdo.Client) {
 }
 
 // newAzure is the Azure DevOps client of cfg's organization.
-func newAzure(cfg config.Relay) *azdo.Client {
+func newAzure(cfg relay.Config) *azdo.Client {
 	return &azdo.Client{BaseURL: cfg.AzureURL, Org: cfg.Org, Header: cfg.Header, HTTP: azdo.NewHTTPClient(nil)}
 }
 
 // newRelay builds the relay's core from its configuration, once per container; db is
 // the ledger's DynamoDB, nil when LEDGER_TABLE is not set; awsTokens is STS, for an
 // Entra app federated to the function's role, nil without pipelines.
-func newRelay(cfg config.Relay, azure relay.Azure, sm secret.Getter, db ledger.DB, awsTokens entra.STSClient, log *slog.Logger) *relay.Relay {
+func newRelay(cfg relay.Config, azure relay.Azure, sm secret.Getter, db ledger.DB, awsTokens entra.STSClient, log *slog.Logger) *relay.Relay {
 	var tokens *entra.Client
 	if len(cfg.Pipelines) > 0 {
 		// Entra's tokens, for a secret that holds an Entra app; cached per app until

@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/runstatus"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
 )
 
@@ -67,7 +67,7 @@ func TestSamples(t *testing.T) {
 			t.Cleanup(sm.Close)
 			arn := sm.Put("port/relay", `{"clientId":"`+clientID+`","clientSecret":"`+sampleSecret+`","serviceHookPassword":"`+samplePassword+`"}`)
 			vars := map[string]string{"PORT_SECRET_ID": arn, "PORT_API_URL": port.URL, "AZURE_DEVOPS_ORG": "demo-org"}
-			cfg, err := config.LoadStatus(func(k string) string { return vars[k] })
+			cfg, err := runstatus.LoadConfig(func(k string) string { return vars[k] })
 			if err != nil {
 				t.Fatal(err)
 			}

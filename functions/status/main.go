@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
@@ -20,7 +19,7 @@ import (
 
 func main() {
 	handler.Run(func(log *slog.Logger, aws aws.Config) (handler.Core, error) {
-		cfg, err := config.LoadStatus(os.Getenv)
+		cfg, err := runstatus.LoadConfig(os.Getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -30,7 +29,7 @@ func main() {
 
 // newFollower builds the status function's core from its configuration, once per
 // container.
-func newFollower(cfg config.Status, sm secret.Getter, log *slog.Logger) *runstatus.Follower {
+func newFollower(cfg runstatus.Config, sm secret.Getter, log *slog.Logger) *runstatus.Follower {
 	return &runstatus.Follower{
 		Secrets:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil),
 		Previous: secret.NewPrevious(sm, cfg.SecretID, cfg.SecretTTL, nil),

@@ -29,7 +29,7 @@ func newInvoke(t *testing.T, logs *bytes.Buffer) func(context.Context, json.RawM
 	sm := smtest.New()
 	t.Cleanup(sm.Close)
 	sm.Put("port/verifier", sampleSecret+"\n")
-	cfg, err := config.LoadVerifier(func(k string) string {
+	cfg, err := config.Load(func(k string) string {
 		return map[string]string{"PORT_SECRET_ID": "port/verifier"}[k]
 	})
 	if err != nil {

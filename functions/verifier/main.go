@@ -20,7 +20,7 @@ import (
 
 func main() {
 	handler.Run(func(log *slog.Logger, aws aws.Config) (handler.Core, error) {
-		cfg, err := config.LoadVerifier(os.Getenv)
+		cfg, err := config.Load(os.Getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -29,7 +29,7 @@ func main() {
 }
 
 // newReceiver builds the verifier's core from its configuration, once per container.
-func newReceiver(cfg config.Verifier, sm secret.Getter, log *slog.Logger) *receiver.Receiver {
+func newReceiver(cfg config.Common, sm secret.Getter, log *slog.Logger) *receiver.Receiver {
 	return &receiver.Receiver{
 		Secret:  secret.NewSource(sm, cfg.SecretID, cfg.SecretTTL, nil).Get,
 		Header:  cfg.Header,

@@ -1,5 +1,6 @@
-// Package config reads the functions' settings from their environment and refuses
-// a missing or invalid one by name, at start-up.
+// Package config reads what every function reads of its environment, and the
+// helpers with which each function's core reads the rest (relay.LoadConfig,
+// runstatus.LoadConfig); a missing or invalid variable is refused by name, at start-up.
 package config
 
 import (
@@ -9,9 +10,6 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/allowlist"
-	"github.com/port-azure-relay/relay/shared/azdo"
-	"github.com/port-azure-relay/relay/shared/entra"
-	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -20,31 +18,9 @@ import (
 // DefaultPortAPIURL is Port's EU API; US organisations use https://api.us.port.io.
 const DefaultPortAPIURL = "https://api.port.io"
 
-// Relay is the relay function's configuration.
-type Relay struct {
-	SecretID string
-	Org      string
-	Webhook  string   // the default webhook; empty when Pipelines are set and it is not
-	Webhooks []string // those a request may select by path, the default among them
-	// Pipelines are started by id (AZURE_DEVOPS_PIPELINES); the first is the default
-	// target when there is no default webhook.
-	Pipelines     []azdo.Pipeline
-	AuthorityHost string // AZURE_AUTHORITY_HOST: Entra ID's, for an Entra app's tokens
-	AzureURL      string
-	Header        string
-	Tolerance     time.Duration
-	SecretTTL     time.Duration
-	PortAPIURL    string
-	Namespace     string         // METRICS_NAMESPACE
-	Sources       allowlist.List // who may call over HTTP; empty: everyone
-	// LedgerTable is LEDGER_TABLE, the DynamoDB table of the delivery ledger; empty:
-	// no ledger, each container remembers what it saw.
-	LedgerTable string
-	LedgerTTL   time.Duration // LEDGER_TTL
-}
-
-// Verifier is the verifier function's configuration.
-type Verifier struct {
+// Common is what every function reads: the secret, the signature scheme and the
+// metrics' namespace. It is the verifier's whole configuration.
+type Common struct {
 	SecretID  string
 	Header    string
 	Tolerance time.Duration
@@ -52,40 +28,9 @@ type Verifier struct {
 	Namespace string // METRICS_NAMESPACE
 }
 
-// Status is the status function's configuration.
-type Status struct {
-	SecretID   string
-	SecretTTL  time.Duration
-	PortAPIURL string
-	Namespace  string         // METRICS_NAMESPACE
-	Sources    allowlist.List // ALLOWED_SOURCE_IPS: empty (the default) is everyone
-	// Org is AZURE_DEVOPS_ORG, the relay's: with an Azure run id, it names the Port run
-	// the relay started (the externalRunId both set).
-	Org string
-}
-
-// LoadStatus reads the status function's configuration through getenv.
-func LoadStatus(getenv func(string) string) (Status, error) {
-	shared, err := loadShared(getenv)
-	if err != nil {
-		return Status{}, err
-	}
-	c := Status{SecretID: shared.SecretID, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
-	if c.Org, err = azureOrg(getenv); err != nil {
-		return Status{}, err
-	}
-	if c.Sources, err = AllowedSources(getenv); err != nil {
-		return Status{}, err
-	}
-	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
-		return Status{}, err
-	}
-	return c, nil
-}
-
-// azureOrg reads AZURE_DEVOPS_ORG, required by the relay and the status function.
-func azureOrg(getenv func(string) string) (string, error) {
-	org, err := required(getenv, "AZURE_DEVOPS_ORG")
+// AzureOrg reads AZURE_DEVOPS_ORG, required by the relay and the status function.
+func AzureOrg(getenv func(string) string) (string, error) {
+	org, err := Required(getenv, "AZURE_DEVOPS_ORG")
 	if err != nil {
 		return "", err
 	}
@@ -93,14 +38,6 @@ func azureOrg(getenv func(string) string) (string, error) {
 		return "", &Error{"AZURE_DEVOPS_ORG", "must be an Azure DevOps organization name (letters, digits, hyphens)"}
 	}
 	return org, nil
-}
-
-func ledgerTable(getenv func(string) string) (string, error) {
-	t := strings.TrimSpace(getenv("LEDGER_TABLE"))
-	if t != "" && !tableName(t) {
-		return "", &Error{"LEDGER_TABLE", "must be a DynamoDB table name: 3 to 255 letters, digits, _ . -"}
-	}
-	return t, nil
 }
 
 // Error names the variable that is missing or invalid.
@@ -117,13 +54,13 @@ func orgName(s string) bool {
 	if len(s) == 0 || len(s) > 50 || s[0] == '-' {
 		return false
 	}
-	return allIn(s, "-")
+	return AllIn(s, "-")
 }
 
-func headerName(s string) bool { return len(s) > 0 && allIn(s, "!#$%&'*+.^_`|~-") }
+func headerName(s string) bool { return len(s) > 0 && AllIn(s, "!#$%&'*+.^_`|~-") }
 
-// allIn reports whether every byte of s is an ASCII letter, a digit or in extra.
-func allIn(s, extra string) bool {
+// AllIn reports whether every byte of s is an ASCII letter, a digit or in extra.
+func AllIn(s, extra string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
@@ -133,61 +70,8 @@ func allIn(s, extra string) bool {
 	return true
 }
 
-// LoadRelay reads the relay's configuration through getenv (os.Getenv in main).
-func LoadRelay(getenv func(string) string) (Relay, error) {
-	shared, err := loadShared(getenv)
-	if err != nil {
-		return Relay{}, err
-	}
-	c := Relay{SecretID: shared.SecretID, Header: shared.Header, Tolerance: shared.Tolerance, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
-	if c.Org, err = azureOrg(getenv); err != nil {
-		return Relay{}, err
-	}
-	if c.Pipelines, err = Pipelines(getenv); err != nil {
-		return Relay{}, err
-	}
-	c.Webhook = strings.TrimSpace(getenv("AZURE_DEVOPS_WEBHOOK"))
-	switch {
-	case c.Webhook == "" && len(c.Pipelines) == 0:
-		return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOK", "is required (or AZURE_DEVOPS_PIPELINES)"}
-	case c.Webhook != "" && !azdo.ValidName(c.Webhook):
-		return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOK", "must match [-_A-Za-z0-9]+"}
-	case c.Webhook != "":
-		c.Webhooks = []string{c.Webhook}
-	}
-	for _, name := range strings.Split(getenv("AZURE_DEVOPS_WEBHOOKS"), ",") {
-		name = strings.TrimSpace(name)
-		switch {
-		case name == "" || name == c.Webhook:
-		case !azdo.ValidName(name):
-			return Relay{}, &Error{"AZURE_DEVOPS_WEBHOOKS", fmt.Sprintf("has %q, which does not match [-_A-Za-z0-9]+", name)}
-		default:
-			c.Webhooks = append(c.Webhooks, name)
-		}
-	}
-	if c.AzureURL, err = baseURL(getenv, "AZURE_DEVOPS_URL", azdo.DefaultBaseURL); err != nil {
-		return Relay{}, err
-	}
-	if c.PortAPIURL, err = baseURL(getenv, "PORT_API_URL", DefaultPortAPIURL); err != nil {
-		return Relay{}, err
-	}
-	if c.AuthorityHost, err = baseURL(getenv, "AZURE_AUTHORITY_HOST", entra.DefaultAuthorityHost); err != nil {
-		return Relay{}, err
-	}
-	if c.Sources, err = AllowedSources(getenv); err != nil {
-		return Relay{}, err
-	}
-	if c.LedgerTable, err = ledgerTable(getenv); err != nil {
-		return Relay{}, err
-	}
-	if c.LedgerTTL, err = duration(getenv, "LEDGER_TTL", ledger.DefaultTTL, ledger.MinTTL, ledger.MaxTTL); err != nil {
-		return Relay{}, err
-	}
-	return c, nil
-}
-
-// tableName matches DynamoDB's ^[a-zA-Z0-9_.-]{3,255}$ (a name; an ARN is not taken).
-func tableName(s string) bool { return len(s) >= 3 && len(s) <= 255 && allIn(s, "_.-") }
+// TableName matches DynamoDB's ^[a-zA-Z0-9_.-]{3,255}$ (a name; an ARN is not taken).
+func TableName(s string) bool { return len(s) >= 3 && len(s) <= 255 && AllIn(s, "_.-") }
 
 // AllowedSources reads ALLOWED_SOURCE_IPS, the addresses that may call a function
 // over HTTP (the relay's and the status function's): IP addresses, CIDR blocks and
@@ -200,33 +84,29 @@ func AllowedSources(getenv func(string) string) (allowlist.List, error) {
 	return l, nil
 }
 
-// LoadVerifier reads the verifier's configuration through getenv.
-func LoadVerifier(getenv func(string) string) (Verifier, error) {
-	return loadShared(getenv)
-}
-
-func loadShared(getenv func(string) string) (Verifier, error) {
-	var c Verifier
+// Load reads what every function reads through getenv (os.Getenv in main).
+func Load(getenv func(string) string) (Common, error) {
+	var c Common
 	var err error
-	if c.SecretID, err = required(getenv, "PORT_SECRET_ID"); err != nil {
-		return Verifier{}, err
+	if c.SecretID, err = Required(getenv, "PORT_SECRET_ID"); err != nil {
+		return Common{}, err
 	}
 	c.Header = strings.TrimSpace(getenv("AZURE_SIGNATURE_HEADER"))
 	if c.Header == "" {
 		c.Header = signature.AzureDefaultHeader
 	}
 	if !headerName(c.Header) {
-		return Verifier{}, &Error{"AZURE_SIGNATURE_HEADER", "must be an HTTP header name"}
+		return Common{}, &Error{"AZURE_SIGNATURE_HEADER", "must be an HTTP header name"}
 	}
 	c.Header = strings.ToLower(c.Header)
-	if c.Tolerance, err = duration(getenv, "PORT_SIGNATURE_TOLERANCE", signature.DefaultTolerance, time.Second, 24*time.Hour); err != nil {
-		return Verifier{}, err
+	if c.Tolerance, err = Duration(getenv, "PORT_SIGNATURE_TOLERANCE", signature.DefaultTolerance, time.Second, 24*time.Hour); err != nil {
+		return Common{}, err
 	}
-	if c.SecretTTL, err = duration(getenv, "SECRET_CACHE_TTL", secret.DefaultTTL, time.Second, 24*time.Hour); err != nil {
-		return Verifier{}, err
+	if c.SecretTTL, err = Duration(getenv, "SECRET_CACHE_TTL", secret.DefaultTTL, time.Second, 24*time.Hour); err != nil {
+		return Common{}, err
 	}
 	if c.Namespace, err = Namespace(getenv); err != nil {
-		return Verifier{}, err
+		return Common{}, err
 	}
 	return c, nil
 }
@@ -244,7 +124,8 @@ func Namespace(getenv func(string) string) (string, error) {
 	return v, nil
 }
 
-func required(getenv func(string) string, name string) (string, error) {
+// Required reads name, refusing an empty value.
+func Required(getenv func(string) string, name string) (string, error) {
 	v := strings.TrimSpace(getenv(name))
 	if v == "" {
 		return "", &Error{name, "is required"}
@@ -252,7 +133,8 @@ func required(getenv func(string) string, name string) (string, error) {
 	return v, nil
 }
 
-func duration(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+// Duration reads name as a Go duration from lo to hi; def when unset.
+func Duration(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
 	v := strings.TrimSpace(getenv(name))
 	if v == "" {
 		return def, nil
@@ -264,7 +146,8 @@ func duration(getenv func(string) string, name string, def, lo, hi time.Duration
 	return d, nil
 }
 
-func baseURL(getenv func(string) string, name, def string) (string, error) {
+// BaseURL reads name as an http(s) base URL without query; def when unset.
+func BaseURL(getenv func(string) string, name, def string) (string, error) {
 	v := strings.TrimSpace(getenv(name))
 	if v == "" {
 		return def, nil

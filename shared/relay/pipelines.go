@@ -1,4 +1,4 @@
-package config
+package relay
 
 import (
 	"fmt"
@@ -7,16 +7,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/config"
 )
 
-// Pipelines reads AZURE_DEVOPS_PIPELINES: comma-separated name=project/pipelineId
+// LoadPipelines reads AZURE_DEVOPS_PIPELINES: comma-separated name=project/pipelineId
 // entries, each optionally @refs/heads/branch. Names follow the webhook rule and are
 // unique; the project is a name Azure allows (none of / \ : * ? " < > | ; # $ , + = @
 // [ ] { } or control characters, at most 64 characters, not starting with _ or a period
 // nor ending with one); the id a positive integer below a billion; the
 // branch a full ref of letters, digits and - . _ /. template.yaml's pattern refuses
 // the same.
-func Pipelines(getenv func(string) string) ([]azdo.Pipeline, error) {
+func LoadPipelines(getenv func(string) string) ([]azdo.Pipeline, error) {
 	const name = "AZURE_DEVOPS_PIPELINES"
 	var out []azdo.Pipeline
 	v := strings.TrimSpace(getenv(name))
@@ -25,15 +26,15 @@ func Pipelines(getenv func(string) string) ([]azdo.Pipeline, error) {
 	}
 	for entry := range strings.SplitSeq(v, ",") {
 		if strings.TrimSpace(entry) == "" {
-			return nil, &Error{name, "has an empty entry: a comma too many?"}
+			return nil, &config.Error{Var: name, Reason: "has an empty entry: a comma too many?"}
 		}
-		p, err := pipeline(strings.TrimSpace(entry))
+		p, err := pipelineEntry(strings.TrimSpace(entry))
 		if err != nil {
-			return nil, &Error{name, fmt.Sprintf("entry %q %s", clipEntry(entry), err)}
+			return nil, &config.Error{Var: name, Reason: fmt.Sprintf("entry %q %s", clipEntry(entry), err)}
 		}
 		for _, q := range out {
 			if q.Name == p.Name {
-				return nil, &Error{name, fmt.Sprintf("names %q twice", p.Name)}
+				return nil, &config.Error{Var: name, Reason: fmt.Sprintf("names %q twice", p.Name)}
 			}
 		}
 		out = append(out, p)
@@ -45,7 +46,7 @@ type entryError string
 
 func (e entryError) Error() string { return string(e) }
 
-func pipeline(entry string) (azdo.Pipeline, error) {
+func pipelineEntry(entry string) (azdo.Pipeline, error) {
 	n, rest, ok := strings.Cut(entry, "=")
 	if !ok {
 		return azdo.Pipeline{}, entryError("is not name=project/pipelineId")
@@ -98,7 +99,7 @@ func projectName(s string) bool {
 // branchRef: refs/ and 1 to 250 letters, digits and - . _ /.
 func branchRef(s string) bool {
 	rest, ok := strings.CutPrefix(s, "refs/")
-	return ok && len(rest) > 0 && len(rest) <= 250 && allIn(rest, "-._/")
+	return ok && len(rest) > 0 && len(rest) <= 250 && config.AllIn(rest, "-._/")
 }
 
 func clipEntry(s string) string {

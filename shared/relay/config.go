@@ -1,0 +1,98 @@
+package relay
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/allowlist"
+	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/config"
+	"github.com/port-azure-relay/relay/shared/entra"
+	"github.com/port-azure-relay/relay/shared/ledger"
+	"github.com/port-azure-relay/relay/shared/portapi"
+)
+
+// Config is the relay function's configuration.
+type Config struct {
+	SecretID string
+	Org      string
+	Webhook  string   // the default webhook; empty when Pipelines are set and it is not
+	Webhooks []string // those a request may select by path, the default among them
+	// Pipelines are started by id (AZURE_DEVOPS_PIPELINES); the first is the default
+	// target when there is no default webhook.
+	Pipelines     []azdo.Pipeline
+	AuthorityHost string // AZURE_AUTHORITY_HOST: Entra ID's, for an Entra app's tokens
+	AzureURL      string
+	Header        string
+	Tolerance     time.Duration
+	SecretTTL     time.Duration
+	PortAPIURL    string
+	Namespace     string         // METRICS_NAMESPACE
+	Sources       allowlist.List // who may call over HTTP; empty: everyone
+	// LedgerTable is LEDGER_TABLE, the DynamoDB table of the delivery ledger; empty:
+	// no ledger, each container remembers what it saw.
+	LedgerTable string
+	LedgerTTL   time.Duration // LEDGER_TTL
+}
+
+// LoadConfig reads the relay's configuration through getenv (os.Getenv in main).
+func LoadConfig(getenv func(string) string) (Config, error) {
+	shared, err := config.Load(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{SecretID: shared.SecretID, Header: shared.Header, Tolerance: shared.Tolerance, SecretTTL: shared.SecretTTL, Namespace: shared.Namespace}
+	if c.Org, err = config.AzureOrg(getenv); err != nil {
+		return Config{}, err
+	}
+	if c.Pipelines, err = LoadPipelines(getenv); err != nil {
+		return Config{}, err
+	}
+	c.Webhook = strings.TrimSpace(getenv("AZURE_DEVOPS_WEBHOOK"))
+	switch {
+	case c.Webhook == "" && len(c.Pipelines) == 0:
+		return Config{}, &config.Error{Var: "AZURE_DEVOPS_WEBHOOK", Reason: "is required (or AZURE_DEVOPS_PIPELINES)"}
+	case c.Webhook != "" && !azdo.ValidName(c.Webhook):
+		return Config{}, &config.Error{Var: "AZURE_DEVOPS_WEBHOOK", Reason: "must match [-_A-Za-z0-9]+"}
+	case c.Webhook != "":
+		c.Webhooks = []string{c.Webhook}
+	}
+	for _, name := range strings.Split(getenv("AZURE_DEVOPS_WEBHOOKS"), ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "" || name == c.Webhook:
+		case !azdo.ValidName(name):
+			return Config{}, &config.Error{Var: "AZURE_DEVOPS_WEBHOOKS", Reason: fmt.Sprintf("has %q, which does not match [-_A-Za-z0-9]+", name)}
+		default:
+			c.Webhooks = append(c.Webhooks, name)
+		}
+	}
+	if c.AzureURL, err = config.BaseURL(getenv, "AZURE_DEVOPS_URL", azdo.DefaultBaseURL); err != nil {
+		return Config{}, err
+	}
+	if c.PortAPIURL, err = config.BaseURL(getenv, "PORT_API_URL", portapi.DefaultBaseURL); err != nil {
+		return Config{}, err
+	}
+	if c.AuthorityHost, err = config.BaseURL(getenv, "AZURE_AUTHORITY_HOST", entra.DefaultAuthorityHost); err != nil {
+		return Config{}, err
+	}
+	if c.Sources, err = config.AllowedSources(getenv); err != nil {
+		return Config{}, err
+	}
+	if c.LedgerTable, err = readLedgerTable(getenv); err != nil {
+		return Config{}, err
+	}
+	if c.LedgerTTL, err = config.Duration(getenv, "LEDGER_TTL", ledger.DefaultTTL, ledger.MinTTL, ledger.MaxTTL); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func readLedgerTable(getenv func(string) string) (string, error) {
+	t := strings.TrimSpace(getenv("LEDGER_TABLE"))
+	if t != "" && !config.TableName(t) {
+		return "", &config.Error{Var: "LEDGER_TABLE", Reason: "must be a DynamoDB table name: 3 to 255 letters, digits, _ . -"}
+	}
+	return t, nil
+}
