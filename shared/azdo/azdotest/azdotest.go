@@ -108,6 +108,7 @@ type Server struct {
 	forget     time.Duration
 	idleSince  map[net.Conn]time.Time // keep-alive connections waiting for their next request
 	runs       runsAPI                // the Runs API's registrations and record
+	api        hooksAPI               // projects and service hook subscriptions
 }
 
 var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
@@ -302,6 +303,9 @@ func SignInRedirect() Step { return Step{redirect: true} }
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.forgotten(r) {
 		panic(http.ErrAbortHandler) // reset: the request never reached Azure
+	}
+	if s.serveAPI(w, r) {
+		return
 	}
 	if project, id, ok := s.runsRoute(r.URL.Path); ok {
 		s.serveRuns(w, r, project, id)
