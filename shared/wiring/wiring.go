@@ -247,3 +247,30 @@ func carriesRunID(body json.RawMessage) bool {
 	}
 	return strings.Contains(strings.ReplaceAll(b.PortContext.RunID, " ", ""), ".run.id")
 }
+
+// Marks of the three states, as the command prints them.
+const (
+	MarkOK         = "✓"
+	MarkFailed     = "✗"
+	MarkNotChecked = "–"
+)
+
+// String is the result's one line: its mark, the check, what was found and, when
+// it is not OK, the fix after an arrow.
+func (r Result) String() string {
+	mark := MarkOK
+	switch r.State {
+	case Failed:
+		mark = MarkFailed
+	case NotChecked:
+		mark = MarkNotChecked
+	}
+	line := mark + " " + r.Check + ": " + r.Say
+	if r.State == NotChecked {
+		line = mark + " " + r.Check + ": not checked: " + r.Say
+	}
+	if r.State != OK && r.Fix != "" {
+		line += " → " + r.Fix
+	}
+	return line
+}

@@ -98,6 +98,30 @@ func (s *Server) SetSubscriptionStatus(id, status string) {
 	panic("azdotest: no subscription " + id)
 }
 
+// SetSubscriptionInput sets (or, with an empty value, removes) one of a
+// subscription's consumer inputs, as an edit in Azure DevOps' pages does. It panics
+// on an unknown id.
+func (s *Server) SetSubscriptionInput(id, key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.api.subs, func(sub Subscription) bool { return sub.ID == id })
+	if i < 0 {
+		panic("azdotest: no subscription " + id)
+	}
+	if value == "" {
+		delete(s.api.subs[i].ConsumerInputs, key)
+	} else {
+		s.api.subs[i].ConsumerInputs[key] = value
+	}
+}
+
+// DeleteSubscription removes a subscription, as deleting it in Azure DevOps does.
+func (s *Server) DeleteSubscription(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.api.subs = slices.DeleteFunc(s.api.subs, func(sub Subscription) bool { return sub.ID == id })
+}
+
 // Subscriptions returns the stored subscriptions, passwords in the clear.
 func (s *Server) Subscriptions() []Subscription {
 	s.mu.Lock()
