@@ -20,7 +20,7 @@ func standIn(pkg string) bool {
 // TestNoFunctionLinksAStandIn: what a function's binary is built from (go list -deps, as
 // `make build` builds it) holds no stand-in, no local runtime, nothing of e2e or cmd.
 func TestNoFunctionLinksAStandIn(t *testing.T) {
-	for _, fn := range []string{"relay", "verifier", "status"} {
+	for _, fn := range []string{"relay", "verifier", "status", "hookcheck"} {
 		t.Run(fn, func(t *testing.T) {
 			cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/"+fn)
 			cmd.Dir = root
