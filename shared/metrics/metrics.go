@@ -88,6 +88,8 @@ const (
 	HooksDisabledByInactiveIdentity = "HooksDisabledByInactiveIdentity"
 	HooksMissing                    = "HooksMissing"
 	HooksNotEnabled                 = "HooksNotEnabled"
+	// HooksUncounted counts the runs that could not count them (a function error).
+	HooksUncounted = "HooksUncounted"
 )
 
 // Dimension keys. Every metric is published by Function; a class dimension adds a
@@ -102,7 +104,7 @@ const (
 
 // Names lists every metric name the functions emit.
 var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable,
-	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled}
+	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled, HooksUncounted}
 
 // Dimensions lists every dimension key the functions emit.
 var Dimensions = []string{Function, Reason, Cause, Outcome, Scheme}

@@ -39,8 +39,9 @@ var stateMetrics = []struct{ state, metric string }{
 func (w *Watch) Handle(ctx context.Context, requestID string, _ []byte) event.Response {
 	counts, err := w.Doctor.Census(ctx)
 	if err != nil {
+		attrs := []slog.Attr{slog.String("requestId", requestID), slog.String("error", err.Error()), slog.String("cause", cause(err))}
 		w.Log.LogAttrs(ctx, slog.LevelError, "service hook subscriptions could not be counted",
-			slog.String("requestId", requestID), slog.String("error", err.Error()), slog.String("cause", cause(err)))
+			w.Metrics.Append(attrs, metrics.Group{Values: []metrics.Value{metrics.One(metrics.HooksUncounted)}})...)
 		return event.Response{Status: http.StatusBadGateway, Error: "The service hook subscriptions could not be counted: " + cause(err) + "."}
 	}
 	values := make([]metrics.Value, 0, len(stateMetrics)+1)
