@@ -75,7 +75,9 @@ func TestStackWiringFromMoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	cf := cloudformation.NewFromConfig(cfg)
-	param := func(k, v string) cftypes.Parameter { return cftypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)} }
+	param := func(k, v string) cftypes.Parameter {
+		return cftypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)}
+	}
 	if _, err := cf.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String("relay-prod"), TemplateBody: aws.String(stackTemplate),
 		Parameters: []cftypes.Parameter{param("PortSecretArn", arn), param("AzureDevOpsOrg", "contoso"), param("AzureDevOpsPipelines", "deploy=Payments/42"),
 			param("AzureDevOpsUrl", az.URL), param("PortApiUrl", port.URL)}}); err != nil {
