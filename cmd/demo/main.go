@@ -73,7 +73,7 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("building the relay, verifier and status bootstraps (static, -tags lambda.norpc)")
+	step("building the relay, verifier and status bootstraps (static, -tags lambda.norpc) and the doctor")
 	for _, fn := range []string{"relay", "verifier", "status"} {
 		if err := lambdatest.Build(ctx, "./functions/"+fn, filepath.Join(dir, fn, "bootstrap")); err != nil {
 			return err
