@@ -68,8 +68,8 @@ type Action struct {
 
 // Errors an ActionLister returns, so that the checks can say which side to fix.
 var (
-	ErrPortRefused     = errors.New("Port refused the client credentials")
-	ErrPortUnavailable = errors.New("Port's API could not be reached")
+	ErrPortRefused     = errors.New("wiring: Port refused the client credentials")
+	ErrPortUnavailable = errors.New("wiring: Port's API could not be reached")
 )
 
 // ActionLister lists Port's actions and automations with the secret's Port
