@@ -284,3 +284,33 @@ func TestDoctorFixCreatesAndReEnables(t *testing.T) {
 		t.Fatalf("doctor after -fix = %d:\n%s", code, out)
 	}
 }
+
+// TestDoctorOnWebhookOnlyWiring: no pipelines by id, no Azure credential in the
+// secret. The service hooks are then not checked, unless AZURE_DEVOPS_PAT names a
+// credential; -project says where they belong, without it any project's count.
+func TestDoctorOnWebhookOnlyWiring(t *testing.T) {
+	w := newWired(t)
+	delete(w.secret, "azurePat")
+	w.actions = w.actions[1:] // the action of the pipeline by id goes
+	w.env = append(w.env, "AZURE_DEVOPS_PIPELINES=")
+
+	out, code := w.doctor(t)
+	if code != 0 || !strings.Contains(out, "– service hooks: not checked: the secret holds no azurePat or Entra app") || strings.Contains(out, "✗") {
+		t.Fatalf("webhook-only, no credential: doctor = %d:\n%s", code, out)
+	}
+
+	w.env = append(w.env, "AZURE_DEVOPS_PAT="+wiredPAT)
+	out, code = w.doctor(t)
+	if code != 0 || !strings.Contains(out, "✓ service hook run-state-changed in any project:") {
+		t.Fatalf("webhook-only with AZURE_DEVOPS_PAT: doctor = %d:\n%s", code, out)
+	}
+	out, code = w.doctor(t, "-project", wiredProject)
+	if code != 0 || !strings.Contains(out, "✓ Azure DevOps: organization "+org+" accepts AZURE_DEVOPS_PAT") ||
+		!strings.Contains(out, "✓ service hook stage-state-changed in Payments:") {
+		t.Fatalf("webhook-only with -project: doctor = %d:\n%s", code, out)
+	}
+	w.az.DeleteSubscription(w.subs["ms.vss-pipelines.run-state-changed-event"])
+	if out, code = w.doctor(t); code != 1 || !strings.Contains(out, "→ name the project with -project and run with -fix") {
+		t.Fatalf("webhook-only, a subscription missing, no project named: doctor = %d:\n%s", code, out)
+	}
+}
