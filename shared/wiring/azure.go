@@ -119,7 +119,10 @@ func (d *Doctor) projectNames() []string {
 // azureRefusal says why Azure DevOps or Entra refused the credential, and the fix.
 func azureRefusal(err error, who string) (string, string, State) {
 	switch {
-	case errors.Is(err, entra.ErrFederatedCredential), errors.Is(err, entra.ErrAWSDenied), errors.Is(err, entra.ErrFederationDisabled):
+	case errors.Is(err, entra.ErrFederatedCredential), errors.Is(err, entra.ErrAWSDenied), errors.Is(err, entra.ErrFederationDisabled),
+		errors.Is(err, entra.ErrSTSRefused), errors.Is(err, entra.ErrSTSUnavailable):
+		// Federated: STS issues the token to whoever runs the check, and Entra's
+		// credential names the relay's role, which a shell is not.
 		return "the Entra app signs in as the relay's AWS role, and this AWS identity is not it: " + err.Error(),
 			"the hook check function checks it from AWS hourly; or set AZURE_DEVOPS_PAT to check from here", NotChecked
 	case errors.Is(err, entra.ErrRefused), errors.Is(err, entra.ErrConfig):

@@ -2,9 +2,11 @@ package wiring
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
+	"github.com/port-azure-relay/relay/shared/entra"
 )
 
 func TestCarriesRunID(t *testing.T) {
@@ -55,6 +57,28 @@ func TestResultLines(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.r.String(); got != tt.want {
 			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// TestAzureRefusalsNameTheirSide: a federated sign-in refused from a shell is not
+// checked (the shell is not the relay's role); Entra's or Azure's refusal of a
+// stored credential is a failure.
+func TestAzureRefusalsNameTheirSide(t *testing.T) {
+	tests := []struct {
+		err  error
+		want State
+	}{
+		{fmt.Errorf("azdo: Entra token: %w", entra.ErrFederatedCredential), NotChecked},
+		{fmt.Errorf("sts: %w", entra.ErrAWSDenied), NotChecked},
+		{fmt.Errorf("sts: %w", entra.ErrSTSUnavailable), NotChecked},
+		{fmt.Errorf("entra: %w", entra.ErrRefused), Failed},
+		{&azdo.Error{Status: 401, Err: azdo.ErrCredentials}, Failed},
+		{&azdo.Error{Err: azdo.ErrUnavailable}, Failed},
+	}
+	for _, tt := range tests {
+		if say, fix, got := azureRefusal(tt.err, "the secret's azurePat"); got != tt.want || say == "" || fix == "" {
+			t.Errorf("azureRefusal(%v) = %v (%q, %q), want %v", tt.err, got, say, fix, tt.want)
 		}
 	}
 }
