@@ -183,7 +183,11 @@ const maxAPIAnswer = 8 << 20
 // token is given to auth.Refused and tried again once when auth then has another,
 // as Run does. 404 is notFound, with Azure's typeKey; the other answers are classed
 // as for Run: ErrCredentials (401, a sign-in page or a redirect to it), ErrForbidden
-// (403), ErrThrottled, ErrUnavailable, ErrServerError, ErrRefused.
+// (403: the identity lacks the permission), ErrThrottled, ErrUnavailable, ErrServerError,
+// ErrRefused. A PAT whose scopes do not cover the call is ErrCredentials too: Azure's
+// scope check fails the authentication itself (Azure DevOps Server's
+// ScopesValidationService), so only a call the same PAT passed tells "lacks the scope"
+// from "refused".
 func (c *Client) call(ctx context.Context, method, target string, body []byte, auth Auth, notFound error, out any) error {
 	if c.Org == "" {
 		return &Error{Err: ErrBadPipeline}
