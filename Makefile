@@ -26,8 +26,8 @@ LAMBDA_ENV     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 FUZZTIME ?= 3s
 EVENT    ?= events/relay/httpapi.json
 
-.PHONY: help all build build-RelayFunction build-VerifierFunction build-StatusFunction test fuzz lint demo \
-        demo-rotation bench invoke-relay invoke-verifier deploy clean tools
+.PHONY: help all build build-RelayFunction build-VerifierFunction build-StatusFunction build-HookCheckFunction test fuzz lint demo \
+        demo-rotation doctor bench invoke-relay invoke-verifier deploy clean tools
 
 help: ## list the targets (this)
 	@echo "make <target>, where <target> is one of:"
@@ -35,7 +35,7 @@ help: ## list the targets (this)
 
 all: lint test build ## lint, test and build, as CI does
 
-build: bin/relay/bootstrap bin/verifier/bootstrap bin/status/bootstrap ## the three functions' bootstraps under bin/ (linux/arm64, static)
+build: bin/relay/bootstrap bin/verifier/bootstrap bin/status/bootstrap bin/hookcheck/bootstrap ## the four functions' bootstraps under bin/ (linux/arm64, static)
 	@ls -l bin/*/bootstrap
 
 bin/%/bootstrap: FORCE
@@ -50,6 +50,9 @@ build-VerifierFunction:
 
 build-StatusFunction:
 	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/status
+
+build-HookCheckFunction:
+	$(LAMBDA_ENV) go build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/hookcheck
 
 tools: $(RIE) $(STATICCHECK) ## install the runtime emulator and staticcheck into .tools/bin
 
@@ -91,6 +94,13 @@ demo-rotation: $(RIE) ## both rotations (Azure's webhook secret, Port's clientSe
 bench: $(RIE) ## cold start, warm latency, own work per invocation, binary size (docs/performance.md)
 	AWS_LAMBDA_RIE=$(RIE) go run ./cmd/bench
 	go test -run '^$$' -bench . -benchmem ./shared/... ./functions/...
+
+# The wiring of a deployed stack, link by link (docs/troubleshooting.md): STACK=<name>, with
+# your AWS credentials; FIX=1 creates the missing service hooks and re-enables the disabled ones.
+STACK ?=
+doctor: ## check a deployed stack's wiring, Port to Azure and back (STACK=name; FIX=1 repairs the service hooks)
+	@test -n "$(STACK)" || { echo "make doctor STACK=<your stack's name> [FIX=1] (or: go run ./cmd/doctor -h)"; exit 2; }
+	go run ./cmd/doctor -stack $(STACK) $(if $(FIX),-fix)
 
 # sam local invoke with a sample event, signed again now with $$PORT_CLIENT_SECRET
 # (the secret the deployed relay reads), so the timestamp is inside the tolerance.

@@ -24,6 +24,7 @@ var (
 	relayBin      string
 	verifierBin   string
 	statusBin     string
+	hookcheckBin  string
 	skipReason    string
 	faultCases    atomic.Int64
 	badCases      atomic.Int64
@@ -75,9 +76,10 @@ func run(m *testing.M) int {
 		relayBin = filepath.Join(dir, "relay", "bootstrap")
 		verifierBin = filepath.Join(dir, "verifier", "bootstrap")
 		statusBin = filepath.Join(dir, "status", "bootstrap")
+		hookcheckBin = filepath.Join(dir, "hookcheck", "bootstrap")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin, "../functions/status": statusBin} {
+		for pkg, out := range map[string]string{"../functions/relay": relayBin, "../functions/verifier": verifierBin, "../functions/status": statusBin, "../functions/hookcheck": hookcheckBin} {
 			if err := lambdatest.Build(ctx, pkg, out); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1

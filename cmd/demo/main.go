@@ -9,7 +9,9 @@
 // with the run's link. Last, an existing pipeline is started by id (Azure's Runs API,
 // a PAT from the secret): its link and externalRunId reach the Port run at once, and
 // SUCCESS comes from the status function, which finds the Port run in Port's API by
-// that externalRunId.
+// that externalRunId. Then the doctor checks the demo's own wiring, link by link (all
+// ✓), finds the one link broken next (Azure disabling the service hook) and mends it
+// with -fix.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,11 +27,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
@@ -69,11 +74,14 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("building the relay, verifier and status bootstraps (static, -tags lambda.norpc)")
+	step("building the relay, verifier and status bootstraps (static, -tags lambda.norpc) and the doctor")
 	for _, fn := range []string{"relay", "verifier", "status"} {
 		if err := lambdatest.Build(ctx, "./functions/"+fn, filepath.Join(dir, fn, "bootstrap")); err != nil {
 			return err
 		}
+	}
+	if err := lambdatest.Build(ctx, "./cmd/doctor", filepath.Join(dir, "doctor")); err != nil {
+		return err
 	}
 
 	secret := randomSecret()
@@ -144,6 +152,11 @@ func run() error {
 	defer statusFn.Close()
 	statusGW := lambdatest.Gateway(statusFn)
 	defer statusGW.Close()
+	// Azure's service hooks post only to https with Basic authentication: a TLS front.
+	statusURL, _ := url.Parse(statusGW.URL)
+	hooksFront := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(statusURL))
+	defer hooksFront.Close()
+	hookURL := hooksFront.URL + "/azure/events"
 	step("two relay containers, verifier and status running under the Lambda Runtime Interface Emulator, behind local API Gateway fronts")
 	fmt.Println()
 
@@ -188,7 +201,7 @@ func run() error {
 
 	// The pipeline runs; Azure's service hook reports it, with Basic auth, to /azure/events.
 	fmt.Println()
-	hook := &servicehooktest.Sender{URL: statusGW.URL + "/azure/events", Username: "azure-devops", Password: hookPass}
+	hook := &servicehooktest.Sender{URL: hookURL, Username: "azure-devops", Password: hookPass, HTTP: hooksFront.Client()}
 	pipelineRun := servicehooktest.Run{Org: org, PipelineID: 7, PipelineName: "deploy-service", ID: 42, Name: "20261201.1 " + runID}
 	for _, state := range []string{"inProgress", "completed"} {
 		pipelineRun.State, pipelineRun.Result = state, map[string]string{"completed": "succeeded"}[state]
@@ -272,7 +285,7 @@ func run() error {
 	fmt.Printf("DynamoDB calls: %d PutItem and %d UpdateItem, all by the relay: a claim and an outcome per delivery (two runs),\n"+
 		"and the duplicate's one claim, whose failed condition returned the first answer; none for the forged request,\n"+
 		"none by the status function, which has no DynamoDB: it finds the pipeline's Port run in Port's API.\n", puts, updates)
-	return nil
+	return doctorRun(ctx, filepath.Join(dir, "doctor"), relayGW.URL, hookURL, arn, sm.Env(), runsAPI, port)
 }
 
 func post(ctx context.Context, target, body string, ts int64, sig string) (int, string, time.Duration, error) {
@@ -345,4 +358,61 @@ func randomSecret() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return "demo_" + hex.EncodeToString(b)
+}
+
+// doctorRun wires the demo as a user would have (the two service hook subscriptions
+// of step 4 in Azure DevOps, two Port actions calling the relay), runs the doctor on
+// it, then breaks one link as Azure does after failed deliveries and mends it with -fix.
+func doctorRun(ctx context.Context, doctor, relayURL, hookURL, secretARN string, awsEnv []string, az *azdotest.Server, port *porttest.Server) error {
+	fmt.Println()
+	step("the doctor: the demo's wiring, link by link (go run ./cmd/doctor; make doctor STACK=… for a deployed stack)")
+	az.AddProject("Payments")
+	var runSub string
+	for _, event := range []string{azdo.RunStateChangedEvent, azdo.StageStateChangedEvent} {
+		id := az.AddSubscription(azdotest.Subscription{PublisherID: azdo.PipelinesPublisher, EventType: event, ResourceVersion: azdo.PipelinesResourceVersion,
+			ConsumerID: azdo.WebHooksConsumer, ConsumerActionID: azdo.HTTPRequestAction,
+			PublisherInputs: map[string]string{"projectId": azdotest.ProjectID("Payments")},
+			ConsumerInputs:  map[string]string{"url": hookURL, "basicAuthUsername": "azure-devops", "basicAuthPassword": hookPass, "resourceDetailsToSend": "all"}})
+		if event == azdo.RunStateChangedEvent {
+			runSub = id
+		}
+	}
+	body := func(extra string) json.RawMessage {
+		return json.RawMessage(`{` + extra + `"port_context":{"entity":"{{ .entity.identifier }}","runId":"{{ .run.id }}"}}`)
+	}
+	port.SetActions(
+		porttest.Action{Identifier: "deploy_service", Trigger: map[string]any{"type": "self-service"}, InvocationMethod: porttest.InvocationMethod{
+			Type: "WEBHOOK", URL: relayURL + "/webhooks/" + webhook, Method: "POST", Body: body(`"environment":"{{ .inputs.environment }}",`)}},
+		porttest.Action{Identifier: "deploy_by_id", Trigger: map[string]any{"type": "self-service"}, InvocationMethod: porttest.InvocationMethod{
+			Type: "WEBHOOK", URL: relayURL + "/pipelines/deploy", Method: "POST", Body: body(`"templateParameters":{"service":"{{ .entity.identifier }}"},`)}})
+	env := append(awsEnv, "PORT_SECRET_ID="+secretARN, "AZURE_DEVOPS_ORG="+org, "AZURE_DEVOPS_WEBHOOK="+webhook,
+		"AZURE_DEVOPS_PIPELINES=deploy=Payments/42@refs/heads/main", "AZURE_DEVOPS_URL="+az.URL, "PORT_API_URL="+port.URL)
+	doctorSays := func(args ...string) (int, error) {
+		cmd := exec.CommandContext(ctx, doctor, append([]string{"-relay-url", relayURL + "/", "-hook-url", hookURL}, args...)...)
+		cmd.Env = env
+		out, err := cmd.Output()
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			fmt.Println("  " + line)
+		}
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), nil
+		}
+		return 0, err
+	}
+	if code, err := doctorSays(); err != nil || code != 0 {
+		return fmt.Errorf("the doctor on the demo's wiring: status %d, %v", code, err)
+	}
+	fmt.Println()
+	step("Azure disables the run-state-changed subscription after failed deliveries (disabledBySystem); the doctor finds it")
+	az.SetSubscriptionStatus(runSub, azdo.StatusDisabledBySystem)
+	if code, err := doctorSays(); err != nil || code != 1 {
+		return fmt.Errorf("the doctor with the subscription disabled: status %d, %v; want 1", code, err)
+	}
+	fmt.Println()
+	step("the doctor -fix re-enables it, and changes nothing else")
+	if code, err := doctorSays("-fix"); err != nil || code != 0 {
+		return fmt.Errorf("the doctor -fix: status %d, %v", code, err)
+	}
+	return nil
 }

@@ -20,7 +20,7 @@ func standIn(pkg string) bool {
 // TestNoFunctionLinksAStandIn: what a function's binary is built from (go list -deps, as
 // `make build` builds it) holds no stand-in, no local runtime, nothing of e2e or cmd.
 func TestNoFunctionLinksAStandIn(t *testing.T) {
-	for _, fn := range []string{"relay", "verifier", "status"} {
+	for _, fn := range []string{"relay", "verifier", "status", "hookcheck"} {
 		t.Run(fn, func(t *testing.T) {
 			cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/"+fn)
 			cmd.Dir = root
@@ -49,12 +49,14 @@ func TestNoFunctionLinksAStandIn(t *testing.T) {
 
 // TestEachFunctionLinksWhatItUses: a function's binary holds the packages it calls and
 // no other of the module's: the verifier no Azure, Entra, ledger, Port or relay code,
-// the status function no Azure, Entra, ledger or relay code.
+// the status function no Azure, Entra, ledger or relay code, the hook check no Port,
+// ledger or relay code.
 func TestEachFunctionLinksWhatItUses(t *testing.T) {
 	for fn, never := range map[string][]string{
-		"verifier": {"shared/azdo", "shared/entra", "shared/ledger", "shared/portapi", "shared/relay", "shared/runstatus", "shared/payload"},
-		"status":   {"shared/azdo", "shared/entra", "shared/ledger", "shared/relay", "shared/receiver", "shared/payload"},
-		"relay":    {"shared/runstatus", "shared/receiver"},
+		"verifier":  {"shared/azdo", "shared/entra", "shared/ledger", "shared/portapi", "shared/relay", "shared/runstatus", "shared/payload"},
+		"status":    {"shared/azdo", "shared/entra", "shared/ledger", "shared/relay", "shared/receiver", "shared/payload"},
+		"relay":     {"shared/runstatus", "shared/receiver", "shared/wiring"},
+		"hookcheck": {"shared/relay", "shared/runstatus", "shared/receiver", "shared/portapi", "shared/ledger", "shared/payload"},
 	} {
 		cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/"+fn)
 		cmd.Dir = root

@@ -50,7 +50,7 @@ func TestAlarmsWatchWhatTheCodeEmits(t *testing.T) {
 			if !slices.Contains(metrics.Dimensions, name) {
 				t.Errorf("%s dimension %s is not one the functions write (%q)", id, name, metrics.Dimensions)
 			}
-			if name == metrics.Function && !slices.Contains([]string{metrics.FunctionRelay, metrics.FunctionVerifier, metrics.FunctionStatus}, value) {
+			if name == metrics.Function && !slices.Contains([]string{metrics.FunctionRelay, metrics.FunctionVerifier, metrics.FunctionStatus, metrics.FunctionHooks}, value) {
 				t.Errorf("%s dimension Function = %s, which no function is", id, value)
 			}
 		}

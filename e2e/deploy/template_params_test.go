@@ -18,7 +18,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/relay"
 )
 
-// validRelayEnv is a configuration config.LoadRelay accepts; each check changes one variable.
+// validRelayEnv is a configuration relay.LoadConfig accepts; each check changes one variable.
 var validRelayEnv = map[string]string{
 	"PORT_SECRET_ID":       "arn:aws:secretsmanager:eu-west-1:123456789012:secret:port/azure-relay-AbCdEf",
 	"AZURE_DEVOPS_ORG":     "contoso",

@@ -192,7 +192,7 @@ func TestGlobalsFunction(t *testing.T) {
 
 func TestFunctionsBuildWithMakefileFromRepositoryRoot(t *testing.T) {
 	tpl := loadTemplate(t)
-	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction"} {
+	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction", "HookCheckFunction"} {
 		t.Run(fn, func(t *testing.T) {
 			res := get(tpl, "Resources", fn)
 			if got := render(get(res, "Type")); got != "AWS::Serverless::Function" {
@@ -459,7 +459,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf(`SecretKmsKeyArn default = %s, want "" (no customer key, no kms grant)`, got)
 	}
 
-	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction"} {
+	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction", "HookCheckFunction"} {
 		t.Run(fn, func(t *testing.T) {
 			readsSecret := false
 			for _, st := range policyStatements(t, tpl, fn) {
@@ -491,9 +491,10 @@ func TestLeastPrivilege(t *testing.T) {
 						aud := render(get(st.node, "Condition", "ForAllValues:StringEquals", "sts:IdentityTokenAudience"))
 						present := render(get(st.node, "Condition", "Null", "sts:IdentityTokenAudience"))
 						dur := render(get(st.node, "Condition", "NumericLessThanEquals", "sts:DurationSeconds"))
-						if fn != "RelayFunction" || st.cond != "FederationOn" || aud != entra.TokenExchangeAudience || present != "false" ||
+						// The relay, and the hook check, which signs in to Azure DevOps as the relay does.
+						if fn != "RelayFunction" && fn != "HookCheckFunction" || st.cond != "FederationOn" || aud != entra.TokenExchangeAudience || present != "false" ||
 							dur != strconv.Itoa(entra.AssertionDurationSeconds) || len(get(st.node, "Condition").Content) != 6 {
-							t.Errorf("%s: want the relay alone, under FederationOn, held to audience %s and at most %d s (got %q, %q)",
+							t.Errorf("%s: want the relay and the hook check alone, under FederationOn, held to audience %s and at most %d s (got %q, %q)",
 								where, entra.TokenExchangeAudience, entra.AssertionDurationSeconds, aud, dur)
 						}
 					case "secretsmanager:GetSecretValue":
@@ -628,7 +629,7 @@ func TestReservedConcurrencyIsTunable(t *testing.T) {
 
 func TestFunctionsLogToRetainedGroups(t *testing.T) {
 	tpl := loadTemplate(t)
-	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction"} {
+	for _, fn := range []string{"RelayFunction", "VerifierFunction", "StatusFunction", "HookCheckFunction"} {
 		ref := get(tpl, "Resources", fn, "Properties", "LoggingConfig", "LogGroup")
 		if ref == nil || ref.Tag != "!Ref" {
 			t.Errorf("%s LoggingConfig.LogGroup = %s, want !Ref <log group>", fn, render(ref))
@@ -658,6 +659,7 @@ func TestOutputs(t *testing.T) {
 		{"ScheduleDeadLetterQueueUrl", "!Ref ScheduleDLQ"},
 		{"DashboardUrl", "#dashboards:name=${Dashboard}"},
 		{"AlarmTopicArn", "!Ref AlarmTopic"},
+		{"HookCheckRoleArn", "!GetAtt HookCheckFunctionRole.Arn"},
 	}
 	for _, tt := range tests {
 		if got := render(get(tpl, "Outputs", tt.output, "Value")); !strings.Contains(got, tt.want) {

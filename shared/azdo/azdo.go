@@ -211,6 +211,7 @@ func (c *Client) Deliver(ctx context.Context, webhook string, body, secret []byt
 
 // exchange is one call to Azure DevOps: what post sends and how it reads the answers.
 type exchange struct {
+	method string // POST when empty
 	target string
 	body   []byte
 	limit  int64 // bytes of an answer read for judge; 8 KiB when zero
@@ -257,13 +258,21 @@ func (c *Client) post(ctx context.Context, x exchange) (answer, error) {
 		defer p.discard()
 	}
 
+	method := x.method
+	if method == "" {
+		method = http.MethodPost
+	}
 	again := false
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {
 			// Nothing was sent: say so, rather than the "may have been queued" of a timeout.
 			return answer{}, &Error{Attempts: n - 1, Err: ErrNoTime}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.target, bytes.NewReader(x.body))
+		var body io.Reader
+		if x.body != nil {
+			body = bytes.NewReader(x.body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, x.target, body)
 		if err != nil {
 			return answer{}, &Error{Err: fmt.Errorf("%w: bad URL", ErrRefused), Attempts: n}
 		}
@@ -451,5 +460,5 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // that meet them: a test fails when one has no answer.
 var Errors = []error{
 	ErrBadName, ErrWebhookNotFound, ErrSignatureRefused, ErrThrottled, ErrUnavailable, ErrRefused, ErrServerError, ErrTLS, ErrNoAnswer, ErrNoTime, ErrConnection,
-	ErrBadPipeline, ErrNoCredentials, ErrCredentials, ErrForbidden, ErrUnexpectedParameter, ErrPipelineNotFound, ErrProjectNotFound, ErrNoRunID, ErrRunBody,
+	ErrBadPipeline, ErrNoCredentials, ErrCredentials, ErrForbidden, ErrUnexpectedParameter, ErrPipelineNotFound, ErrProjectNotFound, ErrNoRunID, ErrRunBody, ErrNotFound,
 }

@@ -114,4 +114,3 @@ func TestErrorNamesTheVariable(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
-

@@ -51,6 +51,7 @@ const (
 	FunctionRelay    = "relay"
 	FunctionVerifier = "verifier"
 	FunctionStatus   = "status"
+	FunctionHooks    = "hookcheck"
 )
 
 // Metric names. The template's alarms and dashboard use them: e2e/deploy/template_alarms_test.go
@@ -76,6 +77,21 @@ const (
 	WrongPassword = "WrongPassword"
 )
 
+// The hook check's metrics: the expected service hook subscriptions by state, one
+// line an hour, every state written (0 included) so that each has a value; and
+// HooksNotEnabled, all of them but the enabled ones, which the alarm watches.
+const (
+	HooksEnabled                    = "HooksEnabled"
+	HooksOnProbation                = "HooksOnProbation"
+	HooksDisabledByUser             = "HooksDisabledByUser"
+	HooksDisabledBySystem           = "HooksDisabledBySystem"
+	HooksDisabledByInactiveIdentity = "HooksDisabledByInactiveIdentity"
+	HooksMissing                    = "HooksMissing"
+	HooksNotEnabled                 = "HooksNotEnabled"
+	// HooksUncounted counts the runs that could not count them (a function error).
+	HooksUncounted = "HooksUncounted"
+)
+
 // Dimension keys. Every metric is published by Function; a class dimension adds a
 // second set, by Function and class. Values are always a small fixed set.
 const (
@@ -87,7 +103,8 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable}
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable,
+	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled, HooksUncounted}
 
 // Dimensions lists every dimension key the functions emit.
 var Dimensions = []string{Function, Reason, Cause, Outcome, Scheme}

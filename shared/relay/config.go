@@ -46,8 +46,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.Org, err = config.AzureOrg(getenv); err != nil {
 		return Config{}, err
 	}
-	if c.Pipelines, err = LoadPipelines(getenv); err != nil {
-		return Config{}, err
+	if c.Pipelines, err = azdo.ParsePipelines(getenv("AZURE_DEVOPS_PIPELINES")); err != nil {
+		return Config{}, &config.Error{Var: "AZURE_DEVOPS_PIPELINES", Reason: err.Error()}
 	}
 	c.Webhook = strings.TrimSpace(getenv("AZURE_DEVOPS_WEBHOOK"))
 	switch {

@@ -229,7 +229,7 @@ func TestPipelinesAloneNeedNoWebhook(t *testing.T) {
 }
 
 func TestPipelineEntriesReadAsWritten(t *testing.T) {
-	got, err := relay.LoadPipelines(env{"AZURE_DEVOPS_PIPELINES": " deploy = Payments Team / 42 @ refs/heads/main , b=Q.R_S/7"}.get)
+	got, err := azdo.ParsePipelines(" deploy = Payments Team / 42 @ refs/heads/main , b=Q.R_S/7")
 	want := []azdo.Pipeline{{Name: "deploy", Project: "Payments Team", ID: 42, Branch: "refs/heads/main"}, {Name: "b", Project: "Q.R_S", ID: 7}}
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("Pipelines = %+v, %v; want %+v", got, err, want)
@@ -240,7 +240,7 @@ func TestPipelineEntriesReadAsWritten(t *testing.T) {
 		"deploy=../1":       "project name",
 		"d=A/1,e=B/2,d=C/3": `names "d" twice`,
 	} {
-		if _, err := relay.LoadPipelines(env{"AZURE_DEVOPS_PIPELINES": value}.get); err == nil || !strings.Contains(err.Error(), reason) {
+		if _, err := azdo.ParsePipelines(value); err == nil || !strings.Contains(err.Error(), reason) {
 			t.Errorf("Pipelines(%q) = %v, want an error about the %s", value, err, reason)
 		}
 	}

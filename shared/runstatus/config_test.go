@@ -68,4 +68,3 @@ func TestLoadStatus(t *testing.T) {
 		})
 	}
 }
-

@@ -37,6 +37,17 @@
 // createdDate, url, resources.repositories.self, id (from 1001 up) and name (yyyyMMdd.n, no Port run id in it).
 // Script's steps apply to Runs requests as to webhook ones; SignInPage and SignInRedirect to Runs requests only.
 //
+// What the wiring checks read and write is served too, at api-version 7.1 (hooks.go): a project
+// (GET _apis/projects/{name or id}, its id derived from its name), a pipeline (GET
+// {project}/_apis/pipelines/{id}), the caller's QueueBuilds bit (GET _apis/permissions/{namespace}/128,
+// false for a pipeline registered with QueueDenied, whose runs are then 403) and service hook
+// subscriptions (GET, POST, PUT _apis/hooks/subscriptions): Azure's statuses, the password masked as
+// "********" in every answer and kept when a PUT sends the mask back (refused if the url changed),
+// https required with Basic auth, the pipelines publisher and the Web Hooks consumer only. PATs carry
+// scopes (AddScopedPAT) chained as Azure's scope definitions chain them (Build inherits Service Hooks
+// read and write, which inherits read, then profile); a PAT whose scopes do not cover a request is
+// refused as a wrong one is.
+//
 // Not modelled: required parameters and typed values (every declared parameter has a default and takes any
 // string), stages to skip that do not exist, throttling by TSTUs (script it with Status(429).RetryAfter), the
 // Build service's own checks (a disabled pipeline, missing queue permission: script Status(403)), and
@@ -108,6 +119,7 @@ type Server struct {
 	forget     time.Duration
 	idleSince  map[net.Conn]time.Time // keep-alive connections waiting for their next request
 	runs       runsAPI                // the Runs API's registrations and record
+	api        hooksAPI               // projects and service hook subscriptions
 }
 
 var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
@@ -302,6 +314,9 @@ func SignInRedirect() Step { return Step{redirect: true} }
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.forgotten(r) {
 		panic(http.ErrAbortHandler) // reset: the request never reached Azure
+	}
+	if s.serveAPI(w, r) {
+		return
 	}
 	if project, id, ok := s.runsRoute(r.URL.Path); ok {
 		s.serveRuns(w, r, project, id)

@@ -44,6 +44,9 @@ type RunsPipeline struct {
 	// organization that limits the variables set at queue time (the default).
 	SettableVariables []string
 	DefaultBranch     string // the ref a run uses when it names none; refs/heads/main when empty
+	// QueueDenied takes "Queue builds" away from every identity: a run is 403, and
+	// the permissions API answers false.
+	QueueDenied bool
 }
 
 // Variable is a run's variable as Azure binds it.
@@ -85,7 +88,7 @@ type QueuedRun struct {
 // runsAPI is the Runs API's part of a Server, guarded by Server.mu.
 type runsAPI struct {
 	pipelines []RunsPipeline
-	pats      map[string]bool // true: accepted; false: revoked
+	pats      map[string][]string // scopes of each accepted PAT; nil: revoked
 	bearer    func(token string) bool
 	queued    []QueuedRun
 	requests  int
@@ -109,18 +112,22 @@ func (s *Server) AddPipeline(p RunsPipeline) {
 	s.runs.pipelines = append(s.runs.pipelines, p)
 }
 
-// AddPAT registers a personal access token with the scope to queue runs. Azure takes
-// it with any Basic user name.
-func (s *Server) AddPAT(pat string) {
-	if pat == "" {
-		panic("azdotest: empty PAT")
+// AddPAT registers a personal access token with the scope to queue runs, "Build:
+// Read & execute" (vso.build_execute). Azure takes it with any Basic user name.
+func (s *Server) AddPAT(pat string) { s.AddScopedPAT(pat, ScopeBuildExecute) }
+
+// AddScopedPAT registers a personal access token with these scopes (ScopeBuildExecute,
+// ScopeHooks, …). A request the scopes do not cover is refused as a wrong PAT is.
+func (s *Server) AddScopedPAT(pat string, scopes ...string) {
+	if pat == "" || len(scopes) == 0 {
+		panic("azdotest: a PAT needs a value and a scope")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runs.pats == nil {
-		s.runs.pats = map[string]bool{}
+		s.runs.pats = map[string][]string{}
 	}
-	s.runs.pats[pat] = true
+	s.runs.pats[pat] = slices.Clone(scopes)
 }
 
 // RevokePAT revokes a token, as its owner or an administrator does (or its expiry):
@@ -129,7 +136,7 @@ func (s *Server) RevokePAT(pat string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runs.pats != nil {
-		s.runs.pats[pat] = false
+		s.runs.pats[pat] = nil
 	}
 }
 
@@ -281,7 +288,7 @@ func (s *Server) serveRuns(w http.ResponseWriter, r *http.Request, project, id s
 // credentials, the api-version, the project, the pipeline id, the body, the
 // pipeline, then the run's parameters.
 func (s *Server) judgeRun(r *http.Request, project, idText string, body []byte) runAnswer {
-	kind, refused := s.authenticate(r)
+	kind, refused := s.authenticate(r, ScopeBuildExecute)
 	if refused != nil {
 		return *refused
 	}
@@ -333,6 +340,11 @@ func (s *Server) judgeRun(r *http.Request, project, idText string, body []byte) 
 			"Microsoft.Azure.Pipelines.WebApi.PipelineNotFoundException, Microsoft.Azure.Pipelines.WebApi",
 			fmt.Sprintf("A pipeline with id %d was not found.", id)))
 	}
+	if p.QueueDenied {
+		return errorAnswer(http.StatusForbidden, newError("AccessDeniedException",
+			"Microsoft.TeamFoundation.Build.WebApi.AccessDeniedException, Microsoft.TeamFoundation.Build2.WebApi",
+			"Access denied: the identity needs Queue builds permissions for this pipeline."))
+	}
 	if e := p.validate(params); e != nil {
 		return errorAnswer(http.StatusBadRequest, e)
 	}
@@ -346,7 +358,9 @@ func (s *Server) judgeRun(r *http.Request, project, idText string, body []byte) 
 // (Azure DevOps Server's TeamFoundationAuthenticationService); without it a wrong or
 // missing PAT is answered with the sign-in page itself, 203 text/html, as users of
 // Azure DevOps Services report. A Bearer token is refused with a 401 either way.
-func (s *Server) authenticate(r *http.Request) (string, *runAnswer) {
+// A PAT whose scopes do not cover the request (scope) fails authentication as a
+// wrong one does, as Azure DevOps Server's ScopesValidationService makes it.
+func (s *Server) authenticate(r *http.Request, scope string) (string, *runAnswer) {
 	scheme, credential, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	credential = strings.TrimSpace(credential)
 	var kind string
@@ -355,7 +369,7 @@ func (s *Server) authenticate(r *http.Request) (string, *runAnswer) {
 		if raw, err := base64.StdEncoding.DecodeString(credential); err == nil {
 			if _, pat, ok := strings.Cut(string(raw), ":"); ok {
 				s.mu.Lock()
-				if s.runs.pats[pat] {
+				if slices.ContainsFunc(s.runs.pats[pat], func(granted string) bool { return covers(granted, scope) }) {
 					kind = AuthPAT
 				}
 				s.mu.Unlock()

@@ -1,5 +1,6 @@
-// Package porttest stands in for Port's REST API (https://api.port.io): the token endpoint and the action-run
-// routes the relay and the status function call (add a log, update a run, read a run, find runs by externalRunId).
+// Package porttest stands in for Port's REST API (https://api.port.io): the token endpoint, the action-run
+// routes the relay and the status function call (add a log, update a run, read a run, find runs by
+// externalRunId), and the actions list the wiring checks read.
 //
 // It enforces Port's rules where the relay depends on them, as Port's API spec (port-docs static/apispec.yaml) and
 // docs state them: tokens only for the right clientId and clientSecret, a bearer token on every run route, 404 for a
@@ -70,6 +71,7 @@ type Server struct {
 	updates       map[string][]Update
 	runs          map[string]*Run
 	order         []string // run ids, oldest first
+	actions       []Action
 }
 
 // New starts a server that issues tokens for clientID and clientSecret only. Close it when done.
@@ -88,6 +90,7 @@ func New(clientID, clientSecret string) *Server {
 	mux.HandleFunc("PATCH /v1/actions/runs/{runId}", s.authorized(s.updateRun))
 	mux.HandleFunc("GET /v1/actions/runs/{runId}", s.authorized(s.getRun))
 	mux.HandleFunc("GET /v1/actions/runs", s.authorized(s.findRuns))
+	mux.HandleFunc("GET /v1/actions", s.authorized(s.listActions))
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests++
