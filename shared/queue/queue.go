@@ -1,0 +1,183 @@
+// Package queue keeps a delivery that Azure DevOps cannot take now on an Amazon SQS
+// queue, to be sent when it can: what the delivery needs (where, Port's body, the Port
+// run, the ledger's key, when it was first put aside), never a secret or a signature.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
+)
+
+// Limits of SQS's that a delay or a visibility change keeps to.
+const (
+	MaxDelay      = 15 * time.Minute // SendMessage's DelaySeconds
+	MaxVisibility = 12 * time.Hour   // ChangeMessageVisibility's VisibilityTimeout
+)
+
+// Errors of Put, Later and DeadLetter.
+var (
+	// ErrUnavailable means SQS could not be reached or refused the call; the message
+	// was not put aside (or not moved).
+	ErrUnavailable = errors.New("queue: SQS could not be reached")
+	// ErrTooLarge means the message is larger than the queue takes.
+	ErrTooLarge = errors.New("queue: the delivery is larger than the queue takes")
+	// ErrMalformed means a received message is not one this package wrote.
+	ErrMalformed = errors.New("queue: not a delivery message")
+)
+
+// Errors lists the package's sentinel errors, for the answer tables of the functions
+// that meet them: a test fails when one has no answer.
+var Errors = []error{ErrUnavailable, ErrTooLarge, ErrMalformed}
+
+// SQS is the SQS client's subset the package uses; *sqs.Client is one.
+type SQS interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// Message is one delivery put aside.
+type Message struct {
+	Door   string    // the target's kind: "webhook", "pipeline"
+	Target string    // its name
+	Kind   string    // the invocation's kind (event.Kind), for how its answer reads
+	RunID  string    // the Port run, when there is one
+	Key    string    // the ledger's key of the delivery
+	Queued time.Time // when it was first put aside: its age counts from here
+	// DeadLettered is when the relay moved it to the dead-letter queue; a message that
+	// carries it and comes back was redriven by an operator.
+	DeadLettered time.Time
+	Reason       string // why it was dead-lettered: "age", "unreadable", "no record"
+	Body         []byte // Port's body as it came, byte for byte
+}
+
+// header is a Message less its body, as the message writes it first.
+type header struct {
+	Version      int    `json:"v"`
+	Door         string `json:"door"`
+	Target       string `json:"target"`
+	Kind         string `json:"kind,omitempty"`
+	RunID        string `json:"runId,omitempty"`
+	Key          string `json:"key"`
+	Queued       int64  `json:"queued"`                 // Unix milliseconds
+	DeadLettered int64  `json:"deadLettered,omitempty"` // Unix milliseconds
+	Reason       string `json:"reason,omitempty"`
+}
+
+// Encode writes m as one JSON object with the body as its last member, spliced in as
+// it came: the body is a JSON object already, and re-marshalling it would change its
+// bytes (Go escapes <>& and compacts), and with them the signature Azure checks.
+func (m Message) Encode() []byte {
+	h := header{Version: 1, Door: m.Door, Target: m.Target, Kind: m.Kind, RunID: m.RunID, Key: m.Key,
+		Queued: m.Queued.UnixMilli(), Reason: m.Reason}
+	if !m.DeadLettered.IsZero() {
+		h.DeadLettered = m.DeadLettered.UnixMilli()
+	}
+	b, _ := json.Marshal(h)
+	b = append(b[:len(b)-1], `,"body":`...)
+	b = append(b, m.Body...)
+	return append(b, '}')
+}
+
+// Decode reads what Encode wrote; the body comes back byte for byte.
+func Decode(b []byte) (Message, error) {
+	var in struct {
+		header
+		Body json.RawMessage `json:"body"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil || in.Version != 1 || in.Door == "" || in.Target == "" || in.Key == "" ||
+		in.Queued <= 0 || len(in.Body) == 0 || in.Body[0] != '{' {
+		return Message{}, ErrMalformed
+	}
+	m := Message{Door: in.Door, Target: in.Target, Kind: in.Kind, RunID: in.RunID, Key: in.Key,
+		Queued: time.UnixMilli(in.Queued), Reason: in.Reason, Body: in.Body}
+	if in.DeadLettered > 0 {
+		m.DeadLettered = time.UnixMilli(in.DeadLettered)
+	}
+	return m, nil
+}
+
+// Queue is the delivery queue and its dead-letter queue. Its fields are set once; it is
+// then safe for concurrent use.
+type Queue struct {
+	SQS          SQS
+	URL          string // DELIVERY_QUEUE_URL
+	DeadLetter   string // DELIVERY_DLQ_URL
+	MaxBodyBytes int    // what the queue takes; SQS's 1 MiB when zero
+}
+
+// Put puts m aside for delay (at most MaxDelay: a longer wait is made of visibility
+// changes when the message comes round).
+func (q *Queue) Put(ctx context.Context, m Message, delay time.Duration) error {
+	return q.send(ctx, q.URL, m, min(max(delay, 0), MaxDelay))
+}
+
+// Bury moves m to the dead-letter queue, for an operator to look at and redrive.
+func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Time) error {
+	m.DeadLettered, m.Reason = now, reason
+	return q.send(ctx, q.DeadLetter, m, 0)
+}
+
+func (q *Queue) send(ctx context.Context, url string, m Message, delay time.Duration) error {
+	body := m.Encode()
+	limit := q.MaxBodyBytes
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	if len(body) > limit {
+		return fmt.Errorf("%w: %d bytes, the queue takes %d", ErrTooLarge, len(body), limit)
+	}
+	_, err := q.SQS.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl:     aws.String(url),
+		MessageBody:  aws.String(string(body)),
+		DelaySeconds: int32(delay.Round(time.Second) / time.Second),
+	})
+	return failed(ctx, err)
+}
+
+// Later makes the received message whose receipt is handle visible again after d (at
+// most MaxVisibility), so that it comes round when Azure said it could take it.
+func (q *Queue) Later(ctx context.Context, handle string, d time.Duration) error {
+	_, err := q.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl:          aws.String(q.URL),
+		ReceiptHandle:     aws.String(handle),
+		VisibilityTimeout: int32(min(max(d, 0), MaxVisibility).Round(time.Second) / time.Second),
+	})
+	return failed(ctx, err)
+}
+
+// failed names the class of a failed call (SQS's error code, or the network's)
+// without the SDK's text, which carries the endpoint and request.
+func failed(ctx context.Context, err error) error {
+	var apiErr smithy.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &apiErr):
+		return fmt.Errorf("%w: %s", ErrUnavailable, apiErr.ErrorCode())
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	default:
+		return fmt.Errorf("%w: request failed", ErrUnavailable)
+	}
+}
+
+// Age is how long m has been waiting at now, counted from when it was first put aside.
+func (m Message) Age(now time.Time) time.Duration { return now.Sub(m.Queued) }
+
+// Receives reads SQS's ApproximateReceiveCount attribute of a received message; 1 when
+// it is missing or unreadable.
+func Receives(attr string) int {
+	n, err := strconv.Atoi(attr)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}

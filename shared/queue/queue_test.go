@@ -1,0 +1,119 @@
+package queue_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/port-azure-relay/relay/shared/queue"
+	"github.com/port-azure-relay/relay/shared/queue/sqstest"
+)
+
+// The body goes back byte for byte: Azure's signature is over exactly these bytes.
+func TestEncodeKeepsTheBodyAsItCame(t *testing.T) {
+	queued := time.UnixMilli(1765000000123)
+	for _, body := range []string{
+		`{"a":1}`,
+		"{\n  \"html\": \"<b>&</b>\",\t\"é\": \"\\u00e9\",\n  \"n\": 1.50 }",
+		`{"nested":{"body":"{\"x\":1}"},"body":"not me"}`,
+	} {
+		m := queue.Message{Door: "webhook", Target: "deploy", Kind: "httpapi", RunID: "r_1", Key: "run#r_1", Queued: queued, Body: []byte(body)}
+		got, err := queue.Decode(m.Encode())
+		if err != nil || !bytes.Equal(got.Body, m.Body) || got.Key != m.Key || !got.Queued.Equal(queued) || got.Door != "webhook" || got.Target != "deploy" {
+			t.Errorf("Decode(Encode(%q)) = %+v, %v; want the message back, its body byte for byte", body, got, err)
+		}
+	}
+}
+
+func TestDecodeRefusesWhatItDidNotWrite(t *testing.T) {
+	for _, raw := range []string{``, `[]`, `{"v":2,"door":"webhook","target":"d","key":"k","queued":1,"body":{}}`,
+		`{"v":1,"door":"webhook","target":"d","key":"k","queued":1,"body":[1]}`, `{"v":1,"door":"","target":"d","key":"k","queued":1,"body":{}}`,
+		`{"v":1,"door":"webhook","target":"d","key":"","queued":1,"body":{}}`, `{"v":1,"door":"webhook","target":"d","key":"k","body":{}}`} {
+		if _, err := queue.Decode([]byte(raw)); !errors.Is(err, queue.ErrMalformed) {
+			t.Errorf("Decode(%q) = %v, want ErrMalformed", raw, err)
+		}
+	}
+}
+
+func newQueue(t *testing.T) (*queue.Queue, *sqstest.Server, *sqs.Client) {
+	srv := sqstest.New()
+	t.Cleanup(srv.Close)
+	dlq := srv.CreateQueue("delivery-dlq", nil)
+	url := srv.CreateQueue("delivery", map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"` + sqstest.ARN("delivery-dlq") + `","maxReceiveCount":"1000"}`})
+	client := srv.Client()
+	return &queue.Queue{SQS: client, URL: url, DeadLetter: dlq}, srv, client
+}
+
+func receive(t *testing.T, c *sqs.Client, url string) []types.Message {
+	t.Helper()
+	out, err := c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Messages
+}
+
+// Put, Later and Bury through the real SDK against the SQS stand-in.
+func TestPutLaterBury(t *testing.T) {
+	q, _, c := newQueue(t)
+	ctx := context.Background()
+	m := queue.Message{Door: "pipeline", Target: "deploy", Key: "run#r_2", RunID: "r_2", Queued: time.Now(), Body: []byte(`{"x":"<&>"}`)}
+	if err := q.Put(ctx, m, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, c, q.URL)
+	if len(got) != 1 {
+		t.Fatalf("received %d messages, want 1", len(got))
+	}
+	back, err := queue.Decode([]byte(aws.ToString(got[0].Body)))
+	if err != nil || string(back.Body) != `{"x":"<&>"}` || queue.Receives(got[0].Attributes["ApproximateReceiveCount"]) != 1 {
+		t.Fatalf("received %+v, %v", back, err)
+	}
+	if err := q.Later(ctx, aws.ToString(got[0].ReceiptHandle), 0); err != nil {
+		t.Fatal(err)
+	}
+	if again := receive(t, c, q.URL); len(again) != 1 || queue.Receives(again[0].Attributes["ApproximateReceiveCount"]) != 2 {
+		t.Fatalf("after Later(0): %+v, want it back at once, received twice", again)
+	}
+	now := time.Now()
+	if err := q.Bury(ctx, back, "age", now); err != nil {
+		t.Fatal(err)
+	}
+	buried := receive(t, c, q.DeadLetter)
+	if len(buried) != 1 {
+		t.Fatalf("dead-letter queue holds %d, want 1", len(buried))
+	}
+	dead, err := queue.Decode([]byte(aws.ToString(buried[0].Body)))
+	if err != nil || dead.Reason != "age" || dead.DeadLettered.UnixMilli() != now.UnixMilli() || !dead.Queued.Equal(back.Queued) {
+		t.Errorf("buried %+v, %v: want the reason, when, and the first queued time", dead, err)
+	}
+}
+
+func TestFailuresAreNamedWithoutTheSDKsText(t *testing.T) {
+	q, srv, _ := newQueue(t)
+	ctx := context.Background()
+	m := queue.Message{Door: "webhook", Target: "deploy", Key: "sig#1", Queued: time.Now(), Body: []byte(`{}`)}
+	q.MaxBodyBytes = 64
+	if err := q.Put(ctx, queue.Message{Door: "webhook", Target: "deploy", Key: "k", Queued: time.Now(), Body: []byte(`{"a":"` + strings.Repeat("x", 100) + `"}`)}, 0); !errors.Is(err, queue.ErrTooLarge) {
+		t.Errorf("a message over the limit: %v, want ErrTooLarge", err)
+	}
+	q.MaxBodyBytes = 0
+	q.URL = srv.URL + "/123456789012/no-such-queue"
+	if err := q.Put(ctx, m, 0); !errors.Is(err, queue.ErrUnavailable) || !strings.Contains(err.Error(), "NonExistentQueue") || strings.Contains(err.Error(), "http") {
+		t.Errorf("an unknown queue: %v, want ErrUnavailable naming SQS's code only", err)
+	}
+	srv.SetFault(sqstest.Down)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := q.Put(ctx, m, 0); !errors.Is(err, queue.ErrUnavailable) {
+		t.Errorf("SQS down: %v, want ErrUnavailable", err)
+	}
+}
