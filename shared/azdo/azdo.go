@@ -81,6 +81,9 @@ type Error struct {
 	Status   int
 	Attempts int
 	Err      error
+	// RetryAfter is the wait Azure asked for with its last answer (Retry-After), at
+	// most 12 hours; 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -122,6 +125,11 @@ type Client struct {
 	MaxAttempts int           // 3 when zero
 	Backoff     time.Duration // first wait when Azure gives no Retry-After; 250ms when zero
 	IdleReset   time.Duration // DefaultIdleReset when zero
+	// MaxWait, when set, is the longest wait before a retry within one call: a longer
+	// one ends the call with the *Error, whose RetryAfter says when to try again (a
+	// caller that can put the delivery aside does better than wait). Zero: any wait
+	// that fits before the context's deadline.
+	MaxWait time.Duration
 
 	lastUsed atomic.Int64 // unix nanoseconds when the last request ended
 	pre      atomic.Pointer[preconn]
@@ -299,14 +307,14 @@ func (c *Client) post(ctx context.Context, x exchange) (answer, error) {
 			continue
 		}
 		if !retryable(err) || n >= attempts {
-			return answer{}, &Error{Status: status, Attempts: n, Err: err}
+			return answer{}, &Error{Status: status, Attempts: n, Err: err, RetryAfter: retryAfter}
 		}
 		wait := retryAfter
 		if wait <= 0 {
 			wait = backoff << (n - 1)
 		}
-		if !sleep(ctx, wait) {
-			return answer{}, &Error{Status: status, Attempts: n, Err: err}
+		if c.MaxWait > 0 && wait > c.MaxWait || !sleep(ctx, wait) {
+			return answer{}, &Error{Status: status, Attempts: n, Err: err, RetryAfter: retryAfter}
 		}
 	}
 }
@@ -441,7 +449,11 @@ func readSome(body io.ReadCloser, limit int64) []byte {
 	return b
 }
 
-// parseRetryAfter reads seconds or an HTTP date; it caps the wait at a minute.
+// maxRetryAfter caps the wait Azure may ask for: SQS keeps a message invisible for 12
+// hours at most. A wait within a call is bounded by its deadline, or MaxWait.
+const maxRetryAfter = 12 * time.Hour
+
+// parseRetryAfter reads seconds or an HTTP date; it caps the wait at maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
@@ -449,11 +461,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	var d time.Duration
 	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
 		// Clamped before the multiplication, which would overflow past 292 years.
-		d = time.Duration(min(max(secs, 0), 60)) * time.Second
+		d = time.Duration(min(max(secs, 0), int(maxRetryAfter/time.Second))) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}
-	return min(max(d, 0), time.Minute)
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // Errors lists the package's sentinel errors, for the answer tables of the functions

@@ -332,6 +332,36 @@ func TestDeliverGivesUpWhenRetryAfterPassesTheDeadline(t *testing.T) {
 	}
 }
 
+// With MaxWait, a wait longer than it ends the call at once, the wait Azure asked for
+// on the error, so that the caller can put the delivery aside rather than wait.
+func TestDeliverStopsAtMaxWaitAndSaysWhenToRetry(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		script   []azdotest.Step
+		attempts int
+		wait     time.Duration
+	}{
+		{"429 asking for a minute", []azdotest.Step{azdotest.Status(429).RetryAfter(60)}, 1, time.Minute},
+		{"503 asking for 5 s", []azdotest.Step{azdotest.Status(503).RetryAfter(5)}, 1, 5 * time.Second},
+		{"429 asking for 1 s is waited for, then 429 for 900 s", []azdotest.Step{azdotest.Status(429).RetryAfter(1), azdotest.Status(429).RetryAfter(900)}, 2, 15 * time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t)
+			srv.Script(tt.script...)
+			c := newClient(srv.URL)
+			c.MaxWait = 2 * time.Second
+			start := time.Now()
+			_, err := c.Deliver(ctxTimeout(t, 20*time.Second), hook, payload, []byte(key))
+			if e := deliveryError(t, err); e.Attempts != tt.attempts || e.RetryAfter != tt.wait {
+				t.Errorf("Deliver = %+v, want %d attempts and RetryAfter %v", e, tt.attempts, tt.wait)
+			}
+			if took := time.Since(start); took > time.Duration(tt.attempts)*1500*time.Millisecond {
+				t.Errorf("Deliver took %v: it waited longer than MaxWait", took)
+			}
+		})
+	}
+}
+
 // closedAddr returns a 127.0.0.1 address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()

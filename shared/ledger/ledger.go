@@ -12,6 +12,7 @@ package ledger
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ const (
 	Delivered     State = "delivered"     // Azure accepted
 	MayHaveQueued State = "mayHaveQueued" // no clear answer: Azure may have queued the run
 	Refused       State = "refused"       // refused, nothing queued, and that answer is final
+	Queued        State = "queued"        // put aside on the delivery queue until Azure can take it
+	Expired       State = "expired"       // waited on the queue too long: dead-lettered, never sent
 )
 
 // Errors of Claim, Complete and Release. Claim's first two come as a *Held with the
@@ -50,6 +53,11 @@ var (
 	ErrInProgress  = errors.New("ledger: being delivered by another invocation")
 	ErrUnavailable = errors.New("ledger: DynamoDB could not be reached")
 	ErrNotOwner    = errors.New("ledger: the claim is not this invocation's")
+	// ErrGone means Take found no record of the key: it expired (DynamoDB's TTL), or
+	// was never written. Whether the delivery was made cannot be known.
+	ErrGone = errors.New("ledger: no record of the delivery")
+	// ErrNotThis means Take found the key queued for another body than the message's.
+	ErrNotThis = errors.New("ledger: the queued delivery is not this message's")
 )
 
 // Record is what the ledger holds of one delivery: ids and outcomes, never a secret
@@ -65,7 +73,8 @@ type Record struct {
 	Link        string    // the Azure run's page, when the target gives one
 	Cause       string    // for MayHaveQueued and Refused: what the failure was (the relay's key for its answer), or "deadline"
 	Deadline    time.Time // for InProgress: when the claiming invocation's own deadline passes
-	Expires     time.Time // when DynamoDB's TTL may delete it
+	Expires     time.Time // when DynamoDB's TTL may delete it; for Complete, a new expiry (zero: unchanged)
+	Digest      string    // for Queued: the queued message's body, hashed (Digest)
 }
 
 // Held is Claim's refusal: ErrDuplicate or ErrInProgress, with the record that holds
@@ -116,6 +125,7 @@ const (
 	attrLink        = "link"
 	attrCause       = "cause"
 	attrCreated     = "createdAt"
+	attrDigest      = "digest"
 )
 
 // Claim claims r.Key for a delivery that must end by deadline (the invocation's own):
@@ -197,31 +207,98 @@ func (l *Ledger) put(ctx context.Context, r Record, state State, owner string, m
 }
 
 // Complete records the outcome of a claimed delivery: Delivered, MayHaveQueued after
-// an ambiguous failure, or Refused as a final answer (out.State says which), with
+// an ambiguous failure, Refused as a final answer, Queued when it was put aside for a
+// later attempt, or Expired when it waited too long (out.State says which), with
 // Azure's status and, when the target gives them, its run id and link, or the
-// failure's Cause. One conditional UpdateItem.
+// failure's Cause, and for Queued the message's Digest. The claim stays this
+// invocation's through Queued, so that it can still record what became of putting
+// it aside. One conditional UpdateItem.
 func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
 	names := map[string]string{"#state": attrState, "#owner": attrOwner, "#azureStatus": attrAzureStatus}
 	values := map[string]types.AttributeValue{
 		":state": str(string(out.State)), ":owner": str(c.owner), ":inProgress": str(string(InProgress)),
-		":azureStatus": num(int64(out.AzureStatus)),
+		":queued": str(string(Queued)), ":azureStatus": num(int64(out.AzureStatus)),
 	}
 	set := "SET #state = :state, #azureStatus = :azureStatus"
-	for _, kv := range [][2]string{{attrAzureRunID, out.AzureRunID}, {attrLink, out.Link}, {attrCause, out.Cause}} {
+	for _, kv := range [][2]string{{attrAzureRunID, out.AzureRunID}, {attrLink, out.Link}, {attrCause, out.Cause}, {attrDigest, out.Digest}} {
 		if kv[1] != "" {
 			names["#"+kv[0]], values[":"+kv[0]] = kv[0], str(kv[1])
 			set += ", #" + kv[0] + " = :" + kv[0]
 		}
 	}
+	if !out.Expires.IsZero() {
+		names["#exp"], values[":exp"] = attrExpires, num(out.Expires.Unix())
+		set += ", #exp = :exp"
+	}
 	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &l.Table,
 		Key:                       map[string]types.AttributeValue{attrID: str(c.Key)},
 		UpdateExpression:          &set,
-		ConditionExpression:       aws.String("#state = :inProgress AND #owner = :owner"),
+		ConditionExpression:       aws.String("(#state = :inProgress OR #state = :queued) AND #owner = :owner"),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
 	return l.changed(ctx, err)
+}
+
+// Take claims a queued delivery for the invocation that drains the queue, to end by
+// deadline: one conditional UpdateItem that holds only while the key is queued for
+// the body whose digest the message carries. A redriven message (an operator moved it
+// back from the dead-letter queue) may take an expired key too: it was never sent.
+// Otherwise it returns Claim's *Held refusals (delivered, may have queued, refused:
+// never again; in progress: another invocation has it now), ErrNotThis for another
+// body's queued key, or ErrGone when there is no record at all.
+func (l *Ledger) Take(ctx context.Context, key, digest string, redriven bool, deadline time.Time) (Claim, error) {
+	owner := newOwner()
+	condition := "#state = :queued AND #digest = :digest"
+	values := map[string]types.AttributeValue{
+		":queued": str(string(Queued)), ":digest": str(digest), ":inProgress": str(string(InProgress)),
+		":owner": str(owner), ":deadline": num(deadline.UnixMilli()),
+	}
+	if redriven {
+		condition = "(#state = :queued OR #state = :expired) AND #digest = :digest"
+		values[":expired"] = str(string(Expired))
+	}
+	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &l.Table,
+		Key:                                 map[string]types.AttributeValue{attrID: str(key)},
+		UpdateExpression:                    aws.String("SET #state = :inProgress, #owner = :owner, #deadline = :deadline"),
+		ConditionExpression:                 &condition,
+		ExpressionAttributeNames:            map[string]string{"#state": attrState, "#digest": attrDigest, "#owner": attrOwner, "#deadline": attrDeadline},
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var failed *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return Claim{Key: key, owner: owner}, nil
+	case !errors.As(err, &failed):
+		return Claim{}, unavailable(ctx, err)
+	case len(failed.Item) == 0:
+		return Claim{}, ErrGone
+	}
+	held := decode(failed.Item)
+	switch {
+	case owned(failed.Item, owner):
+		return Claim{Key: key, owner: owner}, nil // our own write, whose answer was lost and which the SDK sent again
+	case (held.State == Queued || held.State == Expired) && held.Digest != digest:
+		return Claim{}, ErrNotThis
+	case held.State == Expired:
+		return Claim{}, &Held{Record: held, Err: ErrDuplicate} // expired, and this is no redrive: it stays so
+	case held.State != InProgress:
+		return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+	case l.now().Before(held.Deadline):
+		return Claim{}, &Held{Record: held, Err: ErrInProgress}
+	}
+	held.State, held.Cause = MayHaveQueued, "deadline"
+	return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+}
+
+// Digest names a queued message's body in its record, so that only that message
+// takes the key: a hash, never the body.
+func Digest(body []byte) string {
+	h := sha256.Sum256(body)
+	return hex.EncodeToString(h[:16])
 }
 
 // Release deletes a claim whose delivery Azure refused in a way that queued nothing,
@@ -310,7 +387,7 @@ func decode(item map[string]types.AttributeValue) Record {
 	}
 	r := Record{
 		Key: s(attrID), State: State(s(attrState)), Target: s(attrTarget), Door: s(attrDoor), RunID: s(attrRunID),
-		AzureStatus: int(n(attrAzureStatus)), AzureRunID: s(attrAzureRunID), Link: s(attrLink), Cause: s(attrCause),
+		AzureStatus: int(n(attrAzureStatus)), AzureRunID: s(attrAzureRunID), Link: s(attrLink), Cause: s(attrCause), Digest: s(attrDigest),
 	}
 	if ms := n(attrDeadline); ms > 0 {
 		r.Deadline = time.UnixMilli(ms)
@@ -336,5 +413,5 @@ func putIf(item map[string]types.AttributeValue, k, v string) {
 // Errors lists the package's sentinel errors, for the answer tables of the functions
 // that meet them: a test fails when one has no answer.
 var Errors = []error{
-	ErrDuplicate, ErrInProgress, ErrUnavailable, ErrNotOwner,
+	ErrDuplicate, ErrInProgress, ErrUnavailable, ErrNotOwner, ErrGone, ErrNotThis,
 }
