@@ -1,8 +1,9 @@
 // Package event turns the Lambda events the relay accepts into one request shape.
 //
 // It reads API Gateway REST (payload 1.0), HTTP API (2.0) and Function URL events,
-// EventBridge scheduled events and direct invocations from their raw JSON, without
-// aws-lambda-go, so the same core serves Lambda, a local runner and tests.
+// EventBridge scheduled events, SQS batches (Lambda's event source mapping) and direct
+// invocations from their raw JSON, without aws-lambda-go, so the same core serves
+// Lambda, a local runner and tests.
 package event
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/port-azure-relay/relay/shared/jsonscan"
@@ -29,6 +31,7 @@ const (
 	FunctionURL Kind = "url"      // Lambda Function URL
 	Scheduled   Kind = "schedule" // EventBridge scheduled event
 	Direct      Kind = "direct"   // direct invoke or EventBridge Scheduler input
+	Queue       Kind = "sqs"      // a batch of the delivery queue, from Lambda's event source mapping
 )
 
 // IsHTTP reports whether the invocation came through API Gateway or a Function URL.
@@ -51,6 +54,16 @@ type Request struct {
 	// connection (requestContext's sourceIp), never a header the caller controls
 	// such as X-Forwarded-For. Invalid when the event has none or not an address.
 	Source netip.Addr
+	// Records are an SQS batch's messages, for Kind Queue.
+	Records []Record
+}
+
+// Record is one message of an SQS batch.
+type Record struct {
+	ID       string // messageId: a batch item failure names it
+	Receipt  string // receiptHandle: a visibility change names it
+	Body     []byte
+	Receives int // ApproximateReceiveCount; 0 when the event does not say
 }
 
 // Get returns the value of the header name in any case.
@@ -75,6 +88,18 @@ type envelope struct {
 	IsBase64       bool                `json:"isBase64Encoded"`
 	Source         string              `json:"source"`
 	DetailType     string              `json:"detail-type"`
+	Records        []sqsRecord         `json:"Records"`
+}
+
+// sqsRecord is what Parse reads of an SQS event's record.
+type sqsRecord struct {
+	MessageID     string `json:"messageId"`
+	ReceiptHandle string `json:"receiptHandle"`
+	Body          string `json:"body"`
+	EventSource   string `json:"eventSource"`
+	Attributes    struct {
+		ApproximateReceiveCount string `json:"ApproximateReceiveCount"`
+	} `json:"attributes"`
 }
 
 type requestContext struct {
@@ -136,6 +161,8 @@ func Parse(raw []byte) (Request, error) {
 		return parseHTTP(&env, body)
 	case env.Source == "aws.events" && env.DetailType == "Scheduled Event":
 		return Request{Kind: Scheduled, Body: raw}, nil
+	case len(env.Records) > 0 && allSQS(env.Records):
+		return parseSQS(env.Records), nil
 	default:
 		return Request{Kind: Direct, Body: raw}, nil
 	}
@@ -183,6 +210,24 @@ func (c *bodyCut) apply(raw []byte) (skeleton, body []byte) {
 		prev = start + len(v)
 	}
 	return append(skeleton, raw[prev:]...), c.last
+}
+
+func allSQS(records []sqsRecord) bool {
+	for _, r := range records {
+		if r.EventSource != "aws:sqs" || r.MessageID == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func parseSQS(records []sqsRecord) Request {
+	req := Request{Kind: Queue, Records: make([]Record, len(records))}
+	for i, r := range records {
+		n, _ := strconv.Atoi(r.Attributes.ApproximateReceiveCount)
+		req.Records[i] = Record{ID: r.MessageID, Receipt: r.ReceiptHandle, Body: []byte(r.Body), Receives: n}
+	}
+	return req
 }
 
 func looksHTTP(raw []byte) bool {

@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/port-azure-relay/relay/shared/event"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 )
 
 // The events are built with aws-lambda-go's own types, so Parse is held to the field
@@ -577,4 +580,25 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("Parse(%q).Body = %q, want the whole event", raw, req.Body)
 		}
 	})
+}
+
+// An SQS batch, as Lambda's event source mapping sends it (lambdatest.SQSEvent writes it
+// as aws-lambda-go's events.SQSEvent reads it).
+func TestParseSQSBatch(t *testing.T) {
+	msgs := []types.Message{
+		{MessageId: aws.String("m-1"), ReceiptHandle: aws.String("h-1"), MD5OfBody: aws.String("x"), Body: aws.String(`{"v":1,"body":{"a":"<&>"}}`), Attributes: map[string]string{"ApproximateReceiveCount": "3"}},
+		{MessageId: aws.String("m-2"), ReceiptHandle: aws.String("h-2"), MD5OfBody: aws.String("y"), Body: aws.String(`{"x":2}`)},
+	}
+	req, err := event.Parse(lambdatest.SQSEvent(msgs, "arn:aws:sqs:us-east-1:123456789012:delivery", "us-east-1"))
+	if err != nil || req.Kind != event.Queue || len(req.Records) != 2 {
+		t.Fatalf("Parse = %+v, %v; want a batch of 2", req, err)
+	}
+	r := req.Records[0]
+	if r.ID != "m-1" || r.Receipt != "h-1" || string(r.Body) != `{"v":1,"body":{"a":"<&>"}}` || r.Receives != 3 || req.Records[1].Receives != 0 {
+		t.Errorf("records = %+v", req.Records)
+	}
+	// Records of another source are a direct invoke's payload, not a batch.
+	if req, err := event.Parse([]byte(`{"Records":[{"eventSource":"aws:s3","messageId":"x"}]}`)); err != nil || req.Kind != event.Direct {
+		t.Errorf("S3-like records: %+v %v, want a direct invoke", req.Kind, err)
+	}
 }
