@@ -1,0 +1,242 @@
+package relay
+
+// Reproductions of a hostile review: each test fails on the code it was written
+// against, and shows one way a promise breaks (one Port click is one pipeline run;
+// the Port run ends with the pipeline's truth; nothing is lost silently).
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/port-azure-relay/relay/shared/config"
+	"github.com/port-azure-relay/relay/shared/ledger"
+	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
+	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/runstatus"
+	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
+	"github.com/port-azure-relay/relay/shared/secret"
+	"github.com/port-azure-relay/relay/shared/secret/smtest"
+	"github.com/port-azure-relay/relay/shared/signature"
+)
+
+// The ledger refuses the claim once (DynamoDB throttles it past the SDK's retries):
+// the HTTP invocation is delivered anyway, and its outcome is written with Complete,
+// which changes only an existing claim, so nothing is recorded. A replay of the same
+// signed request to another container, once DynamoDB answers again, is a second run;
+// a replay to a wrong path ends the delivered Port run FAILURE.
+func TestHostileAClaimRefusedOnceLeavesTheDeliveryUnrecorded(t *testing.T) {
+	ev := httpEvent("POST", "/", goodBody, key, now)
+	t.Run("a replay at another container is delivered again", func(t *testing.T) {
+		c := newContainers(t)
+		c.db.SetFault(dynamotest.Throttle.For("PutItem"))
+		first := c.container(nil)
+		if status, body := handle(first, ev); status != 200 || body["forwarded"] != true {
+			t.Fatalf("first, the claim throttled: %d %v, want it delivered (Port does not retry)", status, body)
+		}
+		c.db.SetFault(dynamotest.None) // DynamoDB answers again
+		status, body := handle(c.container(nil), ev)
+		if n := c.deliveries(); n != 1 {
+			t.Errorf("one signed invocation delivered %d times: the replay at another container got %d %v, want the first answer marked duplicate", n, status, body)
+		}
+	})
+	t.Run("a replay to a wrong path ends the delivered run FAILURE", func(t *testing.T) {
+		c := newContainers(t)
+		c.db.SetFault(dynamotest.Throttle.For("PutItem"))
+		handle(c.container(nil), ev)
+		c.db.SetFault(dynamotest.None)
+		other := c.container(nil)
+		handle(other, rerouted(t, ev, "/webhooks/nope"))
+		for _, call := range other.reports.calls {
+			if strings.HasPrefix(call, "fail ") {
+				t.Errorf("a replay to a wrong path ended a Port run that Azure is running: %q", call)
+			}
+		}
+	})
+}
+
+// PORT_SIGNATURE_TOLERANCE may be up to 24h and LEDGER_TTL as little as 1h, and the
+// configuration takes both: a signed request replayed after the ledger's record has
+// expired, still within the signature's tolerance, reaches a container that has not
+// seen it and is delivered a second time.
+func TestHostileAToleranceLongerThanTheLedgerTTLLetsAReplayThrough(t *testing.T) {
+	cfg, err := config.LoadRelay(func(name string) string {
+		return map[string]string{
+			"PORT_SECRET_ID": "port/relay", "AZURE_DEVOPS_ORG": "contoso", "AZURE_DEVOPS_WEBHOOK": "port_trigger",
+			"LEDGER_TABLE": ledgerTable, "PORT_SIGNATURE_TOLERANCE": "24h", "LEDGER_TTL": "1h",
+		}[name]
+	})
+	if err != nil {
+		t.Skipf("the configuration refuses a tolerance longer than the ledger's TTL: %v", err)
+	}
+	c := newContainers(t)
+	at := func(f *fixture, clock time.Time) *fixture {
+		f.relay.Port.Tolerance, f.relay.Port.Now = cfg.Tolerance, func() time.Time { return clock }
+		f.relay.Ledger = &ledger.Ledger{DB: c.db.Client(), Table: ledgerTable, TTL: cfg.LedgerTTL, Now: func() time.Time { return clock }}
+		return f
+	}
+	signedAt := time.Unix(now, 0)
+	ev := httpEvent("POST", "/", goodBody, key, now)
+	if status, _ := handle(at(c.container(nil), signedAt), ev); status != 200 {
+		t.Fatalf("first: %d, want 200", status)
+	}
+	later := signedAt.Add(2 * time.Hour) // the record has expired; the signature has 22 hours left
+	c.db.Sweep(later)
+	status, body := handle(at(c.container(nil), later), ev)
+	if n := c.deliveries(); n != 1 {
+		t.Errorf("one signed invocation delivered %d times: the replay two hours later got %d %v, want it refused", n, status, body)
+	}
+}
+
+// Without a ledger, a container refuses a signature it has accepted, but it
+// remembers the MAC that matched, which depends on the secret it holds. During a
+// rotation of Port's secret the header carries a MAC for each value (the ledger's key
+// was made independent of that for this reason): once the container has read the
+// new value, the same request matches the other MAC and is delivered again.
+func TestHostileTheContainerMemoryForgetsARequestAcrossARotation(t *testing.T) {
+	const newSecret = "the-new-port-secret"
+	f := newFixture(nil)
+	f.relay.Port.Replays = &signature.Replays{}
+	f.secrets.rotated = secret.Credentials{ClientID: "id", ClientSecret: newSecret}
+	const body = `{"env":"prod","port_context":{"runId":"r_unit1"}}`
+	ev := httpEvent("POST", "/", body, key, now)
+	var e map[string]any
+	if err := json.Unmarshal(ev, &e); err != nil {
+		t.Fatal(err)
+	}
+	h := e["headers"].(map[string]any)
+	h["x-port-signature"] = h["x-port-signature"].(string) + " " + signature.SignPort([]byte(newSecret), now, []byte(body))
+	both, _ := json.Marshal(e)
+	if status, _ := handle(f, both); status != 200 {
+		t.Fatalf("first, verified with the old value: %d, want 200", status)
+	}
+	// Port's next invocation is signed with the new value alone: the container reads it.
+	if status, _ := handle(f, httpEvent("POST", "/", `{"env":"prod","port_context":{"runId":"r_unit2"}}`, newSecret, now+1)); status != 200 {
+		t.Fatalf("the next invocation, signed with the new value: %d, want 200", status)
+	}
+	status, got := handle(f, both)
+	if len(f.delivered) != 2 {
+		t.Errorf("the replay of the first request got %d %v and the container delivered %d times, want 2 (the replay refused as already received)", status, got, len(f.delivered))
+	}
+}
+
+// A pipeline started by id is followed by the externalRunId the relay sets on its Port
+// run, in the report after Azure answered; the report is told once, and a failed one
+// is only logged. When Port's API fails that one PATCH (a 503, a timeout), nothing
+// ever names the Port run again: the status function finds no Port run for the
+// pipeline's completion, answers 200 "ignored" (Azure does not retry), and the Port
+// run stays in progress for good, although the pipeline ran and succeeded.
+func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
+	f := newPipelineFixture(t, secret.Credentials{ClientID: "id", ClientSecret: key, AzurePAT: pat, ServiceHookPassword: "hook-pw"})
+	port := porttest.New("id", key)
+	t.Cleanup(port.Close)
+	port.CreateRuns("r_unit1")
+	// Port's API fails the relay's one PATCH, as it does under load (503), then answers.
+	upstream, _ := url.Parse(port.URL)
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	var failed atomic.Bool
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && failed.CompareAndSwap(false, true) {
+			http.Error(w, `{"ok":false}`, http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(flaky.Close)
+	f.relay.Report = &portapi.Client{BaseURL: flaky.URL}
+	status, body := f.handle(t, "/pipelines/deploy", pipelineRun)
+	if status != 200 || body["forwarded"] != true {
+		t.Fatalf("%d %v, want the pipeline started", status, body)
+	}
+	azureRunID := int(body["azureRunId"].(float64))
+
+	// The pipeline runs, and succeeds: Azure's service hook tells the status function.
+	follower := &runstatus.Follower{
+		Secrets: f.secrets,
+		Port:    &portapi.Client{BaseURL: port.URL},
+		Org:     "contoso",
+		Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}
+	done := servicehooktest.Run{PipelineID: 42, PipelineName: "deploy-service", ID: azureRunID, Name: "20261206.4", State: "completed", Result: "succeeded"}
+	h := http.Header{"Content-Type": {"application/json"}}
+	req, _ := http.NewRequest(http.MethodPost, "/", nil)
+	req.SetBasicAuth("azure", "hook-pw")
+	h.Set("Authorization", req.Header.Get("Authorization"))
+	resp := follower.Handle(t.Context(), "req-hook", lambdatest.HTTPAPIEvent(http.MethodPost, "/azure/events", h, servicehooktest.Notification(done)))
+	if run, _ := port.Run("r_unit1"); run.Status != "SUCCESS" {
+		t.Errorf("the pipeline succeeded, the status function answered Azure %d %s, and the Port run is %+v: want SUCCESS", resp.Status, resp.Body, run)
+	}
+}
+
+// Renew reads the secret again at most every 30 s, and one bound serves both Port's
+// signature and Azure's credential. A stranger's request with a wrong signature makes
+// the container read the secret (its one read "after a Get" is used up); the
+// operator then stores a new PAT and revokes the old one; a Port run within those
+// 30 s gets Azure's 401, Renew declines to read, and the run is refused (and the
+// refusal made final in the ledger) although the secret holds a PAT Azure takes.
+func TestHostileAStrangersBadSignatureBlocksAPATRotation(t *testing.T) {
+	const oldPAT, newPAT = "azure-pat-old-Zq1", "azure-pat-new-Rt5"
+	value := func(p string) string {
+		return `{"clientId":"id","clientSecret":"` + key + `","azurePat":"` + p + `"}`
+	}
+	for _, stranger := range []bool{false, true} {
+		name := "no stranger: the new PAT is picked up"
+		if stranger {
+			name = "a stranger's bad signature 10 s before"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newPipelineFixture(t, secret.Credentials{})
+			f.az.AddPAT(oldPAT)
+			sm := smtest.New()
+			t.Cleanup(sm.Close)
+			arn := sm.Put("port/relay", value(oldPAT))
+			clock := time.Unix(now, 0)
+			f.relay.Secrets = secret.NewSource(sm.Client(), arn, 5*time.Minute, func() time.Time { return clock })
+			if status, body := f.handle(t, "/pipelines/deploy", strings.Replace(pipelineRun, "r_unit1", "r_first", 1)); status != 200 {
+				t.Fatalf("a run with the old PAT: %d %v, want 200", status, body)
+			}
+			if stranger {
+				clock = clock.Add(10 * time.Second)
+				if status := f.relay.Handle(t.Context(), "req", httpEvent("POST", "/pipelines/deploy", pipelineRun, "guess", now)).Status; status != 401 {
+					t.Fatalf("the stranger: %d, want 401", status)
+				}
+			}
+			// The operator rotates the PAT: the new one in the secret, the old one revoked.
+			sm.Put("port/relay", value(newPAT))
+			f.az.AddPAT(newPAT)
+			f.az.RevokePAT(oldPAT)
+			clock = clock.Add(10 * time.Second)
+			if status, body := f.handle(t, "/pipelines/deploy", pipelineRun); status != 200 {
+				t.Errorf("a Port run after the rotation: %d %v, want 200 with the PAT the secret holds", status, body)
+			}
+		})
+	}
+}
+
+// A stranger's wrong signature costs Secrets Manager reads: the read that verifies
+// it, and a second one at once (Renew reads "the first time after a read made for
+// Get", even a read made a moment ago for this very request). Each cold container a
+// burst of strangers reaches reads twice; a warm one again every 30 s.
+func TestHostileAStrangersBadSignatureReadsTheSecretTwice(t *testing.T) {
+	f := newFixture(nil)
+	sm := smtest.New()
+	t.Cleanup(sm.Close)
+	arn := sm.Put("port/relay", `{"clientId":"id","clientSecret":"`+key+`"}`)
+	f.relay.Secrets = secret.NewSource(sm.Client(), arn, 5*time.Minute, nil)
+	if status := f.relay.Handle(t.Context(), "req", httpEvent("POST", "/", goodBody, "guess", now)).Status; status != 401 {
+		t.Fatalf("status %d, want 401", status)
+	}
+	if n := sm.Calls(); n != 1 {
+		t.Errorf("a refused, unauthenticated request cost %d GetSecretValue calls, want 1 (the value just read cannot have been rotated since)", n)
+	}
+}
