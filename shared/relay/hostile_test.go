@@ -5,13 +5,17 @@ package relay
 // the Port run ends with the pipeline's truth; nothing is lost silently).
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,49 +136,80 @@ func TestHostileTheContainerMemoryForgetsARequestAcrossARotation(t *testing.T) {
 
 // A pipeline started by id is followed by the externalRunId the relay sets on its Port
 // run, in the report after Azure answered; the report is told once, and a failed one
-// is only logged. When Port's API fails that one PATCH (a 503, a timeout), nothing
-// ever names the Port run again: the status function finds no Port run for the
-// pipeline's completion, answers 200 "ignored" (Azure does not retry), and the Port
-// run stays in progress for good, although the pipeline ran and succeeded.
+// is only logged. When Port's API fails that one PATCH (a 503, a timeout), or the
+// pipeline's completion reaches the status function before the PATCH lands, nothing
+// names the Port run when the completion comes: the status function answers 200
+// "ignored" (Azure does not retry), and the Port run stays in progress for good,
+// although the pipeline ran and succeeded.
 func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
-	f := newPipelineFixture(t, secret.Credentials{ClientID: "id", ClientSecret: key, AzurePAT: pat, ServiceHookPassword: "hook-pw"})
-	port := porttest.New("id", key)
-	t.Cleanup(port.Close)
-	port.CreateRuns("r_unit1")
-	// Port's API fails the relay's one PATCH, as it does under load (503), then answers.
-	upstream, _ := url.Parse(port.URL)
-	proxy := httputil.NewSingleHostReverseProxy(upstream)
-	var failed atomic.Bool
-	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch && failed.CompareAndSwap(false, true) {
+	for _, tt := range []struct {
+		name string
+		// patch sees the relay's PATCH of the Port run; it answers it (true), or lets
+		// Port's stand-in do so.
+		patch func(w http.ResponseWriter, externalRunID string, complete func(azureRunID int)) bool
+	}{
+		{"Port's API fails the relay's one PATCH", func(w http.ResponseWriter, _ string, _ func(int)) bool {
 			http.Error(w, `{"ok":false}`, http.StatusServiceUnavailable)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(flaky.Close)
-	f.relay.Report = &portapi.Client{BaseURL: flaky.URL}
-	status, body := f.handle(t, "/pipelines/deploy", pipelineRun)
-	if status != 200 || body["forwarded"] != true {
-		t.Fatalf("%d %v, want the pipeline started", status, body)
-	}
-	azureRunID := int(body["azureRunId"].(float64))
-
-	// The pipeline runs, and succeeds: Azure's service hook tells the status function.
-	follower := &runstatus.Follower{
-		Secrets: f.secrets,
-		Port:    &portapi.Client{BaseURL: port.URL},
-		Org:     "contoso",
-		Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}
-	done := servicehooktest.Run{PipelineID: 42, PipelineName: "deploy-service", ID: azureRunID, Name: "20261206.4", State: "completed", Result: "succeeded"}
-	h := http.Header{"Content-Type": {"application/json"}}
-	req, _ := http.NewRequest(http.MethodPost, "/", nil)
-	req.SetBasicAuth("azure", "hook-pw")
-	h.Set("Authorization", req.Header.Get("Authorization"))
-	resp := follower.Handle(t.Context(), "req-hook", lambdatest.HTTPAPIEvent(http.MethodPost, "/azure/events", h, servicehooktest.Notification(done)))
-	if run, _ := port.Run("r_unit1"); run.Status != "SUCCESS" {
-		t.Errorf("the pipeline succeeded, the status function answered Azure %d %s, and the Port run is %+v: want SUCCESS", resp.Status, resp.Body, run)
+			return true
+		}},
+		{"the completion reaches the status function before the relay's PATCH", func(_ http.ResponseWriter, ext string, complete func(int)) bool {
+			id, _ := strconv.Atoi(strings.TrimPrefix(ext, "ado_contoso_"))
+			complete(id)
+			return false
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newPipelineFixture(t, secret.Credentials{ClientID: "id", ClientSecret: key, AzurePAT: pat, ServiceHookPassword: "hook-pw"})
+			port := porttest.New("id", key)
+			t.Cleanup(port.Close)
+			port.CreateRuns("r_unit1")
+			follower := &runstatus.Follower{
+				Secrets: f.secrets,
+				Port:    &portapi.Client{BaseURL: port.URL},
+				Org:     "contoso",
+				Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			}
+			var answered []string
+			// The pipeline runs and succeeds: Azure's service hook tells the status function.
+			complete := func(azureRunID int) {
+				done := servicehooktest.Run{PipelineID: 42, PipelineName: "deploy-service", ID: azureRunID, Name: "20261206.4", State: "completed", Result: "succeeded"}
+				h := http.Header{"Content-Type": {"application/json"}}
+				req, _ := http.NewRequest(http.MethodPost, "/", nil)
+				req.SetBasicAuth("azure", "hook-pw")
+				h.Set("Authorization", req.Header.Get("Authorization"))
+				resp := follower.Handle(context.Background(), "req-hook", lambdatest.HTTPAPIEvent(http.MethodPost, "/azure/events", h, servicehooktest.Notification(done)))
+				answered = append(answered, fmt.Sprintf("%d %s", resp.Status, resp.Body))
+			}
+			upstream, _ := url.Parse(port.URL)
+			proxy := httputil.NewSingleHostReverseProxy(upstream)
+			var patched atomic.Bool
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPatch && patched.CompareAndSwap(false, true) {
+					body, _ := io.ReadAll(r.Body)
+					var u struct {
+						ExternalRunID string `json:"externalRunId"`
+					}
+					_ = json.Unmarshal(body, &u)
+					r.Body = io.NopCloser(bytes.NewReader(body))
+					if tt.patch(w, u.ExternalRunID, complete) {
+						return
+					}
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(front.Close)
+			f.relay.Report = &portapi.Client{BaseURL: front.URL}
+			status, body := f.handle(t, "/pipelines/deploy", pipelineRun)
+			if status != 200 || body["forwarded"] != true {
+				t.Fatalf("%d %v, want the pipeline started", status, body)
+			}
+			if len(answered) == 0 {
+				complete(int(body["azureRunId"].(float64)))
+			}
+			if run, _ := port.Run("r_unit1"); run.Status != "SUCCESS" {
+				t.Errorf("the pipeline succeeded, the status function answered Azure %q, and the Port run is %+v: want SUCCESS", answered, run)
+			}
+		})
 	}
 }
 
