@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger"
@@ -83,22 +84,28 @@ func TestHostileAToleranceLongerThanTheLedgerTTLLetsAReplayThrough(t *testing.T)
 	if err != nil {
 		t.Skipf("the configuration refuses a tolerance longer than the ledger's TTL: %v", err)
 	}
-	c := newContainers(t)
-	at := func(f *fixture, clock time.Time) *fixture {
-		f.relay.Port.Tolerance, f.relay.Port.Now = cfg.Tolerance, func() time.Time { return clock }
-		f.relay.Ledger = &ledger.Ledger{DB: c.db.Client(), Table: ledgerTable, TTL: cfg.LedgerTTL, Now: func() time.Time { return clock }}
-		return f
-	}
 	signedAt := time.Unix(now, 0)
-	ev := httpEvent("POST", "/", goodBody, key, now)
-	if status, _ := handle(at(c.container(nil), signedAt), ev); status != 200 {
-		t.Fatalf("first: %d, want 200", status)
-	}
 	later := signedAt.Add(2 * time.Hour) // the record has expired; the signature has 22 hours left
-	c.db.Sweep(later)
-	status, body := handle(at(c.container(nil), later), ev)
-	if n := c.deliveries(); n != 1 {
-		t.Errorf("one signed invocation delivered %d times: the replay two hours later got %d %v, want it refused", n, status, body)
+	ev := httpEvent("POST", "/", goodBody, key, now)
+	for _, first := range []error{nil, azdo.ErrWebhookNotFound} {
+		name := "delivered, then replayed"
+		if first != nil {
+			name = "refused and ended FAILURE, then replayed"
+		}
+		t.Run(name, func(t *testing.T) {
+			c := newContainers(t)
+			at := func(f *fixture, clock time.Time) *fixture {
+				f.relay.Port.Tolerance, f.relay.Port.Now = cfg.Tolerance, func() time.Time { return clock }
+				f.relay.Ledger = &ledger.Ledger{DB: c.db.Client(), Table: ledgerTable, TTL: cfg.LedgerTTL, Now: func() time.Time { return clock }}
+				return f
+			}
+			handle(at(c.container(first), signedAt), ev)
+			c.db.Sweep(later)
+			status, body := handle(at(c.container(nil), later), ev)
+			if n := c.deliveries(); n != 1 {
+				t.Errorf("one signed invocation sent to Azure %d times: the replay two hours later got %d %v, want it refused", n, status, body)
+			}
+		})
 	}
 }
 
