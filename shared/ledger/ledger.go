@@ -241,6 +241,42 @@ func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
 	return l.changed(ctx, err)
 }
 
+// Settle writes the outcome of a delivery whose claim may not have landed (DynamoDB
+// refused or lost it, and the delivery went on): the whole record, for a key nobody
+// holds or still held by this claim. A key someone else holds is ErrNotOwner, and
+// nothing is changed. One conditional UpdateItem, which makes the item when there
+// is none.
+func (l *Ledger) Settle(ctx context.Context, c Claim, out Record) error {
+	now := l.now()
+	names := map[string]string{"#id": attrID, "#state": attrState, "#owner": attrOwner}
+	values := map[string]types.AttributeValue{":inProgress": str(string(InProgress)), ":owner": str(c.owner)}
+	set := "SET #owner = :owner"
+	add := func(attr string, v types.AttributeValue) {
+		names["#"+attr], values[":"+attr] = attr, v
+		set += ", #" + attr + " = :" + attr
+	}
+	add(attrState, str(string(out.State)))
+	names["#state"] = attrState // used by the condition too
+	add(attrExpires, num(now.Add(l.ttl()).Unix()))
+	add(attrCreated, num(now.Unix()))
+	add(attrAzureStatus, num(int64(out.AzureStatus)))
+	for _, kv := range [][2]string{{attrTarget, out.Target}, {attrDoor, out.Door}, {attrRunID, out.RunID},
+		{attrAzureRunID, out.AzureRunID}, {attrLink, out.Link}, {attrCause, out.Cause}, {attrDigest, out.Digest}} {
+		if kv[1] != "" {
+			add(kv[0], str(kv[1]))
+		}
+	}
+	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &l.Table,
+		Key:                       map[string]types.AttributeValue{attrID: str(c.Key)},
+		UpdateExpression:          &set,
+		ConditionExpression:       aws.String("attribute_not_exists(#id) OR (#state = :inProgress AND #owner = :owner)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	return l.changed(ctx, err)
+}
+
 // Take claims a queued delivery for the invocation that drains the queue, to end by
 // deadline: one conditional UpdateItem that holds only while the key is queued for
 // the body whose digest the message carries. A redriven message (an operator moved it

@@ -54,6 +54,8 @@ var answers = answer.Table{
 		signature.ErrTimestampTooNew: {Status: http.StatusUnauthorized, Class: "signature", Say: "Port signature timestamp is in the future", Detail: true},
 		signature.ErrReplayed:        {Status: http.StatusUnauthorized, Class: "replay", Say: "This signed request was already received: Port signs each invocation once, so a repeat is refused as a replay."},
 		ledger.ErrInProgress:         {Status: http.StatusConflict, Class: "inprogress", Say: "This delivery is being made by another invocation right now, so nothing was sent: the Port run follows that one."},
+		ledger.ErrGone:               {Status: http.StatusServiceUnavailable, Class: "ledger", Say: "The relay's ledger has no record of this queued delivery (it expired), so whether it was made cannot be known and nothing was sent.", Label: "Relay unavailable"},
+		ledger.ErrNotThis:            {Status: http.StatusConflict, Class: "replay", Say: "The ledger holds this delivery queued for another body, so nothing was sent."},
 		ledger.ErrDuplicate:          {Status: http.StatusConflict, Class: "replay", Say: "This delivery was made before, so nothing was sent."},
 		ledger.ErrNotOwner:           {Status: http.StatusServiceUnavailable, Class: "ledger", Say: "The relay's ledger holds this delivery for another invocation, so nothing was sent.", Label: "Relay unavailable"},
 		azdo.ErrBadPipeline:          {Status: http.StatusServiceUnavailable, Class: "internal", Say: "The pipeline's entry has no project or id: check AZURE_DEVOPS_PIPELINES; nothing was sent.", Label: "Relay misconfigured"},

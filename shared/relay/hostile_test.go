@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
-	"github.com/port-azure-relay/relay/shared/config"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
@@ -75,7 +74,7 @@ func TestHostileAClaimRefusedOnceLeavesTheDeliveryUnrecorded(t *testing.T) {
 // expired, still within the signature's tolerance, reaches a container that has not
 // seen it and is delivered a second time.
 func TestHostileAToleranceLongerThanTheLedgerTTLLetsAReplayThrough(t *testing.T) {
-	cfg, err := config.LoadRelay(func(name string) string {
+	cfg, err := LoadConfig(func(name string) string {
 		return map[string]string{
 			"PORT_SECRET_ID": "port/relay", "AZURE_DEVOPS_ORG": "contoso", "AZURE_DEVOPS_WEBHOOK": "port_trigger",
 			"LEDGER_TABLE": ledgerTable, "PORT_SIGNATURE_TOLERANCE": "24h", "LEDGER_TTL": "1h",

@@ -12,8 +12,9 @@ import (
 
 // kept is what the ledger said of a delivery.
 type kept struct {
-	// state: "claimed" or "refused" (the ledger holds this invocation's claim or
-	// refusal), "duplicate", "inProgress", "unavailable"; "" when not asked.
+	// state: "claimed", "refused" or "settled" (the ledger holds this invocation's
+	// claim, refusal or outcome), "duplicate", "inProgress", "unavailable"; "" when
+	// not asked.
 	state string
 	held  *ledger.Record // the first delivery's record, for a duplicate
 	err   error          // the ledger's own failure, beside a delivery that went on or was refused
@@ -21,7 +22,7 @@ type kept struct {
 
 // own reports whether the ledger holds this invocation's claim or refusal: only then
 // is a failure this invocation's to end the Port run with.
-func (k kept) own() bool { return k.state == "claimed" || k.state == "refused" }
+func (k kept) own() bool { return k.state == "claimed" || k.state == "refused" || k.state == "settled" }
 
 // once delivers p at most once for its key across every container: it claims the key
 // in the ledger first and records the outcome after. A key delivered before, or that
@@ -53,9 +54,9 @@ func (r *Relay) once(ctx, invocation context.Context, key string, d done, p Prep
 		return Sent{}, kept{state: "unavailable", err: err}, err
 	case err != nil:
 		s, sendErr := r.send(ctx, d.target, p)
-		// The claim may have landed with its answer lost: record the outcome on it if it
-		// is there, so that it does not read "may have queued" later.
-		_ = r.record(invocation, claim, d, s, sendErr)
+		if serr := r.settle(invocation, claim, d, s, sendErr); serr == nil {
+			return s, kept{state: "settled", err: err}, sendErr // the ledger holds the outcome after all
+		}
 		return s, kept{state: "unavailable", err: err}, sendErr
 	}
 	s, sendErr := r.send(ctx, d.target, p)
@@ -71,22 +72,42 @@ func (r *Relay) once(ctx, invocation context.Context, key string, d done, p Prep
 func (r *Relay) record(invocation context.Context, claim ledger.Claim, d done, s Sent, sendErr error) error {
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
+	out, release := outcome(d, s, sendErr)
+	if !release {
+		return r.Ledger.Complete(ctx, claim, out)
+	}
+	if err := r.Ledger.Release(ctx, claim); err != nil {
+		// Nothing was queued, yet the claim stays in progress until its deadline, then
+		// reads as "may have been queued": never sent twice, but a retry is not sent either.
+		return fmt.Errorf("nothing was queued, but the claim could not be released, so a retry of this delivery will not be sent: %w", err)
+	}
+	return nil
+}
+
+// settle writes the outcome of an HTTP delivery whose claim the ledger refused or
+// lost: the whole record, so that a replay finds it (a second run, or a refusal that
+// ends a run Azure is running, otherwise).
+func (r *Relay) settle(invocation context.Context, claim ledger.Claim, d done, s Sent, sendErr error) error {
+	ctx, cancel := ledgerContext(invocation)
+	defer cancel()
+	out, _ := outcome(d, s, sendErr)
+	out.Target, out.Door, out.RunID = d.target.Name(), d.target.Door(), d.runID
+	return r.Ledger.Settle(ctx, claim, out)
+}
+
+// outcome is the record of how a delivery ended, or release for an AWS event that
+// Azure refused in a way that queued nothing: Lambda retries it after the fix.
+func outcome(d done, s Sent, sendErr error) (out ledger.Record, release bool) {
 	switch {
 	case sendErr == nil:
-		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Delivered, AzureStatus: s.Status, AzureRunID: runIDText(s.RunID), Link: s.Link})
+		return ledger.Record{State: ledger.Delivered, AzureStatus: s.Status, AzureRunID: runIDText(s.RunID), Link: s.Link}, false
 	case azdo.MayHaveQueued(sendErr):
 		a, _ := classify(sendErr)
-		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.MayHaveQueued, AzureStatus: s.Status, Cause: a.Class})
+		return ledger.Record{State: ledger.MayHaveQueued, AzureStatus: s.Status, Cause: a.Class}, false
 	case d.kind.IsHTTP():
-		return r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: s.Status, Cause: answerKey(sendErr)})
-	default:
-		if err := r.Ledger.Release(ctx, claim); err != nil {
-			// Nothing was queued, yet the claim stays in progress until its deadline, then
-			// reads as "may have been queued": never sent twice, but a retry is not sent either.
-			return fmt.Errorf("nothing was queued, but the claim could not be released, so a retry of this delivery will not be sent: %w", err)
-		}
-		return nil
+		return ledger.Record{State: ledger.Refused, AzureStatus: s.Status, Cause: answerKey(sendErr)}, false
 	}
+	return ledger.Record{}, true
 }
 
 // refuse records a refusal made before anything was sent as the final answer for

@@ -59,6 +59,7 @@ type Ledger interface {
 	Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error
 	Release(ctx context.Context, c ledger.Claim) error
 	Refuse(ctx context.Context, r ledger.Record) error
+	Settle(ctx context.Context, c ledger.Claim, out ledger.Record) error
 }
 
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.

@@ -176,6 +176,55 @@ func TestAgainstMoto(t *testing.T) {
 		t.Errorf("%s: %s, want nothing", db.step, got)
 	}
 
+	step("refuse a free key, final")
+	if err := l.Refuse(ctx, ledger.Record{Key: "run-7", Target: "hook", RunID: "r7", Cause: "azdo: throttled"}); err != nil {
+		t.Errorf("%s: %v", db.step, err)
+	}
+	step("refuse a refused key: the first answer")
+	if err := l.Refuse(ctx, ledger.Record{Key: "run-7"}); !errors.As(err, &held) || held.Record.State != ledger.Refused {
+		t.Errorf("%s: %v, want the refused record", db.step, err)
+	}
+	step("settle a claim that never landed")
+	if err := l.Settle(ctx, ledger.Claim{Key: "run-8"}, ledger.Record{State: ledger.Delivered, AzureStatus: 200, Target: "hook", Door: "webhook", RunID: "r8"}); err != nil {
+		t.Errorf("%s: %v", db.step, err)
+	}
+	step("settle a key someone else holds")
+	if err := l.Settle(ctx, ledger.Claim{Key: "run-8"}, ledger.Record{State: ledger.Refused}); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Errorf("%s: %v, want ErrNotOwner", db.step, err)
+	}
+	step("claim, queue, take and complete a queued delivery")
+	c3, err := l.Claim(ctx, ledger.Record{Key: "run-9", Target: "hook"}, now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("%s: %v", db.step, err)
+	}
+	digest := ledger.Digest([]byte(`{"a":1}`))
+	if err := l.Complete(ctx, c3, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: digest}); err != nil {
+		t.Fatalf("%s: %v", db.step, err)
+	}
+	if _, err := l.Take(ctx, "run-9", ledger.Digest([]byte(`{"a":2}`)), false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrNotThis) {
+		t.Errorf("%s, another body: %v, want ErrNotThis", db.step, err)
+	}
+	c4, err := l.Take(ctx, "run-9", digest, false, now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("%s: %v", db.step, err)
+	}
+	if _, err := l.Take(ctx, "run-9", digest, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrInProgress) {
+		t.Errorf("%s, taken twice: %v, want ErrInProgress", db.step, err)
+	}
+	if err := l.Complete(ctx, c4, ledger.Record{State: ledger.Expired, Cause: "age", Expires: now.Add(15 * 24 * time.Hour)}); err != nil {
+		t.Errorf("%s, expire: %v", db.step, err)
+	}
+	if _, err := l.Take(ctx, "run-9", digest, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrDuplicate) {
+		t.Errorf("%s, an expired key, no redrive: %v, want ErrDuplicate", db.step, err)
+	}
+	if _, err := l.Take(ctx, "run-9", digest, true, now.Add(time.Minute)); err != nil {
+		t.Errorf("%s, an expired key, redriven: %v", db.step, err)
+	}
+	step("take a key with no record")
+	if _, err := l.Take(ctx, "run-10", digest, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrGone) {
+		t.Errorf("%s: %v, want ErrGone", db.step, err)
+	}
+
 	// Refusals: the same requests, both refused alike.
 	claim := func(id string) *dynamodb.PutItemInput {
 		return &dynamodb.PutItemInput{TableName: aws.String(tableName), Item: record{"id": s(id), "state": s("inProgress")},
