@@ -86,6 +86,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.LedgerTTL, err = config.Duration(getenv, "LEDGER_TTL", ledger.DefaultTTL, ledger.MinTTL, ledger.MaxTTL); err != nil {
 		return Config{}, err
 	}
+	if c.LedgerTable != "" && c.LedgerTTL < 2*c.Tolerance {
+		// A signature is valid from its timestamp less the tolerance to its timestamp
+		// plus it: a record that expired sooner would let a replay of it through.
+		return Config{}, &config.Error{Var: "LEDGER_TTL", Reason: fmt.Sprintf("must be at least twice PORT_SIGNATURE_TOLERANCE (%s), as long as a signed request can be replayed", c.Tolerance)}
+	}
 	return c, nil
 }
 
