@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"strings"
@@ -62,22 +63,31 @@ type Port struct {
 	Replays *Replays
 }
 
-// Replays remembers the Port signatures accepted until their timestamps expire.
+// Replays remembers the signed Port requests accepted until their timestamps expire.
 // The zero value is ready to use; it is safe for concurrent use.
 type Replays struct {
 	mu      sync.Mutex
-	seen    map[[sha256.Size]byte]time.Time // MAC → when its timestamp leaves the tolerance
+	seen    map[uint64]time.Time // hash of timestamp and covered bytes → when the timestamp leaves the tolerance
 	inserts int
 }
+
+var replaySeed = maphash.MakeSeed()
 
 // maxReplays bounds the memory a burst of valid requests can take (about 2 MB);
 // past it, new signatures are not remembered until old ones expire.
 const maxReplays = 20000
 
-// First records the signature until it expires and reports whether it is the first
-// time it is seen.
+// First records the signed request until its timestamp expires and reports whether
+// it is the first time it is seen. It knows a request by its timestamp and the bytes
+// the signature covered, not by the MAC that matched: during a rotation of Port's
+// secret the same request matches another MAC once the container reads the new value.
 func (r *Replays) First(s Signed, now time.Time) bool {
-	key := [sha256.Size]byte(s.MAC)
+	var h maphash.Hash // seeded at random per process: a cheap key no caller can aim at
+	h.SetSeed(replaySeed)
+	h.WriteString(s.Timestamp)
+	h.WriteByte('.')
+	h.Write(s.Covered)
+	key := h.Sum64()
 	expires := s.Expires
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -85,7 +95,7 @@ func (r *Replays) First(s Signed, now time.Time) bool {
 		return false
 	}
 	if r.seen == nil {
-		r.seen = make(map[[sha256.Size]byte]time.Time)
+		r.seen = make(map[uint64]time.Time)
 	}
 	if r.inserts++; r.inserts%1024 == 0 || len(r.seen) >= maxReplays {
 		for k, until := range r.seen {
