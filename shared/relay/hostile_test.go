@@ -246,21 +246,3 @@ func TestHostileAStrangersBadSignatureBlocksAPATRotation(t *testing.T) {
 		})
 	}
 }
-
-// A stranger's wrong signature costs Secrets Manager reads: the read that verifies
-// it, and a second one at once (Renew reads "the first time after a read made for
-// Get", even a read made a moment ago for this very request). Each cold container a
-// burst of strangers reaches reads twice; a warm one again every 30 s.
-func TestHostileAStrangersBadSignatureReadsTheSecretTwice(t *testing.T) {
-	f := newFixture(nil)
-	sm := smtest.New()
-	t.Cleanup(sm.Close)
-	arn := sm.Put("port/relay", `{"clientId":"id","clientSecret":"`+key+`"}`)
-	f.relay.Secrets = secret.NewSource(sm.Client(), arn, 5*time.Minute, nil)
-	if status := f.relay.Handle(t.Context(), "req", httpEvent("POST", "/", goodBody, "guess", now)).Status; status != 401 {
-		t.Fatalf("status %d, want 401", status)
-	}
-	if n := sm.Calls(); n != 1 {
-		t.Errorf("a refused, unauthenticated request cost %d GetSecretValue calls, want 1 (the value just read cannot have been rotated since)", n)
-	}
-}

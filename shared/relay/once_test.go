@@ -232,8 +232,8 @@ func TestARotatedAzureCredentialIsPickedUp(t *testing.T) {
 			if status, got := f.handle(t, "/pipelines/deploy", pipelineRun); status != 200 || got["forwarded"] != true {
 				t.Fatalf("%d %v, want the run started with the new credential", status, got)
 			}
-			if f.secrets.renewed != 1 || f.az.RunCount() != 1 {
-				t.Errorf("secret read again %d times, %d runs: want 1 and 1", f.secrets.renewed, f.az.RunCount())
+			if f.secrets.invalidated != 1 || f.az.RunCount() != 1 {
+				t.Errorf("secret read again %d times, %d runs: want 1 and 1", f.secrets.invalidated, f.az.RunCount())
 			}
 		})
 		t.Run(tt.name+" not rotated: refused once, never sent again", func(t *testing.T) {
@@ -241,8 +241,8 @@ func TestARotatedAzureCredentialIsPickedUp(t *testing.T) {
 			if status, _ := f.handle(t, "/pipelines/deploy", pipelineRun); status != 502 {
 				t.Fatalf("status %d, want 502", status)
 			}
-			if f.secrets.renewed != 1 {
-				t.Errorf("secret read again %d times, want 1", f.secrets.renewed)
+			if f.secrets.invalidated != 1 {
+				t.Errorf("secret read again %d times, want 1", f.secrets.invalidated)
 			}
 		})
 	}

@@ -68,16 +68,19 @@ func (t pipeline) auth(creds secret.Credentials) (azdo.Auth, error) {
 }
 
 // Send starts the pipeline. When Azure or Entra refuses the credential, which queues
-// nothing, it reads the secret again (at most every 30 s) and, if the credential was
-// rotated, tries once more with the new one.
+// nothing, it reads the secret again and, if the credential was rotated, tries once
+// more with the new one. Only a request Port signed gets here, so the read costs what
+// Port's traffic does, and a stranger's bad signature, which may use up Renew's
+// bounded read, cannot hold this one back.
 func (t pipeline) Send(ctx context.Context, p Prepared, keys Keys) (Sent, error) {
 	var s Sent
 	err := t.run(ctx, p.Body, p.Auth, &s)
 	if !errors.Is(err, azdo.ErrCredentials) && !errors.Is(err, entra.ErrRefused) {
 		return s, err
 	}
-	renewed, changed, rerr := keys.Current.Renew(ctx)
-	if rerr != nil || !changed || !azureCredentialChanged(p.Creds, renewed) {
+	keys.Current.Invalidate()
+	renewed, rerr := keys.Current.Get(ctx) // the cached value, if the read fails
+	if rerr != nil || !azureCredentialChanged(p.Creds, renewed) {
 		return s, err
 	}
 	auth, aerr := t.auth(renewed)

@@ -49,8 +49,13 @@ func (f *fakeSecrets) Renew(context.Context) (secret.Credentials, bool, error) {
 	f.creds = f.rotated
 	return f.creds, true, nil
 }
-func (f *fakeSecrets) Invalidate() { f.invalidated++ }
-func (f *fakeSecrets) ID() string  { return "port/relay" }
+func (f *fakeSecrets) Invalidate() {
+	f.invalidated++
+	if f.rotated.ClientSecret != "" { // the next Get reads what is stored now
+		f.creds = f.rotated
+	}
+}
+func (f *fakeSecrets) ID() string { return "port/relay" }
 
 // deliverFunc is a Deliverer from a function.
 type deliverFunc func(ctx context.Context, webhook string, body, secret []byte) (azdo.Result, error)

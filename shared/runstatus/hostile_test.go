@@ -46,16 +46,3 @@ func TestHostileARunNameThatLooksLikeAPortRunIDHidesThePortRun(t *testing.T) {
 		t.Errorf("the run the relay started succeeded; the function answered %d %v and its Port run is %+v: want SUCCESS", a.status, a.body, got)
 	}
 }
-
-// A stranger's wrong password costs two Secrets Manager reads in a cold container:
-// the read that checks it, and Renew's at once after it ("the first time after a read
-// made for Get"), although the value was read a moment ago for this very request.
-func TestHostileAStrangersWrongPasswordReadsTheSecretTwice(t *testing.T) {
-	e := newEnv(t, fullSecret)
-	if a := handle(t, e, hookEvent(servicehooktest.Notification(run("completed", "succeeded")), "guess")); a.status != 401 {
-		t.Fatalf("status %d, want 401", a.status)
-	}
-	if n := e.sm.Calls(); n != 1 {
-		t.Errorf("a refused, unauthenticated notification cost %d GetSecretValue calls, want 1", n)
-	}
-}
