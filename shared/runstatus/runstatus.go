@@ -220,23 +220,69 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		return d
 	}
 	pc := portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}
-	if d.azureRunID != "" {
+	if d.azureRunID != "" && n.ofOrg(f.Org) {
 		u.ExternalRunID = portapi.ExternalRunID(f.Org, d.azureRunID)
 	}
-	if d.runID == "" {
-		if d.runID, d.err = f.lookUp(ctx, pc, u.ExternalRunID); d.err != nil {
-			return d
-		}
-	}
 	d.portStatus = u.Status
-	if logLine != "" {
-		// A stage's news goes to the run's log too, so that the run page shows each stage.
-		if d.err = f.Port.Log(ctx, pc, d.runID, logLine); d.err != nil {
+	tell := func(runID string) error {
+		if logLine != "" {
+			// A stage's news goes to the run's log too, so that the run page shows each stage.
+			if err := f.Port.Log(ctx, pc, runID, logLine); err != nil {
+				return err
+			}
+		}
+		return f.Port.Update(ctx, pc, runID, u)
+	}
+	if d.runID != "" {
+		d.err = tell(d.runID)
+		if !errors.Is(d.err, portapi.ErrRunNotFound) || u.ExternalRunID == "" {
 			return d
 		}
+		// The name's word is no Port run: the run may still be one the relay started by id.
 	}
-	d.err = f.Port.Update(ctx, pc, d.runID, u)
+	if u.ExternalRunID == "" {
+		d.err = ErrNoRunID // another organization's run: its ids are not this one's
+		return d
+	}
+	named := d.err // the run the name gave was not found, or none was named
+	if d.runID, d.err = f.lookUp(ctx, pc, u.ExternalRunID); d.err != nil {
+		if errors.Is(d.err, ErrNoRunID) && named != nil {
+			d.err = named // it is the name's run that Port does not have
+		}
+		return d
+	}
+	d.err = tell(d.runID)
 	return d
+}
+
+// ofOrg reports whether the notification may be of a run of org: its links name that
+// organization (dev.azure.com/{org}/…, {org}.visualstudio.com), or no organization.
+// An Azure run id names a run only within its organization.
+func (n notification) ofOrg(org string) bool {
+	run := n.Resource.Run
+	for _, href := range []string{run.Links.Web.Href, run.Links.Self.Href, run.URL} {
+		if o := orgOf(href); o != "" {
+			return strings.EqualFold(o, org)
+		}
+	}
+	return true
+}
+
+// orgOf is the organization an Azure DevOps Services URL names, or "".
+func orgOf(href string) string {
+	u, err := url.Parse(href)
+	if err != nil {
+		return ""
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "dev.azure.com" {
+		first, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		return first
+	}
+	if sub, ok := strings.CutSuffix(host, ".visualstudio.com"); ok && !strings.Contains(sub, ".") {
+		return sub
+	}
+	return ""
 }
 
 // lookUp finds, through Port's API, the Port run of an Azure run whose name carries

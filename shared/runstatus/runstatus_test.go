@@ -521,7 +521,7 @@ func TestTwoOrganizationsRunsAreNotConfused(t *testing.T) {
 	}
 	fabrikam := *e.f
 	fabrikam.Org = "fabrikam"
-	done := servicehooktest.Run{PipelineID: 7, ID: 500, Name: "20261206.9", State: "completed", Result: "succeeded"}
+	done := servicehooktest.Run{Org: "fabrikam", PipelineID: 7, ID: 500, Name: "20261206.9", State: "completed", Result: "succeeded"}
 	if resp := fabrikam.Handle(context.Background(), "req-1", hookEvent(servicehooktest.Notification(done), hookPassword)); resp.Status != 200 {
 		t.Fatalf("fabrikam's run 500: %d %s", resp.Status, resp.Body)
 	}
@@ -532,7 +532,7 @@ func TestTwoOrganizationsRunsAreNotConfused(t *testing.T) {
 	if got, _ := e.port.Run(portRun); got.Status != "IN_PROGRESS" {
 		t.Errorf("contoso's Port run = %+v after fabrikam's run 500 ended, want in progress", got)
 	}
-	done.Result = "failed"
+	done.Org, done.Result = "contoso", "failed"
 	if a := handle(t, e, hookEvent(servicehooktest.Notification(done), hookPassword)); a.status != 200 || a.body["runId"] != portRun {
 		t.Fatalf("contoso's run 500: %d %v", a.status, a.body)
 	}
