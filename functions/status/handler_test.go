@@ -42,7 +42,7 @@ var samples = map[string]want{
 	"failed.json":       {200, "updated", "r_Wp7Kd3Ls9Xb2Rt6n", "FAILURE", "updated", 0},
 	"canceled.json":     {200, "updated", "r_Lm2Hc8Ue4Jw9Qa7b", "FAILURE", "updated", 0},
 	"canceling.json":    {200, "ignored", "r_Lm2Hc8Ue4Jw9Qa7b", "", "ignored", 0},
-	"no-run-id.json":    {200, "ignored", "", "", "ignored", 2}, // no Port run has its externalRunId
+	"no-run-id.json":    {200, "ignored", "", "", "ignored", 3}, // no Port run has its externalRunId: a token, a search, and a second search a second later
 	"bad-password.json": {401, "error", "", "", "refused", 0},
 }
 

@@ -71,6 +71,9 @@ const (
 	// LedgerUnavailable counts relay invocations for which DynamoDB could not be
 	// reached: an HTTP one was delivered anyway, an AWS event refused for Lambda to retry.
 	LedgerUnavailable = "LedgerUnavailable"
+	// Unreported counts relay invocations whose report to Port failed: the Port run does
+	// not show how delivery went (for a pipeline by id, nothing can then end it).
+	Unreported = "Unreported"
 	// WrongPassword counts service-hook notifications refused for a Basic auth password
 	// that matches neither the secret's serviceHookPassword nor, within the rotation's
 	// grace, its previous one.
@@ -103,7 +106,7 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable,
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported,
 	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled, HooksUncounted}
 
 // Dimensions lists every dimension key the functions emit.

@@ -41,5 +41,8 @@ func (r *Relay) measure(attrs []slog.Attr, d done) []slog.Attr {
 	if d.kept.err != nil {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.LedgerUnavailable)}})
 	}
+	if d.unreported != nil {
+		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.Unreported)}})
+	}
 	return r.Metrics.Append(attrs, groups...)
 }

@@ -95,6 +95,9 @@ type done struct {
 	sent   Sent // Azure's answers, when it was called
 	kept   kept // what the ledger said
 	err    error
+	// unreported is what kept Port from hearing how it went: the Port run does not
+	// show it (and, for a pipeline by id, the status function cannot find the run).
+	unreported error
 }
 
 // Handle answers one raw Lambda event.
@@ -166,7 +169,7 @@ func (r *Relay) http(ctx, invocation context.Context, req event.Request) done {
 		// was delivered. The refusal is the run's only when the ledger takes it.
 		d.kept, d.err = r.refuse(ctx, key, d)
 	}
-	r.report(invocation, creds, d)
+	d.unreported = r.report(invocation, creds, d)
 	return d
 }
 

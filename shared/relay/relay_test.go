@@ -313,8 +313,9 @@ func TestReportFailureIsLoggedAndDoesNotChangeTheAnswer(t *testing.T) {
 	if resp.Status != 200 {
 		t.Fatalf("status = %d, want 200", resp.Status)
 	}
-	if !strings.Contains(f.logs.String(), `"level":"WARN","msg":"report to Port failed"`) || !strings.Contains(f.logs.String(), `"runId":"r_unit1"`) {
-		t.Errorf("log %s lacks the WARN line with the run id", f.logs)
+	if !strings.Contains(f.logs.String(), `"level":"ERROR","msg":"forwarded"`) || !strings.Contains(f.logs.String(), `"reportError":"port is down"`) ||
+		!strings.Contains(f.logs.String(), `"runId":"r_unit1"`) || strings.Count(f.logs.String(), "\n") != 1 {
+		t.Errorf("log %s: want the invocation's one line at ERROR, with the run id and the report's error", f.logs)
 	}
 }
 

@@ -140,12 +140,16 @@ func (r *Relay) logLine(requestID string, d done, status int, took time.Duration
 	if d.kept.err != nil {
 		attrs = append(attrs, slog.String("ledgerError", d.kept.err.Error()))
 	}
+	if d.unreported != nil {
+		attrs = append(attrs, slog.String("reportError", d.unreported.Error()))
+	}
 	level, msg := slog.LevelInfo, "forwarded"
 	if d.kept.held != nil {
 		msg = "duplicate"
 	}
-	if d.kept.err != nil {
-		// Beside a delivery that went on (or was refused): the ledger's own failure.
+	if d.kept.err != nil || d.unreported != nil {
+		// Beside a delivery that went on (or was refused): the ledger's own failure, or
+		// Port's, which leaves the Port run unaware of it.
 		level = slog.LevelError
 	}
 	if d.err != nil {

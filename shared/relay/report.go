@@ -30,10 +30,12 @@ const MayHaveQueuedLabel = "May have been queued: check Azure DevOps"
 // to look, and stays in progress for the pipeline's own result (ending it FAILURE
 // would be contradicted by the pipeline, and the user would run it again, a second
 // deploy). When nothing can follow it (no Azure run id), it says so, and ends.
-func (r *Relay) report(invocation context.Context, creds secret.Credentials, d done) {
+//
+// It returns what Port refused or could not take, for the invocation's log line.
+func (r *Relay) report(invocation context.Context, creds secret.Credentials, d done) error {
 	if r.Report == nil || d.runID == "" || creds.ClientID == "" || d.kept.held != nil ||
 		errors.Is(d.err, ledger.ErrInProgress) || errors.Is(d.err, signature.ErrReplayed) {
-		return // a repeat, or one delivered elsewhere right now: the first invocation reports
+		return nil // a repeat, or one delivered elsewhere right now: the first invocation reports
 	}
 	ctx, cancel := reportContext(invocation)
 	defer cancel()
@@ -59,9 +61,7 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, d d
 	default:
 		err = tell.label(say, a.Label)
 	}
-	if err != nil {
-		r.Log.Warn("report to Port failed", "runId", d.runID, "target", targetName(d.target), "error", err.Error())
-	}
+	return err
 }
 
 // teller tells one Port run.
@@ -73,9 +73,20 @@ type teller struct {
 }
 
 // update changes the run, when u says anything, then adds line to its log, when set.
+// An update is tried again while Port cannot take it and the budget lasts: it replaces
+// the keys it names, so a repeat is harmless, and the externalRunId it may carry is
+// how the status function finds the run.
 func (t teller) update(u portapi.RunUpdate, line string) error {
 	if u != (portapi.RunUpdate{}) {
-		if err := t.port.Update(t.ctx, t.creds, t.runID, u); err != nil {
+		err := t.port.Update(t.ctx, t.creds, t.runID, u)
+		for wait := 100 * time.Millisecond; errors.Is(err, portapi.ErrUnavailable) && t.ctx.Err() == nil; wait *= 3 {
+			select {
+			case <-time.After(wait):
+			case <-t.ctx.Done():
+			}
+			err = t.port.Update(t.ctx, t.creds, t.runID, u)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -102,7 +102,15 @@ type Follower struct {
 	// come from Azure's wide ranges, so Basic auth is the guard; an operator may still
 	// set ALLOWED_SOURCE_IPS on the function.
 	Sources allowlist.List
+	// Relook is how long to wait before looking for the Port run of a completed run
+	// once more, when the first look found none: the relay may be setting the
+	// externalRunId right then. Zero: DefaultRelook; negative: never.
+	Relook time.Duration
 }
+
+// DefaultRelook is Follower.Relook's default: the relay sets a pipeline run's
+// externalRunId within a second or two of Azure naming the run.
+const DefaultRelook = time.Second
 
 // Outcomes, as logged.
 const (
@@ -245,7 +253,12 @@ func (f *Follower) follow(ctx context.Context, raw []byte) done {
 		return d
 	}
 	named := d.err // the run the name gave was not found, or none was named
-	if d.runID, d.err = f.lookUp(ctx, pc, u.ExternalRunID); d.err != nil {
+	d.runID, d.err = f.lookUp(ctx, pc, u.ExternalRunID)
+	if errors.Is(d.err, ErrNoRunID) && u.Status != "" && f.wait(ctx) {
+		// A run that ended so soon may have beaten the relay's report of its id.
+		d.runID, d.err = f.lookUp(ctx, pc, u.ExternalRunID)
+	}
+	if d.err != nil {
 		if errors.Is(d.err, ErrNoRunID) && named != nil {
 			d.err = named // it is the name's run that Port does not have
 		}
@@ -283,6 +296,28 @@ func orgOf(href string) string {
 		return sub
 	}
 	return ""
+}
+
+// wait waits Relook, or reports false when it is never or the context would end first.
+func (f *Follower) wait(ctx context.Context) bool {
+	d := f.Relook
+	switch {
+	case d < 0:
+		return false
+	case d == 0:
+		d = DefaultRelook
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // lookUp finds, through Port's API, the Port run of an Azure run whose name carries

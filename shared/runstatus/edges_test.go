@@ -1,7 +1,6 @@
 package runstatus_test
 
-// Reproductions of a hostile review: each test fails on the code it was written
-// against, and shows a Port run that does not end with its own pipeline's truth.
+// Edges where a Port run could end with another pipeline's truth, or none.
 
 import (
 	"testing"
@@ -10,13 +9,11 @@ import (
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 )
 
-// A notification carries its organization in every link (resourceContainers, the
-// run's url and page), but the function names the Port run by its own
-// AZURE_DEVOPS_ORG and the Azure run id alone. A notification of another
-// organization's run 500 (a second stack's service hook pointed at this URL, both
-// stacks reading one secret, as one Port organization's would) ends this
-// organization's Port run of its own run 500 with the other run's result.
-func TestHostileAnotherOrganizationsRunEndsThisOnesPortRun(t *testing.T) {
+// A notification carries its organization in its links. Another organization's run 500
+// (a second stack's service hook pointed at this URL, both stacks reading one secret)
+// is not looked up by this organization's externalRunId: this organization's Port run
+// of its own run 500 is left alone.
+func TestAnotherOrganizationsRunLeavesThisOnesPortRunAlone(t *testing.T) {
 	e := newEnv(t, fullSecret)
 	pc := portapi.Credentials{ClientID: clientID, ClientSecret: clientSecret}
 	if err := (&portapi.Client{BaseURL: e.port.URL}).Update(t.Context(), pc, portRun, portapi.RunUpdate{ExternalRunID: portapi.ExternalRunID("contoso", "500")}); err != nil {
@@ -29,12 +26,11 @@ func TestHostileAnotherOrganizationsRunEndsThisOnesPortRun(t *testing.T) {
 	}
 }
 
-// The run name is read first, and when it holds a word like a Port run id the
-// externalRunId is never asked: a pipeline started by id whose run name happens to
-// hold one (name: $(Build.SourceBranchName)-$(Rev:r) on branch r_2) is looked for
-// under that id, Port answers 404, the notification is ignored, and the Port run the
-// relay started stays in progress.
-func TestHostileARunNameThatLooksLikeAPortRunIDHidesThePortRun(t *testing.T) {
+// The run name is read first. A pipeline started by id whose run name happens to hold
+// a word like a Port run id (name: $(Build.SourceBranchName)-$(Rev:r) on branch r_2)
+// is looked for under that id, Port answers 404, and the function then finds the Port
+// run by the externalRunId, which it ends.
+func TestARunNameThatLooksLikeAPortRunIDFallsBackToTheExternalRunID(t *testing.T) {
 	e := newEnv(t, fullSecret)
 	pc := portapi.Credentials{ClientID: clientID, ClientSecret: clientSecret}
 	if err := (&portapi.Client{BaseURL: e.port.URL}).Update(t.Context(), pc, portRun, portapi.RunUpdate{StatusLabel: "Queued in Azure DevOps", ExternalRunID: portapi.ExternalRunID("contoso", "777")}); err != nil {

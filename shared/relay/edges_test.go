@@ -1,8 +1,7 @@
 package relay
 
-// Reproductions of a hostile review: each test fails on the code it was written
-// against, and shows one way a promise breaks (one Port click is one pipeline run;
-// the Port run ends with the pipeline's truth; nothing is lost silently).
+// Edges where a promise could break (one Port click is one pipeline run; the Port run
+// ends with the pipeline's truth; nothing is lost silently), each held by a test.
 
 import (
 	"bytes"
@@ -18,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,12 +34,11 @@ import (
 	"github.com/port-azure-relay/relay/shared/signature"
 )
 
-// The ledger refuses the claim once (DynamoDB throttles it past the SDK's retries):
-// the HTTP invocation is delivered anyway, and its outcome is written with Complete,
-// which changes only an existing claim, so nothing is recorded. A replay of the same
-// signed request to another container, once DynamoDB answers again, is a second run;
-// a replay to a wrong path ends the delivered Port run FAILURE.
-func TestHostileAClaimRefusedOnceLeavesTheDeliveryUnrecorded(t *testing.T) {
+// The ledger refuses the claim (DynamoDB throttles it past the SDK's retries): the HTTP
+// invocation is delivered anyway, and its outcome is settled, the whole record written
+// where the claim is missing. A replay at another container, once DynamoDB answers
+// again, gets the first answer; a replay to a wrong path leaves the delivered run alone.
+func TestAClaimRefusedOnceStillRecordsTheDelivery(t *testing.T) {
 	ev := httpEvent("POST", "/", goodBody, key, now)
 	t.Run("a replay at another container is delivered again", func(t *testing.T) {
 		c := newContainers(t)
@@ -91,12 +90,11 @@ func TestALedgerTTLShorterThanTheReplayWindowIsRefused(t *testing.T) {
 	}
 }
 
-// Without a ledger, a container refuses a signature it has accepted, but it
-// remembers the MAC that matched, which depends on the secret it holds. During a
-// rotation of Port's secret the header carries a MAC for each value (the ledger's key
-// was made independent of that for this reason): once the container has read the
-// new value, the same request matches the other MAC and is delivered again.
-func TestHostileTheContainerMemoryForgetsARequestAcrossARotation(t *testing.T) {
+// Without a ledger, a container refuses a signed request it has accepted. During a
+// rotation of Port's secret the header carries a MAC for each value, and once the
+// container has read the new value the same request matches the other MAC: the
+// container knows the request by its timestamp and covered bytes, so it still refuses it.
+func TestTheContainerMemoryKeepsARequestAcrossARotation(t *testing.T) {
 	const newSecret = "the-new-port-secret"
 	f := newFixture(nil)
 	f.relay.Port.Replays = &signature.Replays{}
@@ -124,13 +122,11 @@ func TestHostileTheContainerMemoryForgetsARequestAcrossARotation(t *testing.T) {
 }
 
 // A pipeline started by id is followed by the externalRunId the relay sets on its Port
-// run, in the report after Azure answered; the report is told once, and a failed one
-// is only logged. When Port's API fails that one PATCH (a 503, a timeout), or the
-// pipeline's completion reaches the status function before the PATCH lands, nothing
-// names the Port run when the completion comes: the status function answers 200
-// "ignored" (Azure does not retry), and the Port run stays in progress for good,
-// although the pipeline ran and succeeded.
-func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
+// run right after Azure answered. When Port's API fails that PATCH once, the relay
+// tries it again; when the pipeline's completion reaches the status function while
+// the PATCH is on its way, the status function looks for the run once more a second
+// later. Either way the Port run ends with the pipeline's result.
+func TestAPipelineRunIsFollowedWhenItsExternalRunIDIsLate(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		// patch sees the relay's PATCH of the Port run; it answers it (true), or lets
@@ -158,7 +154,11 @@ func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
 				Org:     "contoso",
 				Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
 			}
-			var answered []string
+			var (
+				mu       sync.Mutex
+				answered []string
+				racing   sync.WaitGroup
+			)
 			// The pipeline runs and succeeds: Azure's service hook tells the status function.
 			complete := func(azureRunID int) {
 				done := servicehooktest.Run{PipelineID: 42, PipelineName: "deploy-service", ID: azureRunID, Name: "20261206.4", State: "completed", Result: "succeeded"}
@@ -167,7 +167,14 @@ func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
 				req.SetBasicAuth("azure", "hook-pw")
 				h.Set("Authorization", req.Header.Get("Authorization"))
 				resp := follower.Handle(context.Background(), "req-hook", lambdatest.HTTPAPIEvent(http.MethodPost, "/azure/events", h, servicehooktest.Notification(done)))
+				mu.Lock()
 				answered = append(answered, fmt.Sprintf("%d %s", resp.Status, resp.Body))
+				mu.Unlock()
+			}
+			// The notification arrives while the relay's PATCH is on its way to Port.
+			meanwhile := func(azureRunID int) {
+				racing.Add(1)
+				go func() { defer racing.Done(); complete(azureRunID) }()
 			}
 			upstream, _ := url.Parse(port.URL)
 			proxy := httputil.NewSingleHostReverseProxy(upstream)
@@ -180,7 +187,7 @@ func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
 					}
 					_ = json.Unmarshal(body, &u)
 					r.Body = io.NopCloser(bytes.NewReader(body))
-					if tt.patch(w, u.ExternalRunID, complete) {
+					if tt.patch(w, u.ExternalRunID, meanwhile) {
 						return
 					}
 				}
@@ -192,6 +199,7 @@ func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
 			if status != 200 || body["forwarded"] != true {
 				t.Fatalf("%d %v, want the pipeline started", status, body)
 			}
+			racing.Wait()
 			if len(answered) == 0 {
 				complete(int(body["azureRunId"].(float64)))
 			}
@@ -202,13 +210,10 @@ func TestHostileALostExternalRunIDLeavesThePortRunInProgress(t *testing.T) {
 	}
 }
 
-// Renew reads the secret again at most every 30 s, and one bound serves both Port's
-// signature and Azure's credential. A stranger's request with a wrong signature makes
-// the container read the secret (its one read "after a Get" is used up); the
-// operator then stores a new PAT and revokes the old one; a Port run within those
-// 30 s gets Azure's 401, Renew declines to read, and the run is refused (and the
-// refusal made final in the ledger) although the secret holds a PAT Azure takes.
-func TestHostileAStrangersBadSignatureBlocksAPATRotation(t *testing.T) {
+// Renew reads the secret again at most every 30 s, and a stranger's wrong signature
+// may use that read up. A PAT that Azure refuses is read again apart from it, so a
+// rotation (a new PAT stored, the old one revoked) within those 30 s refuses nothing.
+func TestAStrangersBadSignatureDoesNotHoldBackAPATRotation(t *testing.T) {
 	const oldPAT, newPAT = "azure-pat-old-Zq1", "azure-pat-new-Rt5"
 	value := func(p string) string {
 		return `{"clientId":"id","clientSecret":"` + key + `","azurePat":"` + p + `"}`
