@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
@@ -21,6 +22,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
 	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/queue"
 	"github.com/port-azure-relay/relay/shared/relay"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -52,6 +54,11 @@ func main() {
 		}
 		azure := newAzure(cfg)
 		r := newRelay(cfg, azure, secretsmanager.NewFromConfig(aws), db, tokens, log)
+		if cfg.QueueURL != "" {
+			// A delivery Azure cannot take now waits on the queue, not in the invocation.
+			azure.MaxWait = QueueMaxWait
+			r.Queue = &queue.Queue{SQS: sqs.NewFromConfig(aws), URL: cfg.QueueURL, DeadLetter: cfg.DeadLetterURL}
+		}
 		warmUp(r, azure)
 		return r, nil
 	})
@@ -70,6 +77,10 @@ func warmUp(r *relay.Relay, azure *azdo.Client) {
 	}
 	azure.Preconnect(ctx)
 }
+
+// QueueMaxWait is the longest the relay waits within an invocation for Azure to take a
+// delivery again when a queue can keep it: a longer wait is the queue's.
+const QueueMaxWait = 2 * time.Second
 
 // newAzure is the Azure DevOps client of cfg's organization.
 func newAzure(cfg relay.Config) *azdo.Client {
@@ -102,5 +113,6 @@ func newRelay(cfg relay.Config, azure relay.Azure, sm secret.Getter, db ledger.D
 	if db != nil {
 		r.Ledger = &ledger.Ledger{DB: db, Table: cfg.LedgerTable, TTL: cfg.LedgerTTL}
 	}
+	r.MaxAge = cfg.MaxAge
 	return r
 }

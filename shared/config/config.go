@@ -156,6 +156,9 @@ func BaseURL(getenv func(string) string, name, def string) (string, error) {
 	// A bare "?" or "#" parses to an empty query or fragment, but would still swallow
 	// the path appended to the base URL.
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(v, "?#") || u.User != nil {
+		if def == "" {
+			return "", &Error{name, "must be an http(s) URL without query"}
+		}
 		return "", &Error{name, "must be an http(s) base URL without query, such as " + def}
 	}
 	return strings.TrimRight(v, "/"), nil

@@ -71,6 +71,10 @@ const (
 	// LedgerUnavailable counts relay invocations for which DynamoDB could not be
 	// reached: an HTTP one was delivered anyway, an AWS event refused for Lambda to retry.
 	LedgerUnavailable = "LedgerUnavailable"
+	// Queued counts relay deliveries put aside on the delivery queue because Azure could
+	// not take them then (Cause: throttled, unavailable, …); each is Forwarded, Failed
+	// or dead-lettered later.
+	Queued = "Queued"
 	// Unreported counts relay invocations whose report to Port failed: the Port run does
 	// not show how delivery went (for a pipeline by id, nothing can then end it).
 	Unreported = "Unreported"
@@ -106,7 +110,7 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported,
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported, Queued,
 	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled, HooksUncounted}
 
 // Dimensions lists every dimension key the functions emit.

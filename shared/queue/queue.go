@@ -125,8 +125,17 @@ func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Tim
 	return q.send(ctx, q.DeadLetter, m, 0)
 }
 
+// BuryRaw moves a received message that is not one Encode wrote to the dead-letter
+// queue as it came, for an operator to look at.
+func (q *Queue) BuryRaw(ctx context.Context, body []byte) error {
+	return q.sendBytes(ctx, q.DeadLetter, body, 0)
+}
+
 func (q *Queue) send(ctx context.Context, url string, m Message, delay time.Duration) error {
-	body := m.Encode()
+	return q.sendBytes(ctx, url, m.Encode(), delay)
+}
+
+func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration) error {
 	limit := q.MaxBodyBytes
 	if limit <= 0 {
 		limit = 1 << 20

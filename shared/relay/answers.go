@@ -12,6 +12,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/event"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/payload"
+	"github.com/port-azure-relay/relay/shared/queue"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
@@ -54,6 +55,10 @@ var answers = answer.Table{
 		signature.ErrTimestampTooNew: {Status: http.StatusUnauthorized, Class: "signature", Say: "Port signature timestamp is in the future", Detail: true},
 		signature.ErrReplayed:        {Status: http.StatusUnauthorized, Class: "replay", Say: "This signed request was already received: Port signs each invocation once, so a repeat is refused as a replay."},
 		ledger.ErrInProgress:         {Status: http.StatusConflict, Class: "inprogress", Say: "This delivery is being made by another invocation right now, so nothing was sent: the Port run follows that one."},
+		ErrTooOld:                    {Status: http.StatusGatewayTimeout, Class: "expired", Say: "Azure DevOps did not take this run in time, so it was not started; the delivery waits in the dead-letter queue for an operator", Detail: true, Label: "Not started in time"},
+		queue.ErrUnavailable:         {Status: http.StatusBadGateway, Class: "queue", Say: "The relay's delivery queue (SQS) could not be written; nothing was sent.", Label: "Relay unavailable"},
+		queue.ErrTooLarge:            {Status: http.StatusBadGateway, Class: "queue", Say: "The body is too large for the relay's delivery queue; nothing was sent.", Label: "Payload too large"},
+		queue.ErrMalformed:           {Status: http.StatusBadGateway, Class: "queue", Say: "A message on the relay's delivery queue is not one the relay wrote; it went to the dead-letter queue unsent.", Label: "Relay error"},
 		ledger.ErrGone:               {Status: http.StatusServiceUnavailable, Class: "ledger", Say: "The relay's ledger has no record of this queued delivery (it expired), so whether it was made cannot be known and nothing was sent.", Label: "Relay unavailable"},
 		ledger.ErrNotThis:            {Status: http.StatusConflict, Class: "replay", Say: "The ledger holds this delivery queued for another body, so nothing was sent."},
 		ledger.ErrDuplicate:          {Status: http.StatusConflict, Class: "replay", Say: "This delivery was made before, so nothing was sent."},

@@ -34,6 +34,12 @@ type Config struct {
 	// no ledger, each container remembers what it saw.
 	LedgerTable string
 	LedgerTTL   time.Duration // LEDGER_TTL
+	// QueueURL is DELIVERY_QUEUE_URL, the SQS queue where a delivery Azure cannot take
+	// now waits, and DeadLetterURL DELIVERY_DLQ_URL, its dead-letter queue; empty: no
+	// queue. A queue needs the ledger.
+	QueueURL      string
+	DeadLetterURL string
+	MaxAge        time.Duration // QUEUE_MAX_AGE: how long a delivery may wait on the queue
 }
 
 // LoadConfig reads the relay's configuration through getenv (os.Getenv in main).
@@ -86,12 +92,37 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.LedgerTTL, err = config.Duration(getenv, "LEDGER_TTL", ledger.DefaultTTL, ledger.MinTTL, ledger.MaxTTL); err != nil {
 		return Config{}, err
 	}
+	if c.QueueURL, c.DeadLetterURL, c.MaxAge, err = readQueue(getenv, c.LedgerTable); err != nil {
+		return Config{}, err
+	}
 	if c.LedgerTable != "" && c.LedgerTTL < 2*c.Tolerance {
 		// A signature is valid from its timestamp less the tolerance to its timestamp
 		// plus it: a record that expired sooner would let a replay of it through.
 		return Config{}, &config.Error{Var: "LEDGER_TTL", Reason: fmt.Sprintf("must be at least twice PORT_SIGNATURE_TOLERANCE (%s), as long as a signed request can be replayed", c.Tolerance)}
 	}
 	return c, nil
+}
+
+// readQueue reads DELIVERY_QUEUE_URL, DELIVERY_DLQ_URL (required with it) and
+// QUEUE_MAX_AGE (1m to 24h, default 1h). A queue without the ledger is refused: only
+// the ledger keeps a delivery that SQS hands over twice from being sent twice.
+func readQueue(getenv func(string) string, ledgerTable string) (url, dlq string, maxAge time.Duration, err error) {
+	if maxAge, err = config.Duration(getenv, "QUEUE_MAX_AGE", DefaultMaxAge, MinMaxAge, MaxMaxAge); err != nil {
+		return "", "", 0, err
+	}
+	if url, err = config.BaseURL(getenv, "DELIVERY_QUEUE_URL", ""); err != nil || url == "" {
+		return "", "", maxAge, err
+	}
+	if dlq, err = config.BaseURL(getenv, "DELIVERY_DLQ_URL", ""); err != nil {
+		return "", "", 0, err
+	}
+	switch {
+	case dlq == "":
+		return "", "", 0, &config.Error{Var: "DELIVERY_DLQ_URL", Reason: "is required with DELIVERY_QUEUE_URL"}
+	case ledgerTable == "":
+		return "", "", 0, &config.Error{Var: "DELIVERY_QUEUE_URL", Reason: "needs LEDGER_TABLE: the ledger keeps a delivery SQS hands over twice from being sent twice"}
+	}
+	return url, dlq, maxAge, nil
 }
 
 func readLedgerTable(getenv func(string) string) (string, error) {

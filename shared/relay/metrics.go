@@ -20,6 +20,10 @@ func (r *Relay) measure(attrs []slog.Attr, d done) []slog.Attr {
 	switch {
 	case d.kept.held != nil:
 		what.Values = []metrics.Value{metrics.One(metrics.Duplicate)} // nothing sent
+	case d.kept.queued > 0:
+		a, _ := classify(d.err)
+		what.Key, what.Class = metrics.Cause, a.Class
+		what.Values = []metrics.Value{metrics.One(metrics.Queued)} // put aside until Azure can take it
 	case d.err == nil:
 		what.Values = []metrics.Value{metrics.One(metrics.Forwarded)}
 	default:

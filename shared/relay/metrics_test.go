@@ -17,7 +17,7 @@ import (
 // The classes docs/operations.md lists: the dashboard and the alarms show them.
 var (
 	refusalClasses = []string{"signature", "replay", "payload", "event", "route", "size", "method", "source", "inprogress"}
-	failureClasses = []string{"notfound", "signature", "throttled", "unavailable", "tls", "server", "refused", "timeout", "connection", "secret", "ledger", "credentials", "entra", "federation", "internal"}
+	failureClasses = []string{"notfound", "signature", "throttled", "unavailable", "tls", "server", "refused", "timeout", "connection", "secret", "ledger", "credentials", "entra", "federation", "expired", "queue", "internal"}
 )
 
 func TestEveryRuleHasADocumentedClass(t *testing.T) {

@@ -60,6 +60,7 @@ type Ledger interface {
 	Release(ctx context.Context, c ledger.Claim) error
 	Refuse(ctx context.Context, r ledger.Record) error
 	Settle(ctx context.Context, c ledger.Claim, out ledger.Record) error
+	Take(ctx context.Context, key, digest string, redriven bool, deadline time.Time) (ledger.Claim, error)
 }
 
 // Reporter tells Port how a run's delivery went; *portapi.Client is one.
@@ -83,6 +84,12 @@ type Relay struct {
 	// (a Port run, an invocation, an AWS event with an id). nil: the container's memory
 	// of signatures (Port.Replays) alone.
 	Ledger Ledger
+	// Queue, when set (with a Ledger), puts aside a delivery Azure cannot take now and
+	// sends it from the queue at Azure's pace (queue.go); MaxAge bounds its wait
+	// (DefaultMaxAge when zero). nil: such a delivery fails as it comes.
+	Queue  Queue
+	MaxAge time.Duration
+	Now    func() time.Time // the clock of queued deliveries' ages; nil: time.Now
 }
 
 // done is what one invocation came to: the values its steps returned, for the answer,
@@ -92,9 +99,12 @@ type done struct {
 	source netip.Addr // the HTTP caller's address
 	target Target     // nil until routed
 	runID  string
-	sent   Sent // Azure's answers, when it was called
-	kept   kept // what the ledger said
-	err    error
+	body   []byte // Port's body, or the AWS event, as it came
+	// drained is, for a delivery sent from the queue, how many times it was tried.
+	drained int
+	sent    Sent // Azure's answers, when it was called
+	kept    kept // what the ledger said
+	err     error
 	// unreported is what kept Port from hearing how it went: the Port run does not
 	// show it (and, for a pipeline by id, the status function cannot find the run).
 	unreported error
@@ -117,6 +127,8 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 		}
 	case req.Kind.IsHTTP():
 		d = r.http(ctx, invocation, req)
+	case req.Kind == event.Queue && r.Queue != nil && r.Ledger != nil:
+		return r.drain(ctx, invocation, req) // a log line for each record
 	default:
 		d = r.aws(ctx, invocation, req)
 	}
@@ -143,7 +155,7 @@ func workContext(ctx context.Context, reporting bool) (context.Context, context.
 
 // http takes a Port invocation: admit, verify, route, prepare, once, report.
 func (r *Relay) http(ctx, invocation context.Context, req event.Request) done {
-	d := done{kind: req.Kind, source: req.Source}
+	d := done{kind: req.Kind, source: req.Source, body: req.Body}
 	if d.err = r.admit(req); d.err != nil {
 		return d
 	}
@@ -237,6 +249,14 @@ func (rt Routes) route(path string) (Target, error) {
 	return nil, fmt.Errorf("%w: %q", door.NotAllowed, name)
 }
 
+// find is the target of a door ("webhook", "pipeline") and a name; nil for none.
+func (rt Routes) find(door, name string) Target {
+	if t := rt.Default; t != nil && t.Door() == door && t.Name() == name {
+		return t
+	}
+	return rt.Doors[door+"s"].Targets[name]
+}
+
 // httpKey is the ledger's key for a Port invocation: its run id (every invocation and
 // replay of one Port run), or else, for one that is to be sent, what its signature
 // covered, so that whitespace added to the body makes no new key. "" without a ledger.
@@ -255,7 +275,7 @@ func (r *Relay) httpKey(ids payload.IDs, signed signature.Signed, refused error)
 // aws takes an EventBridge event or a direct invoke: authorised by IAM, sent as it
 // came to the default target, keyed by its id.
 func (r *Relay) aws(ctx, invocation context.Context, req event.Request) done {
-	d := done{kind: req.Kind, target: r.Routes.Default}
+	d := done{kind: req.Kind, target: r.Routes.Default, body: req.Body}
 	ids, err := payload.Read(req.Body)
 	if d.err = err; err != nil {
 		return d

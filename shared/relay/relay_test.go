@@ -18,6 +18,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/portapi"
+	"github.com/port-azure-relay/relay/shared/queue"
 	"github.com/port-azure-relay/relay/shared/secret"
 	"github.com/port-azure-relay/relay/shared/signature"
 )
@@ -573,7 +574,7 @@ func TestAzureRotationForAWSEvents(t *testing.T) {
 // TestEveryErrorHasAnAnswer: a sentinel of a package the relay calls that the table
 // forgot would fall through to a 500 "failed unexpectedly".
 func TestEveryErrorHasAnAnswer(t *testing.T) {
-	for pkg, errs := range map[string][]error{"azdo": azdo.Errors, "entra": entra.Errors, "ledger": ledger.Errors, "secret": secret.Errors} {
+	for pkg, errs := range map[string][]error{"azdo": azdo.Errors, "entra": entra.Errors, "ledger": ledger.Errors, "secret": secret.Errors, "queue": queue.Errors} {
 		for _, err := range answers.Missing(errs...) {
 			t.Errorf("%s's %q has no answer in the relay's table", pkg, err)
 		}

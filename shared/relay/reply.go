@@ -27,6 +27,8 @@ type reply struct {
 	RunID         string `json:"runId,omitempty"`
 	Duplicate     bool   `json:"duplicate,omitempty"`
 	Error         string `json:"error,omitempty"`
+	Queued        bool   `json:"queued,omitempty"`
+	RetryAfter    int    `json:"retryAfter,omitempty"` // seconds until a queued delivery is tried again
 }
 
 // names sets the target of a under its door's key.
@@ -41,7 +43,24 @@ func (a reply) names(door, name string) reply {
 
 func (d done) response() event.Response {
 	resp := event.Response{HTTP: d.kind.IsHTTP(), Kind: d.kind, Status: http.StatusOK}
-	if h := d.kept.held; h != nil && h.State == ledger.Refused {
+	if d.kept.queued > 0 {
+		// Put aside until Azure can take it: accepted, not yet delivered. A result, not
+		// a function error, for an AWS event: the queue retries it, not Lambda.
+		if resp.HTTP {
+			resp.Status = http.StatusAccepted
+		}
+		resp.Body, _ = json.Marshal(reply{Queued: true, AzureStatus: d.sent.Status, RunID: d.runID,
+			RetryAfter: int(d.kept.queued.Round(time.Second) / time.Second)}.names(targetDoor(d.target), targetName(d.target)))
+		return resp
+	}
+	if h := d.kept.held; h != nil && h.State == ledger.Queued {
+		if resp.HTTP {
+			resp.Status = http.StatusAccepted
+		}
+		resp.Body, _ = json.Marshal(reply{Queued: true, AzureStatus: h.AzureStatus, RunID: d.runID, Duplicate: true}.names(h.Door, h.Target))
+		return resp
+	}
+	if h := d.kept.held; h != nil && (h.State == ledger.Refused || h.State == ledger.Expired) {
 		// Nothing was sent, then or now: the first answer, said to be a repeat.
 		a, say := answers.ByKey(h.Cause) // the first answer's detail was its request's, and is not kept
 		resp.Status, resp.Error = a.Status, say
@@ -143,9 +162,20 @@ func (r *Relay) logLine(requestID string, d done, status int, took time.Duration
 	if d.unreported != nil {
 		attrs = append(attrs, slog.String("reportError", d.unreported.Error()))
 	}
+	if d.kept.queued > 0 {
+		attrs = append(attrs, slog.Bool("queued", true), slog.Int("retryAfter", int(d.kept.queued/time.Second)))
+	}
+	if d.drained > 0 {
+		attrs = append(attrs, slog.Int("drained", d.drained)) // tries, this one included
+	}
 	level, msg := slog.LevelInfo, "forwarded"
 	if d.kept.held != nil {
 		msg = "duplicate"
+	}
+	if d.kept.queued > 0 {
+		// Not a failure: the delivery waits on the queue, and the error says why.
+		r.Log.LogAttrs(context.Background(), slog.LevelWarn, "queued", r.measure(append(attrs, slog.String("error", d.err.Error())), d)...)
+		return
 	}
 	if d.kept.err != nil || d.unreported != nil {
 		// Beside a delivery that went on (or was refused): the ledger's own failure, or

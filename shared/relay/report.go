@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -42,8 +43,15 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, d d
 	tell := teller{r.Report, ctx, portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}, d.runID}
 	var err error
 	switch a, say := classify(d.err); {
+	case d.kept.queued > 0:
+		by := time.Now().Add(r.maxAge()).UTC().Format("15:04 MST")
+		err = tell.label(say+" The relay queued this run: the pipeline starts when Azure DevOps takes it, or this run ends FAILURE by "+by+" (QUEUE_MAX_AGE).",
+			"Queued: Azure DevOps is busy ("+strings.ToLower(a.Label)+")")
 	case d.err == nil:
 		update, line := d.target.Started(d.sent)
+		if d.drained > 0 {
+			line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", after %d attempts.", d.drained)
+		}
 		err = tell.update(update, line)
 	case azdo.MayHaveQueued(d.err):
 		label := MayHaveQueuedLabel + " (" + strings.ToLower(a.Label) + ")"
