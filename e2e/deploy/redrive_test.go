@@ -10,21 +10,23 @@ import (
 )
 
 // fakeAWS stands in for the AWS CLI in TestMakeRedrive: it writes each call's arguments
-// to $AWS_CALLS, one line each, and answers describe-stacks with $DLQ_ARN (the CLI's
-// "None" when the output is missing) or fails as the CLI does for a missing stack.
+// to $AWS_CALLS, one line each, and answers describe-stacks with $DLQ_ARN and $QUEUE_ARN
+// as the CLI prints a list in text (tab-separated, "None" for an output that is missing),
+// or fails as the CLI does for a missing stack.
 const fakeAWS = `#!/usr/bin/env bash
 printf '%s\n' "$*" >> "$AWS_CALLS"
 case "$1 $2" in
 "cloudformation describe-stacks")
   if [ -n "${NO_STACK:-}" ]; then echo "An error occurred (ValidationError) when calling the DescribeStacks operation: Stack with id $4 does not exist" >&2; exit 254; fi
-  echo "${DLQ_ARN:-None}" ;;
+  printf '%s\t%s\n' "${DLQ_ARN:-None}" "${QUEUE_ARN:-None}" ;;
 "sqs start-message-move-task") echo '{"TaskHandle": "eyJ0YXNrSWQiOiJ4In0="}' ;;
 *) echo "unexpected call" >&2; exit 252 ;;
 esac
 `
 
-// TestMakeRedrive: make redrive reads the stack's DeliveryDLQArn output and starts SQS's
-// move of its messages back to their source queue, the delivery queue; it says what it
+// TestMakeRedrive: make redrive reads the stack's DeliveryDLQArn and DeliveryQueueArn
+// outputs and starts SQS's move of the dead letters to the delivery queue, named: the
+// relay sends dead letters itself, so SQS keeps no source queue for them. It says what it
 // needs when STACK or the AWS CLI is missing, and moves nothing for a stack without the
 // queue. The AWS CLI is a stand-in on a PATH that holds nothing else.
 func TestMakeRedrive(t *testing.T) {
@@ -33,10 +35,12 @@ func TestMakeRedrive(t *testing.T) {
 		t.Skip("make is not installed: make redrive is not checked here")
 	}
 	tpl := loadTemplate(t)
-	// What it moves: the output is the dead-letter queue of DeliveryQueue, SQS's default destination.
+	// What it moves: from DeliveryQueue's dead-letter queue (SQS moves only from a queue that is
+	// one) to DeliveryQueue.
 	if render(get(tpl, "Outputs", "DeliveryDLQArn", "Value")) != "!GetAtt DeliveryDLQ.Arn" ||
+		render(get(tpl, "Outputs", "DeliveryQueueArn", "Value")) != "!GetAtt DeliveryQueue.Arn" ||
 		render(get(tpl, "Resources", "DeliveryQueue", "Properties", "RedrivePolicy", "deadLetterTargetArn")) != "!GetAtt DeliveryDLQ.Arn" {
-		t.Fatal("DeliveryDLQArn is not the ARN of DeliveryQueue's dead-letter queue")
+		t.Fatal("DeliveryDLQArn and DeliveryQueueArn are not the ARNs of DeliveryQueue's dead-letter queue and of DeliveryQueue")
 	}
 	bin, withAWS := t.TempDir(), t.TempDir()
 	for _, tool := range []string{"bash", "go"} {
@@ -51,8 +55,10 @@ func TestMakeRedrive(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(withAWS, "aws"), []byte(fakeAWS), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const arn = "arn:aws:sqs:eu-west-1:123456789012:port-azure-relay-DeliveryDLQ-AbC123"
-	const query = `Stacks[0].Outputs[?OutputKey=='DeliveryDLQArn'].OutputValue`
+	const dlq = "arn:aws:sqs:eu-west-1:123456789012:port-azure-relay-DeliveryDLQ-AbC123"
+	const queue = "arn:aws:sqs:eu-west-1:123456789012:port-azure-relay-DeliveryQueue-dEf456"
+	const describe = "cloudformation describe-stacks --stack-name relay --output text --query " +
+		"[Stacks[0].Outputs[?OutputKey=='DeliveryDLQArn'].OutputValue | [0], Stacks[0].Outputs[?OutputKey=='DeliveryQueueArn'].OutputValue | [0]]"
 	tests := []struct {
 		name     string
 		args     []string
@@ -64,13 +70,11 @@ func TestMakeRedrive(t *testing.T) {
 	}{
 		{"no stack", nil, nil, true, false, "make redrive STACK=<your stack's name>", nil},
 		{"no AWS CLI", []string{"STACK=relay"}, nil, false, false, "needs the AWS CLI", nil},
-		{"the stack has no queue", []string{"STACK=relay"}, nil, true, false, "no DeliveryDLQArn output: queued delivery is off",
-			[]string{"cloudformation describe-stacks --stack-name relay --query " + query + " --output text"}},
-		{"no such stack", []string{"STACK=relay"}, []string{"NO_STACK=1"}, true, false, "Stack with id relay does not exist",
-			[]string{"cloudformation describe-stacks --stack-name relay --query " + query + " --output text"}},
-		{"moved", []string{"STACK=relay"}, []string{"DLQ_ARN=" + arn}, true, true, "list-message-move-tasks --source-arn " + arn,
-			[]string{"cloudformation describe-stacks --stack-name relay --query " + query + " --output text",
-				"sqs start-message-move-task --source-arn " + arn}},
+		{"the stack has no queue", []string{"STACK=relay"}, nil, true, false, "outputs: queued delivery is off", []string{describe}},
+		{"one output missing", []string{"STACK=relay"}, []string{"DLQ_ARN=" + dlq}, true, false, "outputs: queued delivery is off", []string{describe}},
+		{"no such stack", []string{"STACK=relay"}, []string{"NO_STACK=1"}, true, false, "Stack with id relay does not exist", []string{describe}},
+		{"moved", []string{"STACK=relay"}, []string{"DLQ_ARN=" + dlq, "QUEUE_ARN=" + queue}, true, true, "list-message-move-tasks --source-arn " + dlq,
+			[]string{describe, "sqs start-message-move-task --source-arn " + dlq + " --destination-arn " + queue}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
