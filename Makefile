@@ -27,7 +27,7 @@ FUZZTIME ?= 3s
 EVENT    ?= events/relay/httpapi.json
 
 .PHONY: help all build build-RelayFunction build-VerifierFunction build-StatusFunction build-HookCheckFunction test fuzz lint demo \
-        demo-rotation doctor bench invoke-relay invoke-verifier deploy clean tools
+        demo-rotation doctor redrive bench invoke-relay invoke-verifier deploy clean tools
 
 help: ## list the targets (this)
 	@echo "make <target>, where <target> is one of:"
@@ -101,6 +101,22 @@ STACK ?=
 doctor: ## check a deployed stack's wiring, Port to Azure and back (STACK=name; FIX=1 repairs the service hooks)
 	@test -n "$(STACK)" || { echo "make doctor STACK=<your stack's name> [FIX=1] (or: go run ./cmd/doctor -h)"; exit 2; }
 	go run ./cmd/doctor -stack $(STACK) $(if $(FIX),-fix)
+
+# Queued deliveries that waited too long or could not be read wait in the stack's delivery
+# dead-letter queue; after a fix, SQS moves them back to the delivery queue, and the ledger sends
+# none that was, or may have been, sent (docs/operations.md). The destination is named: the relay
+# sends dead letters itself, so SQS has no source queue of its own on record for them.
+redrive: ## move a stack's queued deliveries back from its dead-letter queue after a fix (STACK=name)
+	@test -n "$(STACK)" || { echo "make redrive STACK=<your stack's name>: moves the delivery dead-letter queue's messages back to the delivery queue"; exit 2; }
+	@command -v aws >/dev/null || { echo "make redrive needs the AWS CLI (aws), with credentials for the stack's account and region"; exit 2; }
+	@out=$$(aws cloudformation describe-stacks --stack-name "$(STACK)" --output text \
+	    --query "[Stacks[0].Outputs[?OutputKey=='DeliveryDLQArn'].OutputValue | [0], Stacks[0].Outputs[?OutputKey=='DeliveryQueueArn'].OutputValue | [0]]"); \
+	  read -r dlq queue <<<"$$out"; \
+	  if [ -z "$$dlq" ] || [ "$$dlq" = None ] || [ -z "$$queue" ] || [ "$$queue" = None ]; then \
+	    echo "stack $(STACK) has no DeliveryDLQArn and DeliveryQueueArn outputs: queued delivery is off (QueuedDelivery and Ledger must both be true)"; exit 2; fi; \
+	  echo "moving the messages of $$dlq back to $$queue"; \
+	  aws sqs start-message-move-task --source-arn "$$dlq" --destination-arn "$$queue"; \
+	  echo "progress: aws sqs list-message-move-tasks --source-arn $$dlq"
 
 # sam local invoke with a sample event, signed again now with $$PORT_CLIENT_SECRET
 # (the secret the deployed relay reads), so the timestamp is inside the tolerance.

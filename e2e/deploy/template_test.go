@@ -5,6 +5,7 @@ package deploy_test
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/entra"
 	"github.com/port-azure-relay/relay/shared/ledger"
 	"github.com/port-azure-relay/relay/shared/metrics"
+	"github.com/port-azure-relay/relay/shared/queue"
 	"github.com/port-azure-relay/relay/shared/secret"
 
 	"gopkg.in/yaml.v3"
@@ -410,24 +412,44 @@ func calls(service string, iface any) []string {
 	return out
 }
 
+// pollerCalls are what Lambda's poller calls on an event source mapping's queue, with
+// the function's role.
+var pollerCalls = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+// onBehalf reports whether AWS, not the function's code, makes the call with the
+// function's role: kms:Decrypt (Secrets Manager's, for a customer key), the schedule
+// dead-letter queue's sqs:SendMessage (Lambda's, for the relay's failed async events)
+// and the poller's calls on the delivery queue (DeliveryQueueMapping's).
+func onBehalf(action string, resources []string) bool {
+	switch {
+	case action == "kms:Decrypt":
+		return true
+	case action == "sqs:SendMessage":
+		return slices.Equal(resources, []string{"!GetAtt ScheduleDLQ.Arn"})
+	case slices.Contains(pollerCalls, action):
+		return slices.Equal(resources, []string{"!GetAtt DeliveryQueue.Arn"})
+	}
+	return false
+}
+
 // TestEachFunctionMayMakeExactlyItsCalls: a function's rights are the AWS calls its
 // code can make, as the small interfaces at its boundaries declare them, and no more:
-// besides those, only kms:Decrypt (Secrets Manager's, for a customer key) and the
-// dead-letter queue's sqs:SendMessage (Lambda's, for the relay's failed async events).
+// besides those, only what AWS calls on its behalf (onBehalf).
 func TestEachFunctionMayMakeExactlyItsCalls(t *testing.T) {
 	tpl := loadTemplate(t)
 	secretCalls := calls("secretsmanager", (*secret.Getter)(nil))
 	want := map[string][]string{
-		"RelayFunction":    slices.Concat(secretCalls, calls("dynamodb", (*ledger.DB)(nil)), calls("sts", (*entra.STSClient)(nil))),
+		"RelayFunction": slices.Concat(secretCalls, calls("dynamodb", (*ledger.DB)(nil)), calls("sts", (*entra.STSClient)(nil)),
+			calls("sqs", (*queue.SQS)(nil))),
 		"VerifierFunction": secretCalls,
 		"StatusFunction":   secretCalls,
 	}
-	onBehalf := map[string]bool{"kms:Decrypt": true, "sqs:SendMessage": true}
 	for fn, calls := range want {
 		var granted []string
 		for _, st := range policyStatements(t, tpl, fn) {
+			resources := scalars(get(st.node, "Resource"))
 			for _, a := range scalars(get(st.node, "Action")) {
-				if !onBehalf[a] && !slices.Contains(granted, a) {
+				if !onBehalf(a, resources) && !slices.Contains(granted, a) {
 					granted = append(granted, a)
 				}
 			}
@@ -443,14 +465,25 @@ func TestEachFunctionMayMakeExactlyItsCalls(t *testing.T) {
 func TestLeastPrivilege(t *testing.T) {
 	tpl := loadTemplate(t)
 	ledgerActions := calls("dynamodb", (*ledger.DB)(nil))
-	allowed := append([]string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage", "sts:GetWebIdentityToken"}, ledgerActions...)
+	allowed := append([]string{"secretsmanager:GetSecretValue", "kms:Decrypt", "sts:GetWebIdentityToken"}, ledgerActions...)
 	wantResource := map[string]string{
 		"secretsmanager:GetSecretValue": "!Ref PortSecretArn",
 		"kms:Decrypt":                   "!Ref SecretKmsKeyArn",
-		"sqs:SendMessage":               "!GetAtt ScheduleDLQ.Arn",
 		// It has no resource: the token is the caller's own. Its conditions hold it instead.
 		"sts:GetWebIdentityToken": "*",
 	}
+	// Each SQS right, the relay's alone: "action queue" and the condition it is under.
+	sqsRights := map[string]string{
+		"sqs:SendMessage !GetAtt ScheduleDLQ.Arn": "", // Lambda's, for failed async events
+		// The relay's code (queue.SQS): put a delivery aside, set when it comes round, bury it.
+		"sqs:SendMessage !GetAtt DeliveryQueue.Arn":             "QueueOn",
+		"sqs:ChangeMessageVisibility !GetAtt DeliveryQueue.Arn": "QueueOn",
+		"sqs:SendMessage !GetAtt DeliveryDLQ.Arn":               "QueueOn",
+	}
+	for _, a := range pollerCalls {
+		sqsRights[a+" !GetAtt DeliveryQueue.Arn"] = "QueueOn" // Lambda's poller, for DeliveryQueueMapping
+	}
+	sqsGranted := map[string]int{}
 	for _, a := range ledgerActions {
 		wantResource[a] = "!GetAtt LedgerTable.Arn" // the ledger's table alone, only when it exists
 	}
@@ -474,6 +507,20 @@ func TestLeastPrivilege(t *testing.T) {
 				}
 				resources := scalars(get(st.node, "Resource"))
 				for _, action := range scalars(get(st.node, "Action")) {
+					if strings.HasPrefix(action, "sqs:") {
+						key := action + " " + strings.Join(resources, ", ")
+						cond, ok := sqsRights[key]
+						switch {
+						case fn != "RelayFunction":
+							t.Errorf("%s: %s for %s, want the relay alone to touch a queue", where, action, fn)
+						case !ok:
+							t.Errorf("%s: %s on %q, want it on exactly one of its queues (%q)", where, action, resources, slices.Sorted(maps.Keys(sqsRights)))
+						case st.cond != cond:
+							t.Errorf("%s: %s under condition %q, want %q", where, key, st.cond, cond)
+						}
+						sqsGranted[key]++
+						continue
+					}
 					if !slices.Contains(allowed, action) {
 						t.Errorf("%s: action %s is not in the allowed set %q", where, action, allowed)
 						continue
@@ -519,35 +566,14 @@ func TestLeastPrivilege(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestRelayEnvironmentFollowsTheContract(t *testing.T) {
-	tpl := loadTemplate(t)
-	tests := []struct {
-		fn, name, want string // want: a fragment the value must contain
-	}{
-		{"RelayFunction", "PORT_SECRET_ID", "!Ref PortSecretArn"},
-		{"RelayFunction", "AZURE_DEVOPS_ORG", "!Ref AzureDevOpsOrg"},
-		{"RelayFunction", "AZURE_DEVOPS_WEBHOOK", "!Ref AzureDevOpsWebhook"},
-		{"RelayFunction", "AZURE_DEVOPS_WEBHOOKS", "!Ref AzureDevOpsWebhooks"},
-		{"RelayFunction", "AZURE_DEVOPS_URL", "!Ref AzureDevOpsUrl"},
-		{"RelayFunction", "AZURE_SIGNATURE_HEADER", "!Ref AzureSignatureHeader"},
-		{"RelayFunction", "PORT_SIGNATURE_TOLERANCE", "!Ref PortSignatureTolerance"},
-		{"RelayFunction", "PORT_API_URL", "!Ref PortApiUrl"},
-		{"StatusFunction", "PORT_SECRET_ID", "!Ref PortSecretArn"},
-		{"StatusFunction", "PORT_API_URL", "!Ref PortApiUrl"},
-		{"StatusFunction", "AZURE_DEVOPS_ORG", "!Ref AzureDevOpsOrg"}, // the relay's, which names its Port runs' externalRunId
-		{"VerifierFunction", "PORT_SECRET_ID", "!Ref PortSecretArn"},
-		{"VerifierFunction", "AZURE_SIGNATURE_HEADER", "!Ref AzureSignatureHeader"},
-		{"VerifierFunction", "PORT_SIGNATURE_TOLERANCE", "!Ref PortSignatureTolerance"},
+	// Every SQS right is granted once: without the poller's, Lambda refuses to create the mapping.
+	for key := range sqsRights {
+		if sqsGranted[key] != 1 {
+			t.Errorf("the relay is granted %s %d times, want once", key, sqsGranted[key])
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.fn+"/"+tt.name, func(t *testing.T) {
-			got := render(get(tpl, "Resources", tt.fn, "Properties", "Environment", "Variables", tt.name))
-			if !strings.Contains(got, tt.want) {
-				t.Errorf("%s env %s = %s, want it to use %s", tt.fn, tt.name, got, tt.want)
-			}
-		})
+	if got := render(get(tpl, "Conditions", "QueueOn")); got != "!And [!Equals [!Ref QueuedDelivery, true], !Condition LedgerOn]" {
+		t.Errorf("QueueOn = %s, want QueuedDelivery true and the ledger on", got)
 	}
 }
 
@@ -832,6 +858,12 @@ func checkOverrides(t *testing.T, sections map[string][]string) {
 	for name, value := range overrides(sections["[default.local_invoke.parameters]"]) {
 		if !accepts(name, value) {
 			t.Errorf("local_invoke %s=%q: the template refuses it", name, value)
+		}
+	}
+	// sam local resolves !Ref of a resource to its logical id: no table, no queue locally.
+	for _, section := range []string{"[default.local_invoke.parameters]", "[default.local_start_api.parameters]"} {
+		if o := overrides(sections[section]); o["Ledger"] != "false" || o["QueuedDelivery"] != "false" {
+			t.Errorf("%s sets Ledger=%q QueuedDelivery=%q, want both \"false\": sam local has neither the table nor the queue", section, o["Ledger"], o["QueuedDelivery"])
 		}
 	}
 }

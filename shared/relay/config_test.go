@@ -58,6 +58,7 @@ func TestLoadRelay(t *testing.T) {
 		Namespace:     "PortAzureRelay",
 		LedgerTTL:     24 * time.Hour,
 		AuthorityHost: "https://login.microsoftonline.com",
+		MaxAge:        time.Hour,
 	}
 	tests := []struct {
 		name   string
@@ -252,4 +253,33 @@ func mustList(s string) allowlist.List {
 		panic(err)
 	}
 	return l
+}
+
+// The delivery queue needs its dead-letter queue and the ledger; its maximum age is 1m
+// to 24h, as the template's QueueMaxAgeMinutes.
+func TestQueueConfiguration(t *testing.T) {
+	const q, dlq = "https://sqs.eu-west-1.amazonaws.com/123456789012/delivery", "https://sqs.eu-west-1.amazonaws.com/123456789012/delivery-dlq"
+	base := relayEnv().with("LEDGER_TABLE", "relay-ledger")
+	got, err := relay.LoadConfig(base.with("DELIVERY_QUEUE_URL", q).with("DELIVERY_DLQ_URL", dlq).with("QUEUE_MAX_AGE", "90m").get)
+	if err != nil || got.QueueURL != q || got.DeadLetterURL != dlq || got.MaxAge != 90*time.Minute {
+		t.Errorf("LoadConfig = %+v, %v; want the queue, its DLQ and 90m", got, err)
+	}
+	for _, tt := range []struct {
+		name string
+		e    env
+		want string
+	}{
+		{"a queue without the ledger", relayEnv().with("DELIVERY_QUEUE_URL", q).with("DELIVERY_DLQ_URL", dlq), "DELIVERY_QUEUE_URL"},
+		{"a queue without its dead-letter queue", base.with("DELIVERY_QUEUE_URL", q), "DELIVERY_DLQ_URL"},
+		{"a queue URL that is not one", base.with("DELIVERY_QUEUE_URL", "sqs:delivery").with("DELIVERY_DLQ_URL", dlq), "DELIVERY_QUEUE_URL"},
+		{"a maximum age under a minute", base.with("QUEUE_MAX_AGE", "30s"), "QUEUE_MAX_AGE"},
+		{"a maximum age over a day", base.with("QUEUE_MAX_AGE", "25h"), "QUEUE_MAX_AGE"},
+		{"no maximum age", base.with("QUEUE_MAX_AGE", "0m"), "QUEUE_MAX_AGE"},
+	} {
+		_, err := relay.LoadConfig(tt.e.get)
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || cerr.Var != tt.want {
+			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.want)
+		}
+	}
 }
