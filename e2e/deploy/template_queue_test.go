@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/port-azure-relay/relay/shared/metrics"
 )
 
 // The queued delivery's parts, all under the condition QueueOn.
@@ -215,48 +217,53 @@ func TestTheDeliveryQueueAlarms(t *testing.T) {
 	}
 	p := get(age, "Properties")
 	queries := get(p, "Metrics")
-	var expr, stat *yaml.Node
+	var expr *yaml.Node
+	stats := map[string]*yaml.Node{} // by Id
 	for _, q := range queries.Content {
 		switch {
 		case get(q, "Expression") != nil && render(get(q, "ReturnData")) == "true":
 			expr = q
 		case get(q, "MetricStat") != nil && render(get(q, "ReturnData")) == "false":
-			stat = q
+			stats[render(get(q, "Id"))] = q
 		default:
-			t.Errorf("DeliveryQueueAgeAlarm query %s: want one expression returned and one metric it reads", render(q))
+			t.Errorf("DeliveryQueueAgeAlarm query %s: want one expression returned and the metrics it reads", render(q))
 		}
 	}
-	if expr == nil || stat == nil || len(queries.Content) != 2 {
-		t.Fatalf("DeliveryQueueAgeAlarm.Metrics = %s, want an expression over the oldest message's age", render(queries))
+	// SQS's oldest age leaves out messages received three times or more, which a throttled
+	// delivery is: the relay's own QueueAge stands beside it.
+	want := map[string]map[string]string{
+		"age":      {"MetricStat.Metric.Namespace": "AWS/SQS", "MetricStat.Metric.MetricName": "ApproximateAgeOfOldestMessage", "MetricStat.Metric.Dimensions": "[{Name: QueueName, Value: !GetAtt DeliveryQueue.QueueName}]", "MetricStat.Stat": "Maximum"},
+		"relayAge": {"MetricStat.Metric.Namespace": "!Ref MetricsNamespace", "MetricStat.Metric.MetricName": metrics.QueueAge, "MetricStat.Metric.Dimensions": "[{Name: Function, Value: relay}]", "MetricStat.Stat": "Maximum"},
 	}
-	for path, want := range map[string]string{
-		"MetricStat.Metric.Namespace":  "AWS/SQS",
-		"MetricStat.Metric.MetricName": "ApproximateAgeOfOldestMessage",
-		"MetricStat.Metric.Dimensions": "[{Name: QueueName, Value: !GetAtt DeliveryQueue.QueueName}]",
-		"MetricStat.Stat":              "Maximum",
-	} {
-		if got := render(get(stat, strings.Split(path, ".")...)); got != want {
-			t.Errorf("DeliveryQueueAgeAlarm's metric %s = %s, want %s", path, got, want)
+	if expr == nil || len(stats) != 2 || len(queries.Content) != 3 {
+		t.Fatalf("DeliveryQueueAgeAlarm.Metrics = %s, want an expression over SQS's oldest age and the relay's QueueAge", render(queries))
+	}
+	for id, paths := range want {
+		for path, w := range paths {
+			if got := render(get(stats[id], strings.Split(path, ".")...)); got != w {
+				t.Errorf("DeliveryQueueAgeAlarm's metric %s %s = %s, want %s", id, path, got, w)
+			}
 		}
 	}
-	// The expression, with the metric's age in seconds and the parameter in minutes, must
-	// cross the threshold at half the maximum age: evaluate it for a few values.
+	// The expression, with the ages in seconds and the parameter in minutes, must cross
+	// the threshold at half the maximum age, whichever age is the older: evaluate it.
 	src := get(expr, "Expression")
 	threshold, err := strconv.ParseFloat(render(get(p, "Threshold")), 64)
-	if src.Tag != "!Sub" || err != nil || render(get(p, "ComparisonOperator")) != "GreaterThanOrEqualToThreshold" {
-		t.Fatalf("DeliveryQueueAgeAlarm = %s ≥? %s, want !Sub over ${QueueMaxAgeMinutes} and GreaterThanOrEqualToThreshold",
+	oldest, rest, ok := strings.Cut(src.Value, " / ")
+	if src.Tag != "!Sub" || err != nil || render(get(p, "ComparisonOperator")) != "GreaterThanOrEqualToThreshold" ||
+		!ok || oldest != "MAX([age, FILL(relayAge, 0)])" {
+		t.Fatalf("DeliveryQueueAgeAlarm = %s ≥? %s, want !Sub MAX([age, FILL(relayAge, 0)]) / … over ${QueueMaxAgeMinutes} and GreaterThanOrEqualToThreshold",
 			render(src), render(get(p, "Threshold")))
 	}
-	id := render(get(stat, "Id"))
 	for _, minutes := range []int{1, 60, 1440} {
 		for _, seconds := range []int{minutes*30 - 1, minutes * 30, minutes*30 + 1} {
-			text := strings.ReplaceAll(strings.ReplaceAll(src.Value, "${QueueMaxAgeMinutes}", strconv.Itoa(minutes)), id, strconv.Itoa(seconds))
+			text := strconv.Itoa(seconds) + " / " + strings.ReplaceAll(rest, "${QueueMaxAgeMinutes}", strconv.Itoa(minutes))
 			got, err := arith(text)
 			if err != nil {
 				t.Fatalf("DeliveryQueueAgeAlarm expression %q: %v", src.Value, err)
 			}
 			if fires, want := got >= threshold, seconds >= minutes*30; fires != want {
-				t.Errorf("QueueMaxAgeMinutes=%d, oldest message %d s old: the alarm fires %v, want %v (%s = %g, threshold %g)",
+				t.Errorf("QueueMaxAgeMinutes=%d, oldest delivery %d s old: the alarm fires %v, want %v (%s = %g, threshold %g)",
 					minutes, seconds, fires, want, text, got, threshold)
 			}
 		}

@@ -44,6 +44,7 @@ type Unit string
 const (
 	Count        Unit = "Count"
 	Milliseconds Unit = "Milliseconds"
+	Seconds      Unit = "Seconds"
 )
 
 // The functions, as the Function dimension names them.
@@ -75,6 +76,9 @@ const (
 	// not take them then (Cause: throttled, unavailable, …); each is Forwarded, Failed
 	// or dead-lettered later.
 	Queued = "Queued"
+	// QueueAge is a queued delivery's age when the relay drains it (Seconds): SQS's own
+	// oldest-message age leaves out messages received three times or more.
+	QueueAge = "QueueAge"
 	// Unreported counts relay invocations whose report to Port failed: the Port run does
 	// not show how delivery went (for a pipeline by id, nothing can then end it).
 	Unreported = "Unreported"
@@ -110,7 +114,7 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported, Queued,
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported, Queued, QueueAge,
 	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled, HooksUncounted}
 
 // Dimensions lists every dimension key the functions emit.

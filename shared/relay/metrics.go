@@ -45,6 +45,9 @@ func (r *Relay) measure(attrs []slog.Attr, d done) []slog.Attr {
 	if d.kept.err != nil {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.LedgerUnavailable)}})
 	}
+	if d.drained > 0 {
+		groups = append(groups, metrics.Group{Values: []metrics.Value{{Name: metrics.QueueAge, Unit: metrics.Seconds, Value: d.age.Seconds()}}})
+	}
 	if d.unreported != nil {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.Unreported)}})
 	}

@@ -148,7 +148,7 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		}
 		return d, 0
 	}
-	d := done{kind: event.Kind(m.Kind), runID: m.RunID, body: m.Body, drained: rec.Receives + 1}
+	d := done{kind: event.Kind(m.Kind), runID: m.RunID, body: m.Body, drained: rec.Receives + 1, age: m.Age(r.now())}
 	if d.target = r.Routes.find(m.Door, m.Target); d.target == nil {
 		d.target = stored{door: m.Door, name: m.Target}
 	}

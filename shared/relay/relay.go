@@ -100,8 +100,10 @@ type done struct {
 	target Target     // nil until routed
 	runID  string
 	body   []byte // Port's body, or the AWS event, as it came
-	// drained is, for a delivery sent from the queue, how many times it was tried.
+	// drained is, for a delivery sent from the queue, how many times it was tried, and
+	// age how long since it was first put aside.
 	drained int
+	age     time.Duration
 	sent    Sent // Azure's answers, when it was called
 	kept    kept // what the ledger said
 	err     error
