@@ -1,9 +1,12 @@
 package deploy_test
 
 import (
+	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +124,39 @@ func TestTopLevelHoldsWhatTheDesignNames(t *testing.T) {
 		if !slices.Contains(allowed, e.Name()) {
 			t.Errorf("the top level holds %s, which the design does not name", e.Name())
 		}
+	}
+}
+
+// TestStandInsAreSmallerThanTheProduct: the stand-ins and the local runtime, all told,
+// are sized to what the product uses of each service: fewer lines than the production
+// code they serve.
+func TestStandInsAreSmallerThanTheProduct(t *testing.T) {
+	count := func(standIns bool) int {
+		n := 0
+		_ = filepath.WalkDir(filepath.Join(root, "shared"), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") || strings.Contains(p, "/testdata/") {
+				return err
+			}
+			rel, _ := filepath.Rel(root, filepath.Dir(p))
+			if standIn(module+"/"+filepath.ToSlash(rel)) == standIns {
+				b, _ := os.ReadFile(p)
+				n += bytes.Count(b, []byte("\n"))
+			}
+			return nil
+		})
+		return n
+	}
+	product, standIns := count(false), count(true)
+	if fns, _ := filepath.Glob(filepath.Join(root, "functions", "*", "*.go")); len(fns) > 0 {
+		for _, f := range fns {
+			if !strings.HasSuffix(f, "_test.go") {
+				b, _ := os.ReadFile(f)
+				product += bytes.Count(b, []byte("\n"))
+			}
+		}
+	}
+	t.Logf("stand-ins %d lines, product %d", standIns, product)
+	if standIns >= product || product < 1000 {
+		t.Errorf("the stand-ins are %d lines against the product's %d: size each to what the product uses of its service", standIns, product)
 	}
 }
