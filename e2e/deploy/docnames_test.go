@@ -39,10 +39,7 @@ func TestDocsNameWhatTheCodeHas(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		pkg := f.Name.Name
-		if strings.HasSuffix(pkg, "_test") {
-			pkg = strings.TrimSuffix(pkg, "_test")
-		}
+		pkg := strings.TrimSuffix(f.Name.Name, "_test")
 		if decls[pkg] == nil {
 			decls[pkg] = map[string]bool{}
 		}

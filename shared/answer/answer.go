@@ -26,16 +26,16 @@ type Table struct {
 	Otherwise Answer // for an error no row names: a 500
 }
 
-// For returns the answer to err, the sentinel it matched (nil for Otherwise), and the
-// caller's sentence: the answer's Say, followed by the error's own words after the
-// sentinel's when the answer takes Detail.
-func (t Table) For(err error) (Answer, error, string) {
-	sentinel := t.find(err)
+// For returns the answer to err, the caller's sentence (the answer's Say, followed by
+// the error's own words after the sentinel's when the answer takes Detail), and the
+// sentinel it matched (nil for Otherwise).
+func (t Table) For(err error) (a Answer, say string, sentinel error) {
+	sentinel = t.find(err)
 	if sentinel == nil {
-		return t.Otherwise, nil, t.Otherwise.Say
+		return t.Otherwise, t.Otherwise.Say, nil
 	}
-	a := t.Rows[sentinel]
-	return a, sentinel, a.sentence(err, sentinel)
+	a = t.Rows[sentinel]
+	return a, a.sentence(err, sentinel), sentinel
 }
 
 // Key names sentinel for storage: its text, which holds no input.

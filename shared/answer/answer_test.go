@@ -45,7 +45,7 @@ func TestFor(t *testing.T) {
 		{"nil: otherwise", nil, nil, 500, "Failed unexpectedly."},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			a, sentinel, say := table.For(tt.err)
+			a, say, sentinel := table.For(tt.err)
 			if sentinel != tt.sentinel || a.Status != tt.status || say != tt.say {
 				t.Errorf("For(%v) = %d %v %q, want %d %v %q", tt.err, a.Status, sentinel, say, tt.status, tt.sentinel, tt.say)
 			}
@@ -76,7 +76,7 @@ func ExampleTable_For() {
 	t := answer.Table{Rows: map[error]answer.Answer{
 		notFound: {Status: http.StatusBadGateway, Class: "notfound", Say: "Azure DevOps cannot find this webhook.", Label: "Webhook not found"},
 	}}
-	a, _, say := t.For(fmt.Errorf("deliver: %w", notFound))
+	a, say, _ := t.For(fmt.Errorf("deliver: %w", notFound))
 	fmt.Println(a.Status, a.Class, a.Told(), say)
 	// Output: 502 notfound true Azure DevOps cannot find this webhook.
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-azure-relay/relay/shared/allowlist"
 	"github.com/port-azure-relay/relay/shared/config"
 )
 
@@ -98,14 +97,6 @@ func TestAllowedSources(t *testing.T) {
 			t.Errorf("AllowedSources() = %v, want %q", err, want)
 		}
 	})
-}
-
-func mustList(s string) allowlist.List {
-	l, err := allowlist.Parse(s)
-	if err != nil {
-		panic(err)
-	}
-	return l
 }
 
 func TestErrorNamesTheVariable(t *testing.T) {

@@ -55,7 +55,7 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 		err = ErrNotHTTP
 	}
 	if err != nil {
-		a, _, msg := answers.For(err)
+		a, msg, _ := answers.For(err)
 		r.Log.LogAttrs(ctx, slog.LevelError, "failed", r.Metrics.Append([]slog.Attr{
 			slog.String("requestId", requestID), slog.String("error", err.Error()),
 		}, metrics.Group{Key: metrics.Reason, Class: a.Class, Values: []metrics.Value{metrics.One(metrics.Rejected)}})...)
@@ -70,7 +70,7 @@ func (r *Receiver) Handle(ctx context.Context, requestID string, raw []byte) eve
 	var class string
 	if err != nil {
 		var verdict answer.Answer
-		verdict, _, a.Error = answers.For(err)
+		verdict, a.Error, _ = answers.For(err)
 		status, class, level = verdict.Status, verdict.Class, slog.LevelWarn
 		if status >= 500 {
 			level = slog.LevelError

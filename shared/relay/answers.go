@@ -105,12 +105,12 @@ var answers = answer.Table{
 
 // classify returns the answer to err and the sentence for the caller.
 func classify(err error) (answer.Answer, string) {
-	a, _, say := answers.For(err)
+	a, say, _ := answers.For(err)
 	return a, say
 }
 
 // answerKey names the answer to err, for the ledger to keep with a refusal.
 func answerKey(err error) string {
-	_, sentinel, _ := answers.For(err)
+	_, _, sentinel := answers.For(err)
 	return answer.Key(sentinel)
 }

@@ -417,7 +417,7 @@ func respond(d done) event.Response {
 		body, _ := json.Marshal(map[string]any{"updated": true, "runId": d.runID, "status": portStatus(d.portStatus)})
 		return event.Response{HTTP: true, Kind: d.kind, Status: http.StatusOK, Body: body}
 	}
-	r, _, say := answers.For(d.err)
+	r, say, _ := answers.For(d.err)
 	if r.Status == http.StatusOK {
 		body, _ := json.Marshal(map[string]string{"ignored": say})
 		return event.Response{HTTP: true, Kind: d.kind, Status: http.StatusOK, Body: body}

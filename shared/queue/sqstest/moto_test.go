@@ -37,12 +37,11 @@ func startMoto(t *testing.T) string {
 // backend is one SQS under test, with what the script remembers of it: queue URLs and
 // ARNs by name, and receipt handles and message IDs by the script's own labels.
 type backend struct {
-	c       *sqs.Client
-	url     map[string]string
-	arn     map[string]string
-	handle  map[string]string
-	id      map[string]string
-	deleted []string
+	c      *sqs.Client
+	url    map[string]string
+	arn    map[string]string
+	handle map[string]string
+	id     map[string]string
 }
 
 // queues are the script's queues, created alike on both backends: the dead-letter
