@@ -114,7 +114,7 @@ func run(m *testing.M) int {
 	}
 	fmt.Printf("e2e: fault matrix %d cases passed, bad-input matrix %d cases passed, accepted edges %d passed, AWS events %d passed, start-up configuration %d passed, samples in events/ %d passed, reports to Port %d passed, status function %d passed, log audit %d lines clean, %d EMF records valid\n",
 		faultCases.Load(), badCases.Load(), acceptedCases.Load(), awsCases.Load(), configCases.Load(), sampleCases.Load(), reportCases.Load(), statusCases.Load(), lines-len(dirty), records)
-	fmt.Printf("e2e: source allow-list %d cases passed, ledger across containers %d cases passed, pipelines by id %d cases passed\n", sourceCases.Load(), ledgerCases.Load(), pipelineCases.Load())
+	fmt.Printf("e2e: source allow-list %d cases passed, ledger across containers %d cases passed, pipelines by id %d cases passed, queued delivery %d cases passed\n", sourceCases.Load(), ledgerCases.Load(), pipelineCases.Load(), queueCases.Load())
 	return code
 }
 

@@ -9,7 +9,9 @@
 // with the run's link. Last, an existing pipeline is started by id (Azure's Runs API,
 // a PAT from the secret): its link and externalRunId reach the Port run at once, and
 // SUCCESS comes from the status function, which finds the Port run in Port's API by
-// that externalRunId. Then the doctor checks the demo's own wiring, link by link (all
+// that externalRunId. Then a click during an Azure throttle is answered 202 queued and
+// put on the delivery queue (a local SQS), and the queue's event source mapping starts it
+// once Azure opens. Last, the doctor checks the demo's own wiring, link by link (all
 // ✓), finds the one link broken next (Azure disabling the service hook) and mends it
 // with -fix.
 package main
@@ -38,6 +40,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
+	"github.com/port-azure-relay/relay/shared/queue/sqstest"
 	"github.com/port-azure-relay/relay/shared/runstatus/servicehooktest"
 	"github.com/port-azure-relay/relay/shared/secret/smtest"
 	"github.com/port-azure-relay/relay/shared/signature"
@@ -49,6 +52,7 @@ const (
 	clientID = "demo-client-id"
 	runID    = "r_DemoRun0000001"
 	byIDRun  = "r_DemoRun0000002" // the run of the pipeline started by id
+	queueRun = "r_DemoRun0000003" // the run clicked while Azure throttles
 	hookPass = "demo-service-hook-password"
 	demoPAT  = "demo-azure-pat"
 )
@@ -103,6 +107,13 @@ func run() error {
 	db.CreateTable("relay-ledger", "id")
 	db.EnableTTL("relay-ledger", "expiresAt")
 	step("DynamoDB (local, SigV4-checked) holds the delivery ledger, table relay-ledger")
+	sqsSrv := sqstest.New()
+	defer sqsSrv.Close()
+	// As the template makes them: the dead-letter queue, then the delivery queue.
+	dlqURL := sqsSrv.CreateQueue("relay-delivery-dlq", map[string]string{"MessageRetentionPeriod": "1209600"})
+	queueURL := sqsSrv.CreateQueue("relay-delivery", map[string]string{"VisibilityTimeout": "150", "MessageRetentionPeriod": "345600",
+		"RedrivePolicy": `{"deadLetterTargetArn":"` + sqstest.ARN("relay-delivery-dlq") + `","maxReceiveCount":1000}`})
+	step("SQS (local, SigV4-checked) holds the delivery queue, relay-delivery, and its dead-letter queue")
 
 	logs := &strings.Builder{}
 	verifier, err := lambdatest.Start(ctx, lambdatest.Options{
@@ -127,8 +138,12 @@ func run() error {
 		"AZURE_DEVOPS_URL="+azure.URL,
 		"PORT_API_URL="+port.URL,
 		"LEDGER_TABLE=relay-ledger",
+		"AWS_ENDPOINT_URL_SQS="+sqsSrv.URL,
+		"DELIVERY_QUEUE_URL="+queueURL,
+		"DELIVERY_DLQ_URL="+dlqURL,
 		"AZURE_DEVOPS_PIPELINES=deploy=Payments/42@refs/heads/main")
 	var relayGWs []*lambdatest.Endpoint
+	var relays []*lambdatest.Function
 	for range 2 {
 		relay, err := lambdatest.Start(ctx, lambdatest.Options{
 			RIE: rie, Bootstrap: filepath.Join(dir, "relay", "bootstrap"), Timeout: 10 * time.Second, Stdout: logs, Env: relayEnv,
@@ -137,6 +152,7 @@ func run() error {
 			return err
 		}
 		defer relay.Close()
+		relays = append(relays, relay)
 		gw := lambdatest.Gateway(relay)
 		defer gw.Close()
 		relayGWs = append(relayGWs, gw)
@@ -285,6 +301,9 @@ func run() error {
 	fmt.Printf("DynamoDB calls: %d PutItem and %d UpdateItem, all by the relay: a claim and an outcome per delivery (two runs),\n"+
 		"and the duplicate's one claim, whose failed condition returned the first answer; none for the forged request,\n"+
 		"none by the status function, which has no DynamoDB: it finds the pipeline's Port run in Port's API.\n", puts, updates)
+	if err := queuedClick(ctx, secret, relayGW.URL, relays[1], sqsSrv, queueURL, runsAPI, port); err != nil {
+		return fmt.Errorf("%w; the relay's log:\n%s", err, logs)
+	}
 	return doctorRun(ctx, filepath.Join(dir, "doctor"), relayGW.URL, hookURL, arn, sm.Env(), runsAPI, port)
 }
 
@@ -327,7 +346,11 @@ func tracing(webhooks, runsAPI string) *httptest.Server {
 				Name string `json:"name"`
 			}
 			_ = json.Unmarshal(rec.Body.Bytes(), &run)
-			fmt.Printf(hop+"%d run %d %q\n", "Azure (Runs API)", rec.Code, run.ID, run.Name)
+			if rec.Code == http.StatusOK {
+				fmt.Printf(hop+"%d run %d %q\n", "Azure (Runs API)", rec.Code, run.ID, run.Name)
+			} else {
+				fmt.Printf(hop+"%d  Retry-After: %s\n", "Azure (Runs API)", rec.Code, rec.Header().Get("Retry-After"))
+			}
 			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
@@ -350,6 +373,69 @@ func tracing(webhooks, runsAPI string) *httptest.Server {
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
 	}))
+}
+
+// queuedClick clicks the pipeline's action while Azure throttles: the relay answers 202
+// queued and puts the delivery on the queue; when Azure opens, the queue's event source
+// mapping (lambdatest.SQSMapping, as the template configures it) invokes the relay
+// container drainer, which starts the pipeline, once.
+func queuedClick(ctx context.Context, secret, relayURL string, drainer *lambdatest.Function, sqsSrv *sqstest.Server, queueURL string, az *azdotest.Server, port *porttest.Server) error {
+	fmt.Println()
+	step("a click while Azure DevOps throttles: Azure answers 429 with Retry-After: 5, so the relay puts the run on the delivery queue")
+	port.CreateRuns(queueRun)
+	az.Script(azdotest.Status(429).RetryAfter(5))
+	before, requests := az.RunCount(), az.RunRequests()
+	body := fmt.Sprintf(`{"templateParameters":{"service":"payments-api"},"port_context":{"runId":%q}}`, queueRun)
+	ts := time.Now().Unix()
+	fmt.Printf(hop+"POST /pipelines/deploy  (while Azure DevOps throttles)\n", "Port ──► relay")
+	status, answer, took, err := post(ctx, relayURL+"/pipelines/deploy", body, ts, signature.SignPort([]byte(secret), ts, []byte(body)))
+	if err != nil {
+		return err
+	}
+	fmt.Printf(hop+"%d %s  (%s)\n", "relay ──► Port", status, answer, took)
+	var queued struct {
+		Queued     bool `json:"queued"`
+		RetryAfter int  `json:"retryAfter"`
+	}
+	if status != http.StatusAccepted || json.Unmarshal([]byte(answer), &queued) != nil || !queued.Queued {
+		return fmt.Errorf("the click during the throttle: %d %s, want 202 queued", status, answer)
+	}
+	run, _ := port.Run(queueRun)
+	fmt.Printf(hop+"run %s: %s %q\n", "Port (API)", queueRun, run.Status, run.StatusLabel)
+	for _, l := range port.Logs(queueRun) {
+		fmt.Printf(hop+"run %s log: %q\n", "Port (API)", queueRun, l.Message)
+	}
+
+	fmt.Println()
+	step("Azure DevOps opens; after %d s the queue's event source mapping hands the delivery to the relay (SQS batch, one message)", queued.RetryAfter)
+	drained := make(chan lambdatest.Batch, 1)
+	drainCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	m := &lambdatest.SQSMapping{Client: sqsSrv.Client(), QueueURL: queueURL, Functions: []lambdatest.Invoker{drainer}, BatchSize: 10,
+		ReportBatchItemFailures: true, OnBatch: func(b lambdatest.Batch) { drained <- b }}
+	mapped := make(chan error, 1)
+	go func() { mapped <- m.Run(drainCtx) }()
+	start := time.Now()
+	var b lambdatest.Batch
+	select {
+	case b = <-drained:
+	case <-time.After(time.Duration(queued.RetryAfter)*time.Second + 20*time.Second):
+		return errors.New("the queue's mapping took no batch")
+	}
+	stop()
+	if err := <-mapped; err != nil {
+		return err
+	}
+	fmt.Printf(hop+"batch of %d: %d done, deleted from the queue  (%s after the click)\n", "SQS ──► relay", len(b.MessageIDs), len(b.Deleted), time.Since(start).Round(time.Second))
+	run, _ = port.Run(queueRun)
+	fmt.Printf(hop+"run %s: %s %q, externalRunId %s, link %s\n", "Port (API)", queueRun, run.Status, run.StatusLabel, run.ExternalRunID, run.Link)
+	logs := port.Logs(queueRun)
+	fmt.Printf(hop+"run %s log: %q\n", "Port (API)", queueRun, logs[len(logs)-1].Message)
+	if b.Err != nil || len(b.Deleted) != 1 || az.RunCount()-before != 1 || run.Link == "" {
+		return fmt.Errorf("the drain: batch %+v, %d runs, Port run %+v; want one run, its link on the Port run", b, az.RunCount()-before, run)
+	}
+	fmt.Printf(hop+"%d run queued for the click, after %d requests: the one it throttled, the drain's\n", "Azure (Runs API)", az.RunCount()-before, az.RunRequests()-requests)
+	return nil
 }
 
 func step(format string, args ...any) { fmt.Printf("· "+format+"\n", args...) }

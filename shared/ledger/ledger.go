@@ -212,7 +212,8 @@ func (l *Ledger) put(ctx context.Context, r Record, state State, owner string, m
 // Azure's status and, when the target gives them, its run id and link, or the
 // failure's Cause, and for Queued the message's Digest. The claim stays this
 // invocation's through Queued, so that it can still record what became of putting
-// it aside. One conditional UpdateItem.
+// it aside (InProgress again, when the message could not be written). One
+// conditional UpdateItem.
 func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
 	names := map[string]string{"#state": attrState, "#owner": attrOwner, "#azureStatus": attrAzureStatus}
 	values := map[string]types.AttributeValue{

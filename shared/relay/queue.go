@@ -80,7 +80,8 @@ func (r *Relay) now() time.Time {
 // spill puts aside, on the delivery queue, a delivery that sendErr says Azure cannot
 // take now: the ledger's record goes to queued first (so that no message exists that
 // the ledger does not know), then the message. When the queue cannot be written, the
-// record ends refused, and the invocation is answered as without a queue.
+// record goes back to the invocation's claim, whose outcome is then written, and the
+// invocation answered, as without a queue.
 func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s Sent, sendErr error) (time.Duration, bool) {
 	if r.Queue == nil || !spillable(sendErr) || len(d.body) == 0 {
 		return 0, false
@@ -96,7 +97,7 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 	if err := r.Queue.Put(ctx, m, wait); err == nil {
 		return wait, true
 	}
-	if errors.Is(r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: s.Status, Cause: answerKey(sendErr)}), ledger.ErrNotOwner) {
+	if errors.Is(r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.InProgress, AzureStatus: s.Status}), ledger.ErrNotOwner) {
 		// The message was written after all, its answer lost, and the drain has taken it.
 		return wait, true
 	}

@@ -374,3 +374,30 @@ func TestAMessageTheLedgerDoesNotKnowIsNeverSent(t *testing.T) {
 		t.Errorf("another body for a queued key: %d sent, ledger %q; want nothing sent, the real one still queued", q.az.requests()-before, q.state(ledger.RunKey("r_real")))
 	}
 }
+
+// When the queue cannot be written, the record goes back to the invocation's claim and
+// its outcome is written as without a queue: a click's refusal with no ledger error
+// beside it, and an AWS event's claim released, so that Lambda's retry is delivered.
+func TestAQueueThatCannotBeWrittenLeavesTheOutcomeAsBefore(t *testing.T) {
+	q := newQueued(t)
+	q.sqs.SetFault(sqstest.Down)
+	q.az.set(azdo.ErrThrottled, 30*time.Second)
+	if status, _ := handle(q.fixture, portEvent("r_down", now)); status != http.StatusBadGateway {
+		t.Fatalf("click: %d, want 502", status)
+	}
+	if line := lastLine(t, q.fixture); line["ledgerError"] != nil || line["LedgerUnavailable"] != nil {
+		t.Errorf("click's line %v: want no ledger error, the refusal recorded", line)
+	}
+	ev := lambdatest.ScheduledEvent("nightly-queue-down")
+	if _, body := handle(q.fixture, ev); body["functionError"] == nil {
+		t.Fatalf("event: %v, want a function error for Lambda to retry", body)
+	}
+	q.sqs.SetFault(sqstest.None)
+	q.az.set(nil, 0)
+	if _, body := handle(q.fixture, ev); body["forwarded"] != true || body["duplicate"] != nil {
+		t.Errorf("Lambda's retry: %v, want it delivered", body)
+	}
+	if n := q.az.requests(); n != 3 {
+		t.Errorf("Azure got %d requests, want 3: the click, the event, its retry", n)
+	}
+}

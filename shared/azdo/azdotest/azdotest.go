@@ -295,6 +295,13 @@ func (st Step) Message(msg string) Step {
 // Delay waits d, then behaves normally. A client that gives up first gets no answer.
 func Delay(d time.Duration) Step { return Step{delay: d} }
 
+// After makes a Status step answer only after d, as Azure delays requests before it
+// throttles them. A client that gives up first gets no answer.
+func (st Step) After(d time.Duration) Step {
+	st.delay = d
+	return st
+}
+
 // Hang never answers: the request ends when the client gives up or the server closes.
 func Hang() Step { return Step{hang: true} }
 

@@ -225,6 +225,8 @@ func TestScript(t *testing.T) {
 		{name: "a 503 carries its message", step: Status(503).Message("TF400898: An internal error occurred."),
 			wantStatus: 503, wantMessage: "TF400898: An internal error occurred."},
 		{name: "a 400 answers whatever the signature", step: Status(400), wantStatus: 400, wantMessage: "Bad Request"},
+		{name: "a 429 after a delay, as Azure delays before it throttles", step: Status(429).RetryAfter(30).After(200 * time.Millisecond),
+			wantStatus: 429, wantRetry: "30", wantMessage: "Too Many Requests", wantAtLeast: 200 * time.Millisecond},
 		{name: "a delay answers normally, late", step: Delay(200 * time.Millisecond),
 			wantStatus: 200, wantAtLeast: 200 * time.Millisecond},
 		{name: "a hang ends when the client gives up", step: Hang(), timeout: 200 * time.Millisecond,
