@@ -108,7 +108,7 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 // which records must come round again (SQS's batch item failures). A record Azure
 // cannot take yet comes back when Azure said, and the rest of the batch waits with
 // it: Azure is not asked again before then.
-func (r *Relay) drain(ctx, invocation context.Context, req event.Request) event.Response {
+func (r *Relay) drain(ctx, invocation context.Context, requestID string, req event.Request) event.Response {
 	var failures []string
 	var pause time.Duration
 	for _, rec := range req.Records {
@@ -127,7 +127,8 @@ func (r *Relay) drain(ctx, invocation context.Context, req event.Request) event.
 				pause = again
 			}
 		}
-		r.logLine(rec.ID, d, d.response().Status, time.Since(start))
+		d.message = rec.ID
+		r.logLine(requestID, d, d.response().Status, time.Since(start))
 	}
 	items := make([]map[string]string, 0, len(failures))
 	for _, id := range failures {
@@ -178,7 +179,7 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		return d, minWait
 	}
 	d.kept = kept{state: "claimed"}
-	lctx, lcancel := ledgerContext(invocation)
+	lctx, lcancel := ledgerContext(invocation) // for what is written before Azure is called
 	defer lcancel()
 	if tooOld {
 		d.err = fmt.Errorf("%w: waited %s, QUEUE_MAX_AGE %s", ErrTooOld, m.Age(r.now()).Round(time.Second), r.maxAge())
@@ -206,6 +207,9 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		d.sent, err = r.send(ctx, d.target, p)
 	}
 	d.err = err
+	// The outcome gets the ledger's budget from now: Azure may have taken its time.
+	lctx, lcancel = ledgerContext(invocation)
+	defer lcancel()
 	switch {
 	case err == nil || azdo.MayHaveQueued(err):
 		out, _ := outcome(d, d.sent, err)

@@ -155,7 +155,7 @@ func TestAThrottledClickIsQueuedThenStartedOnce(t *testing.T) {
 	if line := lastLine(t, q.fixture); line["msg"] != "queued" || line["Queued"] != float64(1) || line["Cause"] != "throttled" {
 		t.Errorf("log line %v: want msg queued, counted Queued by cause throttled", line)
 	}
-	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "The relay queued this run") || !strings.Contains(got, "label r_unit1: Queued: Azure DevOps is busy (throttled)") || strings.Contains(got, "fail ") {
+	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "The relay queued this run") || strings.Contains(got, "try again") || !strings.Contains(got, "label r_unit1: Queued: Azure DevOps is busy (throttled)") || strings.Contains(got, "fail ") {
 		t.Errorf("Port heard %q: want a log line and a label saying it is queued, the run not ended", got)
 	}
 	if s := q.state(ledger.RunKey("r_unit1")); s != "queued" {
@@ -178,7 +178,8 @@ func TestAThrottledClickIsQueuedThenStartedOnce(t *testing.T) {
 	if q.az.requests() != 2 || q.state(ledger.RunKey("r_unit1")) != "delivered" {
 		t.Errorf("Azure got %d requests, ledger %q: want 2 (one throttled, one taken) and delivered", q.az.requests(), q.state(ledger.RunKey("r_unit1")))
 	}
-	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "accepted webhook port_trigger (pipeline queued), after 2 attempts.") {
+	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "accepted webhook port_trigger (pipeline queued), after 2 attempts.") ||
+		!strings.Contains(got, "label r_unit1: Accepted by Azure DevOps") {
 		t.Errorf("Port heard %q, want the delivery with its attempts", got)
 	}
 	if line := lastLine(t, q.fixture); line["Forwarded"] != float64(1) || line["drained"] != float64(2) {

@@ -104,6 +104,7 @@ type done struct {
 	// age how long since it was first put aside.
 	drained int
 	age     time.Duration
+	message string // its SQS message id
 	sent    Sent // Azure's answers, when it was called
 	kept    kept // what the ledger said
 	err     error
@@ -130,7 +131,7 @@ func (r *Relay) Handle(ctx context.Context, requestID string, raw []byte) event.
 	case req.Kind.IsHTTP():
 		d = r.http(ctx, invocation, req)
 	case req.Kind == event.Queue && r.Queue != nil && r.Ledger != nil:
-		return r.drain(ctx, invocation, req) // a log line for each record
+		return r.drain(ctx, invocation, requestID, req) // a log line for each record
 	default:
 		d = r.aws(ctx, invocation, req)
 	}

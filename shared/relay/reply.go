@@ -165,6 +165,9 @@ func (r *Relay) logLine(requestID string, d done, status int, took time.Duration
 	if d.kept.queued > 0 {
 		attrs = append(attrs, slog.Bool("queued", true), slog.Int("retryAfter", int(d.kept.queued/time.Second)))
 	}
+	if d.message != "" {
+		attrs = append(attrs, slog.String("messageId", d.message))
+	}
 	if d.drained > 0 {
 		attrs = append(attrs, slog.Int("drained", d.drained)) // tries, this one included
 	}

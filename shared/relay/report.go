@@ -44,13 +44,19 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, d d
 	var err error
 	switch a, say := classify(d.err); {
 	case d.kept.queued > 0:
+		// Not the refusal's sentence, which says to try again: a second click would be a
+		// second run once the queue drains.
+		busy := strings.ToLower(a.Label)
 		by := time.Now().Add(r.maxAge()).UTC().Format("15:04 MST")
-		err = tell.label(say+" The relay queued this run: the pipeline starts when Azure DevOps takes it, or this run ends FAILURE by "+by+" (QUEUE_MAX_AGE).",
-			"Queued: Azure DevOps is busy ("+strings.ToLower(a.Label)+")")
+		err = tell.label("Azure DevOps cannot take this run now ("+busy+"). The relay queued this run: the pipeline starts when Azure DevOps takes it, "+
+			"or this run ends FAILURE by "+by+" (QUEUE_MAX_AGE). Do not run the action again.", "Queued: Azure DevOps is busy ("+busy+")")
 	case d.err == nil:
 		update, line := d.target.Started(d.sent)
 		if d.drained > 0 {
 			line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", after %d attempts.", d.drained)
+			if update.StatusLabel == "" {
+				update.StatusLabel = "Accepted by Azure DevOps" // in place of the queued label
+			}
 		}
 		err = tell.update(update, line)
 	case azdo.MayHaveQueued(d.err):
@@ -68,6 +74,9 @@ func (r *Relay) report(invocation context.Context, creds secret.Credentials, d d
 		err = tell.update(portapi.RunUpdate{Status: "FAILURE", StatusLabel: a.Label, Summary: say}, "")
 	default:
 		err = tell.label(say, a.Label)
+	}
+	if errors.Is(err, portapi.ErrRunEnded) {
+		return nil // a redriven delivery's run ended when it expired: Port keeps that end
 	}
 	return err
 }
