@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// The README's job (issue 19): what the project is, with its picture on the first screen,
+// The README's job: what the project is, with its picture on the first screen,
 // the two commands and the deploy steps on the first two, the rest in docs/.
 const (
 	readmeMaxBytes      = 12 << 10 // 12 KB

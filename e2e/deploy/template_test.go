@@ -294,7 +294,7 @@ func TestRelayAPIThrottlingFromParameters(t *testing.T) {
 			t.Errorf("parameter %s is missing", param)
 		}
 	}
-	// Raised from 20/10 (issue 18): an automation firing for many entities sends a burst.
+	// High enough for an automation firing for many entities at once.
 	for param, atLeast := range map[string]int{"ThrottlingBurstLimit": 100, "ThrottlingRateLimit": 50, "AzureEventsBurstLimit": 100, "AzureEventsRateLimit": 50} {
 		if got, _ := strconv.Atoi(render(get(tpl, "Parameters", param, "Default"))); got < atLeast {
 			t.Errorf("%s default = %d, want at least %d", param, got, atLeast)
