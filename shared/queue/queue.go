@@ -4,6 +4,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,18 +76,22 @@ type header struct {
 // it came: the body is a JSON object already, and re-marshalling it would change its
 // bytes (Go escapes <>& and compacts), and with them the signature Azure checks.
 func (m Message) Encode() []byte {
+	return append(append(m.prefix(), m.Body...), '}')
+}
+
+// prefix is the message up to its body: the header, then `,"body":`.
+func (m Message) prefix() []byte {
 	h := header{Version: 1, Door: m.Door, Target: m.Target, Kind: m.Kind, RunID: m.RunID, Key: m.Key,
 		Queued: m.Queued.UnixMilli(), Reason: m.Reason}
 	if !m.DeadLettered.IsZero() {
 		h.DeadLettered = m.DeadLettered.UnixMilli()
 	}
 	b, _ := json.Marshal(h)
-	b = append(b[:len(b)-1], `,"body":`...)
-	b = append(b, m.Body...)
-	return append(b, '}')
+	return append(b[:len(b)-1], `,"body":`...)
 }
 
-// Decode reads what Encode wrote; the body comes back byte for byte.
+// Decode reads what Encode wrote; the body comes back byte for byte, whitespace
+// around it included (a decoder would drop it).
 func Decode(b []byte) (Message, error) {
 	var in struct {
 		header
@@ -97,10 +102,16 @@ func Decode(b []byte) (Message, error) {
 		return Message{}, ErrMalformed
 	}
 	m := Message{Door: in.Door, Target: in.Target, Kind: in.Kind, RunID: in.RunID, Key: in.Key,
-		Queued: time.UnixMilli(in.Queued), Reason: in.Reason, Body: in.Body}
+		Queued: time.UnixMilli(in.Queued), Reason: in.Reason}
 	if in.DeadLettered > 0 {
 		m.DeadLettered = time.UnixMilli(in.DeadLettered)
 	}
+	// The body is what lies between the header Encode writes and the closing brace.
+	prefix := m.prefix()
+	if !bytes.HasPrefix(b, prefix) || len(b) < len(prefix)+1 || b[len(b)-1] != '}' {
+		return Message{}, ErrMalformed
+	}
+	m.Body = b[len(prefix) : len(b)-1]
 	return m, nil
 }
 

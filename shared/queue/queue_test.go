@@ -3,10 +3,12 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -116,4 +118,24 @@ func TestFailuresAreNamedWithoutTheSDKsText(t *testing.T) {
 	if err := q.Put(ctx, m, 0); !errors.Is(err, queue.ErrUnavailable) {
 		t.Errorf("SQS down: %v, want ErrUnavailable", err)
 	}
+}
+
+// FuzzDecode: a message comes from the queue, which anyone with its rights can write:
+// Decode never panics, and what Encode wrote comes back byte for byte.
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{`{"a":1}`, " {\"b\":\"<&>\"}\n", `{"body":{"v":1}}`, `{}`} {
+		f.Add(seed, "webhook", "deploy", "run#r_1")
+	}
+	f.Fuzz(func(t *testing.T, body, door, target, key string) {
+		_, _ = queue.Decode([]byte(body)) // anything at all: no panic
+		if !json.Valid([]byte(body)) || !strings.HasPrefix(strings.TrimLeft(body, " \t\r\n"), "{") || door == "" || target == "" || key == "" ||
+			!utf8.ValidString(door) || !utf8.ValidString(target) || !utf8.ValidString(key) { // the relay's own names and keys
+			return
+		}
+		m := queue.Message{Door: door, Target: target, Key: key, Queued: time.UnixMilli(1765000000000), Body: []byte(body)}
+		got, err := queue.Decode(m.Encode())
+		if err != nil || !bytes.Equal(got.Body, m.Body) || got.Door != door || got.Target != target || got.Key != key {
+			t.Errorf("Decode(Encode(%+v)) = %+v, %v", m, got, err)
+		}
+	})
 }

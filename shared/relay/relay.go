@@ -105,8 +105,8 @@ type done struct {
 	drained int
 	age     time.Duration
 	message string // its SQS message id
-	sent    Sent // Azure's answers, when it was called
-	kept    kept // what the ledger said
+	sent    Sent   // Azure's answers, when it was called
+	kept    kept   // what the ledger said
 	err     error
 	// unreported is what kept Port from hearing how it went: the Port run does not
 	// show it (and, for a pipeline by id, the status function cannot find the run).
