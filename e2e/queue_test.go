@@ -227,6 +227,19 @@ func (w *queueWorld) drain(t *testing.T, n int) []lambdatest.Batch {
 	return got
 }
 
+// drainMessages waits for batches until n messages were handed to the relay, and
+// returns how many of them it took off the queue.
+func (w *queueWorld) drainMessages(t *testing.T, n int) int {
+	t.Helper()
+	seen, deleted := 0, 0
+	for seen < n {
+		b := w.drain(t, 1)[0]
+		seen += len(b.MessageIDs)
+		deleted += len(b.Deleted)
+	}
+	return deleted
+}
+
 // quiet returns the batches the mapping takes in the next half second.
 func (w *queueWorld) quiet() []lambdatest.Batch {
 	var got []lambdatest.Batch
@@ -725,8 +738,9 @@ func TestQueuedDeliveryWhileAzureIsSlow(t *testing.T) {
 
 // TestQueuedDeliveryTooOld: a queued delivery older than QUEUE_MAX_AGE is not sent: its
 // Port run ends FAILURE naming the age, the message goes to the dead-letter queue, the
-// record to expired. Redriven after the fix, as make redrive does, it is sent once; a
-// second redrive of the same message sends nothing.
+// record to expired. Redriven after the fix, as make redrive does, a click whose Port
+// run has ended is not sent (whoever clicked was told FAILURE), and a scheduled event,
+// which has no Port run, is sent once; a second redrive sends nothing.
 func TestQueuedDeliveryTooOld(t *testing.T) {
 	requireRIE(t)
 	t.Parallel()
@@ -751,11 +765,27 @@ func TestQueuedDeliveryTooOld(t *testing.T) {
 	if err := q.Put(ctx, queue.Message{Door: "webhook", Target: hookDeploy, Kind: "httpapi", RunID: runID, Key: key, Queued: time.Now().Add(-2 * time.Minute), Body: body}, 0); err != nil {
 		t.Fatal(err)
 	}
+	// And what a scheduled event during that throttle left.
+	event := lambdatest.ScheduledEvent("old-" + rand.Text()[:8])
+	var ids struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(event, &ids)
+	eventKey := ledger.EventKey(ids.ID)
+	eclaim, err := l.Claim(ctx, ledger.Record{Key: eventKey, Target: hookDeploy, Door: "webhook"}, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Complete(ctx, eclaim, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: ledger.Digest(event)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Put(ctx, queue.Message{Door: "webhook", Target: hookDeploy, Kind: "schedule", Key: eventKey, Queued: time.Now().Add(-2 * time.Minute), Body: event}, 0); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("too old: not sent, the Port run FAILURE naming the age, the message dead-lettered, the record expired", func(t *testing.T) {
-		b := w.drain(t, 1)
-		if len(b[0].Deleted) != 1 {
-			t.Fatalf("batch %+v, want the message taken off the queue", b[0])
+		if deleted := w.drainMessages(t, 2); deleted != 2 {
+			t.Fatalf("%d messages taken off the queue, want both", deleted)
 		}
 		if n := w.az.Count(); n != 0 {
 			t.Errorf("Azure got %d requests, want none", n)
@@ -766,23 +796,28 @@ func TestQueuedDeliveryTooOld(t *testing.T) {
 		}
 		hasWords(t, "the Port run's summary", run.Summary, "did not take this run in time", "waited 2m", "QUEUE_MAX_AGE 1m0s", "dead-letter queue")
 		w.wantState(t, key, ledger.Expired)
+		w.wantState(t, eventKey, ledger.Expired)
 		w.holds(t, w.queueURL, 0, 0, 0)
-		w.holds(t, w.dlq, 1, 0, 0)
+		w.holds(t, w.dlq, 2, 0, 0)
 		queueCases.Add(1)
 	})
 
 	var dead string // the dead letter, as an operator reads it
 	t.Run("the dead letter says why, and holds no secret", func(t *testing.T) {
 		out, err := w.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &w.dlq, MaxNumberOfMessages: 10})
-		if err != nil || len(out.Messages) != 1 {
-			t.Fatalf("received %v %v, want the dead letter", out, err)
+		if err != nil || len(out.Messages) != 2 {
+			t.Fatalf("received %v %v, want the two dead letters", out, err)
 		}
 		// Read, not taken: visible again at once (the SDK does not send a ReceiveMessage's
 		// VisibilityTimeout of 0, the CLI's --visibility-timeout 0).
-		if _, err := w.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &w.dlq, ReceiptHandle: out.Messages[0].ReceiptHandle}); err != nil {
-			t.Fatal(err)
+		for _, m := range out.Messages {
+			if _, err := w.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &w.dlq, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(aws.ToString(m.Body), runID) {
+				dead = aws.ToString(m.Body)
+			}
 		}
-		dead = aws.ToString(out.Messages[0].Body)
 		m, err := queue.Decode([]byte(dead))
 		if err != nil || m.Reason != "age" || m.DeadLettered.IsZero() || m.Key != key || string(m.Body) != string(body) {
 			t.Fatalf("the dead letter %+v %v, want reason age, the key and Port's body", m, err)
@@ -802,34 +837,33 @@ func TestQueuedDeliveryTooOld(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Run("redriven after the fix: delivered once", func(t *testing.T) {
+	t.Run("redriven after the fix: the scheduled event delivered once, the ended click not sent", func(t *testing.T) {
 		redrive(t)
 		w.holds(t, w.dlq, 0, 0, 0)
-		b := w.drain(t, 1)
-		if len(b[0].Deleted) != 1 {
-			t.Fatalf("batch %+v, want the message processed", b[0])
+		if deleted := w.drainMessages(t, 2); deleted != 2 {
+			t.Fatalf("want both messages processed, %d were", deleted)
 		}
-		w.wantDeliveredOnce(t, body, 1)
-		w.wantState(t, key, ledger.Delivered)
+		w.wantDeliveredOnce(t, event, 1)
+		w.wantState(t, eventKey, ledger.Delivered)
+		w.wantState(t, key, ledger.Expired)
 		if run, _ := w.port.Run(runID); run.Status != "FAILURE" {
 			t.Errorf("the Port run: %+v; it ended FAILURE, and Port changes no ended run", run)
 		}
 		w.empty(t)
 		queueCases.Add(1)
 	})
-	t.Run("the same dead letter redriven again: nothing sent", func(t *testing.T) {
+	t.Run("the same dead letters redriven again: nothing sent", func(t *testing.T) {
 		if _, err := w.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &w.dlq, MessageBody: &dead}); err != nil {
 			t.Fatal(err)
 		}
 		redrive(t)
-		b := w.drain(t, 1)
-		if len(b[0].Deleted) != 1 {
-			t.Fatalf("batch %+v, want the message taken off the queue", b[0])
+		if deleted := w.drainMessages(t, 1); deleted != 1 {
+			t.Fatalf("want the message taken off the queue, %d were", deleted)
 		}
 		if n := w.az.Count(); n != 1 {
 			t.Errorf("Azure got %d requests, want still 1", n)
 		}
-		w.wantState(t, key, ledger.Delivered)
+		w.wantState(t, key, ledger.Expired)
 		w.empty(t)
 		queueCases.Add(1)
 	})

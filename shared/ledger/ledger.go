@@ -227,8 +227,14 @@ func (l *Ledger) Complete(ctx context.Context, c Claim, out Record) error {
 			set += ", #" + kv[0] + " = :" + kv[0]
 		}
 	}
-	if !out.Expires.IsZero() {
-		names["#exp"], values[":exp"] = attrExpires, num(out.Expires.Unix())
+	expires := out.Expires
+	if out.State == Queued {
+		// A delivery waiting on the queue keeps its record at least the TTL from now, and
+		// as long as the caller says it may wait.
+		expires = later(l.now().Add(l.ttl()), out.Expires)
+	}
+	if !expires.IsZero() {
+		names["#exp"], values[":exp"] = attrExpires, num(expires.Unix())
 		set += ", #exp = :exp"
 	}
 	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -280,45 +286,49 @@ func (l *Ledger) Settle(ctx context.Context, c Claim, out Record) error {
 
 // Take claims a queued delivery for the invocation that drains the queue, to end by
 // deadline: one conditional UpdateItem that holds only while the key is queued for
-// the body whose digest the message carries. A redriven message (an operator moved it
-// back from the dead-letter queue) may take an expired key too: it was never sent.
-// Otherwise it returns Claim's *Held refusals (delivered, may have queued, refused:
-// never again; in progress: another invocation has it now), ErrNotThis for another
-// body's queued key, or ErrGone when there is no record at all.
-func (l *Ledger) Take(ctx context.Context, key, digest string, redriven bool, deadline time.Time) (Claim, error) {
+// the body whose digest r carries and for r's target: a message is sent only where,
+// and as, it was put aside. A redriven message (an operator moved it back from the
+// dead-letter queue) may take an expired key too: it was never sent. Otherwise it
+// returns Claim's *Held refusals (delivered, may have queued, refused: never again; in
+// progress: another invocation has it now), ErrNotThis for a key queued for another
+// body or target, or ErrGone when there is no record at all. With ErrUnavailable it
+// still returns the claim it tried, so that the caller can put it back (Complete as
+// Queued changes only its own).
+func (l *Ledger) Take(ctx context.Context, r Record, redriven bool, deadline time.Time) (Claim, error) {
 	owner := newOwner()
-	condition := "#state = :queued AND #digest = :digest"
+	condition := "#state = :queued AND #digest = :digest AND #target = :target AND #door = :door"
 	values := map[string]types.AttributeValue{
-		":queued": str(string(Queued)), ":digest": str(digest), ":inProgress": str(string(InProgress)),
-		":owner": str(owner), ":deadline": num(deadline.UnixMilli()),
+		":queued": str(string(Queued)), ":digest": str(r.Digest), ":target": str(r.Target), ":door": str(r.Door),
+		":inProgress": str(string(InProgress)), ":owner": str(owner), ":deadline": num(deadline.UnixMilli()),
 	}
 	if redriven {
-		condition = "(#state = :queued OR #state = :expired) AND #digest = :digest"
+		condition = "(#state = :queued OR #state = :expired) AND #digest = :digest AND #target = :target AND #door = :door"
 		values[":expired"] = str(string(Expired))
 	}
 	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &l.Table,
-		Key:                                 map[string]types.AttributeValue{attrID: str(key)},
-		UpdateExpression:                    aws.String("SET #state = :inProgress, #owner = :owner, #deadline = :deadline"),
-		ConditionExpression:                 &condition,
-		ExpressionAttributeNames:            map[string]string{"#state": attrState, "#digest": attrDigest, "#owner": attrOwner, "#deadline": attrDeadline},
+		TableName:           &l.Table,
+		Key:                 map[string]types.AttributeValue{attrID: str(r.Key)},
+		UpdateExpression:    aws.String("SET #state = :inProgress, #owner = :owner, #deadline = :deadline"),
+		ConditionExpression: &condition,
+		ExpressionAttributeNames: map[string]string{"#state": attrState, "#digest": attrDigest, "#target": attrTarget, "#door": attrDoor,
+			"#owner": attrOwner, "#deadline": attrDeadline},
 		ExpressionAttributeValues:           values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var failed *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
-		return Claim{Key: key, owner: owner}, nil
+		return Claim{Key: r.Key, owner: owner}, nil
 	case !errors.As(err, &failed):
-		return Claim{}, unavailable(ctx, err)
+		return Claim{Key: r.Key, owner: owner}, unavailable(ctx, err)
 	case len(failed.Item) == 0:
 		return Claim{}, ErrGone
 	}
 	held := decode(failed.Item)
 	switch {
 	case owned(failed.Item, owner):
-		return Claim{Key: key, owner: owner}, nil // our own write, whose answer was lost and which the SDK sent again
-	case (held.State == Queued || held.State == Expired) && held.Digest != digest:
+		return Claim{Key: r.Key, owner: owner}, nil // our own write, whose answer was lost and which the SDK sent again
+	case (held.State == Queued || held.State == Expired) && (held.Digest != r.Digest || held.Target != r.Target || held.Door != r.Door):
 		return Claim{}, ErrNotThis
 	case held.State == Expired:
 		return Claim{}, &Held{Record: held, Err: ErrDuplicate} // expired, and this is no redrive: it stays so
@@ -363,6 +373,13 @@ func (l *Ledger) changed(ctx context.Context, err error) error {
 	default:
 		return unavailable(ctx, err)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (l *Ledger) now() time.Time {

@@ -79,6 +79,9 @@ const (
 	// QueueAge is a queued delivery's age when the relay drains it (Seconds): SQS's own
 	// oldest-message age leaves out messages received three times or more.
 	QueueAge = "QueueAge"
+	// Unqueued counts relay deliveries that Azure could not take and that the delivery
+	// queue could not keep either (SQS unreachable, the body refused): they failed.
+	Unqueued = "Unqueued"
 	// Unreported counts relay invocations whose report to Port failed: the Port run does
 	// not show how delivery went (for a pipeline by id, nothing can then end it).
 	Unreported = "Unreported"
@@ -114,7 +117,7 @@ const (
 )
 
 // Names lists every metric name the functions emit.
-var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported, Queued, QueueAge,
+var Names = []string{Forwarded, Refused, Failed, AzureLatency, Attempts, Verified, Rejected, RunsUpdated, WrongPassword, Duplicate, LedgerUnavailable, Unreported, Queued, QueueAge, Unqueued,
 	HooksEnabled, HooksOnProbation, HooksDisabledByUser, HooksDisabledBySystem, HooksDisabledByInactiveIdentity, HooksMissing, HooksNotEnabled, HooksUncounted}
 
 // Dimensions lists every dimension key the functions emit.

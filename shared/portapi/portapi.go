@@ -185,7 +185,7 @@ func (c *Client) RunByExternalID(ctx context.Context, creds Credentials, externa
 	case err != nil:
 		return "", false, fmt.Errorf("portapi: find run: %w", err)
 	case status == http.StatusTooManyRequests || status/100 == 5:
-		return "", false, fmt.Errorf("portapi: find run: %w: %w: status %d", ErrRejected, ErrUnavailable, status)
+		return "", false, fmt.Errorf("portapi: find run: %w: %w: status %d", ErrUnavailable, ErrRejected, status)
 	case status != http.StatusOK:
 		return "", false, fmt.Errorf("portapi: find run: %w: status %d", ErrRejected, status)
 	case !answer.OK:
@@ -196,6 +196,35 @@ func (c *Client) RunByExternalID(ctx context.Context, creds Credentials, externa
 		return "", false, fmt.Errorf("portapi: find run: %w: a run id Port does not issue", ErrUnavailable)
 	}
 	return answer.Runs[0].ID, true, nil
+}
+
+// Ended reports whether the run has a final status (SUCCESS, FAILURE, DECLINED):
+// GET /v1/actions/runs/{runID}. A run Port does not know is ErrRunNotFound.
+func (c *Client) Ended(ctx context.Context, creds Credentials, runID string) (bool, error) {
+	if !ValidRunID(runID) {
+		return false, ErrBadRunID
+	}
+	var answer struct {
+		Run struct {
+			Status string `json:"status"`
+		} `json:"run"`
+	}
+	_, status, err := c.authorized(ctx, creds, http.MethodGet, "/v1/actions/runs/"+url.PathEscape(runID), nil, &answer)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("portapi: read run: %w", err)
+	case status == http.StatusNotFound:
+		return false, fmt.Errorf("portapi: read run: %w: %w: status %d", ErrRunNotFound, ErrRejected, status)
+	case status == http.StatusTooManyRequests || status/100 == 5:
+		return false, fmt.Errorf("portapi: read run: %w: %w: status %d", ErrUnavailable, ErrRejected, status)
+	case status != http.StatusOK:
+		return false, fmt.Errorf("portapi: read run: %w: status %d", ErrRejected, status)
+	}
+	switch answer.Run.Status {
+	case "SUCCESS", "FAILURE", "DECLINED":
+		return true, nil
+	}
+	return false, nil
 }
 
 // authorized sends one request with a token for creds, and once more with a fresh token if Port refuses it

@@ -401,3 +401,24 @@ func rewriteHost(target *url.URL) http.RoundTripper {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestEnded(t *testing.T) {
+	srv := porttest.New("id", "secret")
+	t.Cleanup(srv.Close)
+	srv.CreateRuns("r_open", "r_done")
+	c := &portapi.Client{BaseURL: srv.URL}
+	creds := portapi.Credentials{ClientID: "id", ClientSecret: "secret"}
+	if err := c.Update(t.Context(), creds, "r_done", portapi.RunUpdate{Status: "FAILURE"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		run   string
+		ended bool
+		err   error
+	}{{"r_open", false, nil}, {"r_done", true, nil}, {"r_none", false, portapi.ErrRunNotFound}, {"r bad", false, portapi.ErrBadRunID}} {
+		ended, err := c.Ended(t.Context(), creds, tt.run)
+		if ended != tt.ended || (tt.err == nil) != (err == nil) || tt.err != nil && !errors.Is(err, tt.err) {
+			t.Errorf("Ended(%s) = %v, %v; want %v, %v", tt.run, ended, err, tt.ended, tt.err)
+		}
+	}
+}

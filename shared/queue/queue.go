@@ -125,10 +125,14 @@ type Queue struct {
 }
 
 // Put puts m aside for delay (at most MaxDelay: a longer wait is made of visibility
-// changes when the message comes round).
+// changes when the message comes round). It keeps room for what Bury adds, so that a
+// message the queue takes the dead-letter queue takes too.
 func (q *Queue) Put(ctx context.Context, m Message, delay time.Duration) error {
-	return q.send(ctx, q.URL, m, min(max(delay, 0), MaxDelay))
+	return q.sendBytes(ctx, q.URL, m.Encode(), min(max(delay, 0), MaxDelay), buryRoom)
 }
+
+// buryRoom is what Bury adds to a message: its deadLettered time and reason.
+const buryRoom = 96
 
 // Bury moves m to the dead-letter queue, for an operator to look at and redrive.
 func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Time) error {
@@ -139,20 +143,20 @@ func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Tim
 // BuryRaw moves a received message that is not one Encode wrote to the dead-letter
 // queue as it came, for an operator to look at.
 func (q *Queue) BuryRaw(ctx context.Context, body []byte) error {
-	return q.sendBytes(ctx, q.DeadLetter, body, 0)
+	return q.sendBytes(ctx, q.DeadLetter, body, 0, 0)
 }
 
 func (q *Queue) send(ctx context.Context, url string, m Message, delay time.Duration) error {
-	return q.sendBytes(ctx, url, m.Encode(), delay)
+	return q.sendBytes(ctx, url, m.Encode(), delay, 0)
 }
 
-func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration) error {
+func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration, room int) error {
 	limit := q.MaxBodyBytes
 	if limit <= 0 {
 		limit = 1 << 20
 	}
-	if len(body) > limit {
-		return fmt.Errorf("%w: %d bytes, the queue takes %d", ErrTooLarge, len(body), limit)
+	if len(body)+room > limit {
+		return fmt.Errorf("%w: %d bytes, the queue takes %d", ErrTooLarge, len(body)+room, limit)
 	}
 	_, err := q.SQS.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:     aws.String(url),

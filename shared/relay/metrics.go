@@ -48,6 +48,9 @@ func (r *Relay) measure(attrs []slog.Attr, d done) []slog.Attr {
 	if d.drained > 0 {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{{Name: metrics.QueueAge, Unit: metrics.Seconds, Value: d.age.Seconds()}}})
 	}
+	if d.kept.unqueued != nil {
+		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.Unqueued)}})
+	}
 	if d.unreported != nil {
 		groups = append(groups, metrics.Group{Values: []metrics.Value{metrics.One(metrics.Unreported)}})
 	}

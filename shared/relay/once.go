@@ -19,8 +19,9 @@ type kept struct {
 	held  *ledger.Record // the first delivery's record, for a duplicate
 	err   error          // the ledger's own failure, beside a delivery that went on or was refused
 	// queued is, for a delivery put aside on the delivery queue, how long until it is
-	// tried again; 0 for none.
-	queued time.Duration
+	// tried again; 0 for none. unqueued is why one could not be put aside.
+	queued   time.Duration
+	unqueued error
 }
 
 // own reports whether the ledger holds this invocation's claim or refusal: only then
@@ -63,10 +64,11 @@ func (r *Relay) once(ctx, invocation context.Context, key string, d done, p Prep
 		return s, kept{state: "unavailable", err: err}, sendErr
 	}
 	s, sendErr := r.send(ctx, d.target, p)
-	if wait, ok := r.spill(invocation, claim, d, s, sendErr); ok {
+	wait, ok, queueErr := r.spill(invocation, claim, d, s, sendErr)
+	if ok {
 		return s, kept{state: "claimed", queued: wait}, sendErr // the error says why it waits
 	}
-	k := kept{state: "claimed"}
+	k := kept{state: "claimed", unqueued: queueErr}
 	k.err = r.record(invocation, claim, d, s, sendErr)
 	return s, k, sendErr
 }

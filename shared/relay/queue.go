@@ -40,8 +40,13 @@ const (
 	buryKeep = 15 * 24 * time.Hour
 )
 
-// ErrTooOld: a queued delivery waited longer than QUEUE_MAX_AGE; it was not sent.
-var ErrTooOld = errors.New("queued too long: Azure DevOps did not take it in time")
+// Errors of queued delivery.
+var (
+	// ErrTooOld: a queued delivery waited longer than QUEUE_MAX_AGE; it was not sent.
+	ErrTooOld = errors.New("queued too long: Azure DevOps did not take it in time")
+	// ErrNotRedriven: a redriven delivery whose Port run has ended is not sent.
+	ErrNotRedriven = errors.New("redriven delivery not sent")
+)
 
 // spillable reports whether err leaves nothing queued at Azure and a later attempt
 // can succeed: Azure throttling or unavailable, nothing sent in time, Entra or STS
@@ -82,48 +87,52 @@ func (r *Relay) now() time.Time {
 // the ledger does not know), then the message. When the queue cannot be written, the
 // record goes back to the invocation's claim, whose outcome is then written, and the
 // invocation answered, as without a queue.
-func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s Sent, sendErr error) (time.Duration, bool) {
+// It returns how long until the delivery is tried again, or the queue's failure.
+func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s Sent, sendErr error) (time.Duration, bool, error) {
 	if r.Queue == nil || !spillable(sendErr) || len(d.body) == 0 {
-		return 0, false
+		return 0, false, nil
 	}
 	wait := r.wait(sendErr)
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
+	now := r.now()
 	digest := ledger.Digest(d.body)
-	if r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Queued, AzureStatus: s.Status, Cause: answerKey(sendErr), Digest: digest}) != nil {
-		return 0, false // record() then writes the refusal, or leaves the claim to its deadline
+	queued := ledger.Record{State: ledger.Queued, AzureStatus: s.Status, Cause: answerKey(sendErr), Digest: digest, Expires: now.Add(r.maxAge() + time.Hour)}
+	if err := r.Ledger.Complete(ctx, claim, queued); err != nil {
+		return 0, false, err // record() then writes the refusal, or leaves the claim to its deadline
 	}
-	m := queue.Message{Door: d.target.Door(), Target: d.target.Name(), Kind: string(d.kind), RunID: d.runID, Key: claim.Key, Queued: r.now(), Body: d.body}
-	if err := r.Queue.Put(ctx, m, wait); err == nil {
-		return wait, true
+	m := queue.Message{Door: d.target.Door(), Target: d.target.Name(), Kind: string(d.kind), RunID: d.runID, Key: claim.Key, Queued: now, Body: d.body}
+	err := r.Queue.Put(ctx, m, wait)
+	if err == nil {
+		return wait, true, nil
 	}
 	if errors.Is(r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.InProgress, AzureStatus: s.Status}), ledger.ErrNotOwner) {
 		// The message was written after all, its answer lost, and the drain has taken it.
-		return wait, true
+		return wait, true, nil
 	}
-	return 0, false
+	return 0, false, err
 }
 
 // drain sends a batch of the delivery queue, one record after another, and answers
 // which records must come round again (SQS's batch item failures). A record Azure
 // cannot take yet comes back when Azure said, and the rest of the batch waits with
-// it: Azure is not asked again before then.
+// it: Azure is not asked again before then. A record is not begun without the time
+// to finish it: what the invocation cannot finish comes round at once.
 func (r *Relay) drain(ctx, invocation context.Context, requestID string, req event.Request) event.Response {
 	var failures []string
-	var pause time.Duration
+	var pause, longest time.Duration
 	for _, rec := range req.Records {
 		start := time.Now()
-		if pause > 0 || ctx.Err() != nil {
-			if pause > 0 {
-				_ = r.Queue.Later(ctx, rec.Receipt, pause)
-			}
+		if pause > 0 || !timeFor(ctx, longest) {
+			_ = r.Queue.Later(ctx, rec.Receipt, pause) // pause 0: at once, for another invocation
 			failures = append(failures, rec.ID)
 			continue
 		}
 		d, again := r.drainOne(ctx, invocation, rec)
+		longest = max(longest, time.Since(start))
 		if again > 0 {
 			failures = append(failures, rec.ID)
-			if errors.Is(d.err, azdo.ErrThrottled) || spillable(d.err) {
+			if spillable(d.err) {
 				pause = again
 			}
 		}
@@ -138,9 +147,21 @@ func (r *Relay) drain(ctx, invocation context.Context, requestID string, req eve
 	return event.Response{Kind: event.Queue, Status: 200, Body: body}
 }
 
+// minDrainTime is the least time left in which a record is begun: a send Azure cut
+// short by the deadline would read "may have been queued" for good.
+const minDrainTime = 5 * time.Second
+
+// timeFor reports whether ctx leaves time to begin one more record: minDrainTime, and
+// twice the longest record so far.
+func timeFor(ctx context.Context, longest time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return ctx.Err() == nil && (!ok || time.Until(deadline) >= max(minDrainTime, 2*longest))
+}
+
 // drainOne sends one queued delivery, and says when its record must come round again
 // (0: never, it is done). A delivery that waited longer than the maximum age is
-// dead-lettered instead, its Port run told why.
+// dead-lettered instead, its Port run told why. Every way it can end is told to the
+// Port run, or is a record coming round again.
 func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (done, time.Duration) {
 	m, err := queue.Decode(rec.Body)
 	if err != nil {
@@ -155,12 +176,25 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		d.target = stored{door: m.Door, name: m.Target}
 	}
 	redriven := !m.DeadLettered.IsZero()
-	tooOld := !redriven && m.Age(r.now()) > r.maxAge()
+	digest := ledger.Digest(m.Body)
+	queued := ledger.Record{State: ledger.Queued, Digest: digest, Expires: m.Queued.Add(r.maxAge() + time.Hour)}
+	if redriven && r.endedInPort(ctx, d) {
+		// Its Port run ended FAILURE when it expired, and whoever clicked may have run the
+		// action again since: its end stands, and the pipeline is not started behind it.
+		d.err = fmt.Errorf("%w: its Port run has ended", ErrNotRedriven)
+		return d, 0
+	}
 	claimCtx, cancel := context.WithTimeout(ctx, LedgerBudget)
-	claim, err := r.Ledger.Take(claimCtx, m.Key, ledger.Digest(m.Body), redriven, invocationDeadline(invocation))
+	claim, err := r.Ledger.Take(claimCtx, ledger.Record{Key: m.Key, Target: m.Target, Door: m.Door, Digest: digest}, redriven, invocationDeadline(invocation))
 	cancel()
 	var held *ledger.Held
 	switch {
+	case errors.As(err, &held) && held.Record.Cause == "deadline":
+		// The drain that had it died sending it: it may have been queued. Say so, once
+		// for each time it comes round, where to look.
+		d.err, d.sent.Followed = fmt.Errorf("%w: the invocation sending it ended first", azdo.ErrNoAnswer), followsByName(d.target)
+		d.unreported = r.reportDrained(invocation, ctx, d)
+		return d, 0
 	case errors.As(err, &held) && errors.Is(err, ledger.ErrDuplicate):
 		d.kept = kept{state: "duplicate", held: &held.Record} // SQS delivered it twice, or it ended elsewhere
 		return d, 0
@@ -168,32 +202,28 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		d.kept, d.err = kept{state: "inProgress"}, err
 		return d, minWait
 	case errors.Is(err, ledger.ErrGone), errors.Is(err, ledger.ErrNotThis):
-		// Whether it was sent cannot be known: never send it, and keep it for a person.
+		// Whether it was sent cannot be known, or it is not what was put aside: never
+		// send it, and keep it for a person.
 		d.err = err
 		if r.Queue.Bury(ctx, m, "no record", r.now()) != nil {
 			return d, minWait
 		}
 		return d, 0
 	case err != nil:
+		// The claim may have landed with its answer lost: put it back, if it is there.
 		d.kept, d.err = kept{state: "unavailable", err: err}, err
+		lctx, lcancel := ledgerContext(invocation)
+		_ = r.Ledger.Complete(lctx, claim, queued)
+		lcancel()
 		return d, minWait
 	}
 	d.kept = kept{state: "claimed"}
-	lctx, lcancel := ledgerContext(invocation) // for what is written before Azure is called
-	defer lcancel()
-	if tooOld {
-		d.err = fmt.Errorf("%w: waited %s, QUEUE_MAX_AGE %s", ErrTooOld, m.Age(r.now()).Round(time.Second), r.maxAge())
-		if r.Queue.Bury(ctx, m, "age", r.now()) != nil {
-			_ = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Queued, Digest: ledger.Digest(m.Body)})
-			return d, minWait
-		}
-		d.kept.err = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Expired, Cause: answerKey(ErrTooOld), Expires: r.now().Add(buryKeep)})
-		d.unreported = r.reportDrained(invocation, ctx, d)
-		return d, 0
+	if d.age > r.maxAge() && !redriven {
+		return d, r.expire(ctx, invocation, claim, m, &d)
 	}
-	if _, ok := d.target.(stored); ok {
-		d.err = fmt.Errorf("%w: %q", ErrRoute, m.Target) // the configuration changed while it waited
-		d.kept.err = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Refused, Cause: answerKey(d.err)})
+	if s, ok := d.target.(stored); ok {
+		d.err = fmt.Errorf("%w: %q", r.Routes.notAllowed(s.door), m.Target) // the configuration changed while it waited
+		d.kept.err = r.complete(invocation, claim, ledger.Record{State: ledger.Refused, Cause: answerKey(d.err)})
 		d.unreported = r.reportDrained(invocation, ctx, d)
 		return d, 0
 	}
@@ -207,33 +237,87 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		d.sent, err = r.send(ctx, d.target, p)
 	}
 	d.err = err
-	// The outcome gets the ledger's budget from now: Azure may have taken its time.
-	lctx, lcancel = ledgerContext(invocation)
-	defer lcancel()
 	switch {
 	case err == nil || azdo.MayHaveQueued(err):
 		out, _ := outcome(d, d.sent, err)
-		d.kept.err = r.Ledger.Complete(lctx, claim, out)
+		d.kept.err = r.complete(invocation, claim, out)
 	case errors.Is(err, secret.ErrUnavailable), spillable(err) && !redriven:
-		wait := r.wait(err)
-		d.kept.err = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Queued, AzureStatus: d.sent.Status, Digest: ledger.Digest(m.Body)})
-		if r.Queue.Later(ctx, rec.Receipt, wait) != nil {
+		if d.kept.err = r.complete(invocation, claim, queued); d.kept.err != nil {
+			// It cannot wait without its record: nothing was queued at Azure, so its Port
+			// run ends here, and no later turn finds it in progress and takes it for sent.
+			d.unreported = r.reportDrained(invocation, ctx, d)
+			return d, 0
+		}
+		// Back when Azure said, and no later than its maximum age allows.
+		wait := min(r.wait(err), r.maxAge()-d.age+time.Second)
+		if r.Queue.Later(ctx, rec.Receipt, max(wait, 0)) != nil {
 			return d, minWait
 		}
-		return d, wait // not reported: the Port run already says it is queued
+		return d, max(wait, time.Second) // not reported: the Port run already says it is queued
 	case spillable(err):
 		// Redriven, and Azure cannot take it yet: put aside afresh, its age from now.
 		m.Queued, m.DeadLettered, m.Reason = r.now(), time.Time{}, ""
-		d.kept.err = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Queued, AzureStatus: d.sent.Status, Digest: ledger.Digest(m.Body)})
+		queued.Expires = m.Queued.Add(r.maxAge() + time.Hour)
+		d.kept.err = r.complete(invocation, claim, queued)
 		if r.Queue.Put(ctx, m, r.wait(err)) != nil {
 			return d, minWait
 		}
 		return d, 0
 	default:
-		d.kept.err = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: d.sent.Status, Cause: answerKey(err)})
+		d.kept.err = r.complete(invocation, claim, ledger.Record{State: ledger.Refused, AzureStatus: d.sent.Status, Cause: answerKey(err)})
 	}
 	d.unreported = r.reportDrained(invocation, ctx, d)
 	return d, 0
+}
+
+// expire ends a delivery that waited longer than the maximum age: to the dead-letter
+// queue, its record expired (kept as long as the dead letter), its Port run ended
+// FAILURE naming the age. When even the dead-letter queue cannot keep it, it ends all
+// the same: it is never sent, and its Port run says so.
+func (r *Relay) expire(ctx, invocation context.Context, claim ledger.Claim, m queue.Message, d *done) time.Duration {
+	d.err = fmt.Errorf("%w: waited %s, QUEUE_MAX_AGE %s", ErrTooOld, d.age.Round(time.Second), r.maxAge())
+	if err := r.Queue.Bury(ctx, m, "age", r.now()); err != nil && !errors.Is(err, queue.ErrTooLarge) {
+		_ = r.complete(invocation, claim, ledger.Record{State: ledger.Queued, Digest: ledger.Digest(m.Body)})
+		return minWait
+	}
+	d.kept.err = r.complete(invocation, claim, ledger.Record{State: ledger.Expired, Cause: answerKey(ErrTooOld), Expires: r.now().Add(buryKeep)})
+	d.unreported = r.reportDrained(invocation, ctx, *d)
+	return 0
+}
+
+// complete records an outcome on claim, with the ledger's budget from now.
+func (r *Relay) complete(invocation context.Context, claim ledger.Claim, out ledger.Record) error {
+	ctx, cancel := ledgerContext(invocation)
+	defer cancel()
+	err := r.Ledger.Complete(ctx, claim, out)
+	if errors.Is(err, ledger.ErrUnavailable) && invocation.Err() == nil {
+		ctx, cancel := ledgerContext(invocation) // once more: a lost outcome strands the delivery
+		defer cancel()
+		err = r.Ledger.Complete(ctx, claim, out)
+	}
+	return err
+}
+
+// endedInPort reports whether a redriven delivery's Port run has ended. Without a Port
+// run, or without Port's credentials to ask, nothing stands in its way.
+func (r *Relay) endedInPort(ctx context.Context, d done) bool {
+	if r.Report == nil || d.runID == "" {
+		return false
+	}
+	creds, err := r.Secrets.Get(ctx)
+	if err != nil || creds.ClientID == "" {
+		return false
+	}
+	ended, err := r.Report.Ended(ctx, portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}, d.runID)
+	return ended || errors.Is(err, portapi.ErrRunNotFound)
+}
+
+// followsByName reports whether the status function follows t's runs by their names,
+// whatever their delivery said: an incoming webhook's pipeline names its run by the
+// Port run id.
+func followsByName(t Target) bool {
+	_, ok := t.(webhook)
+	return ok
 }
 
 // reportDrained tells a queued delivery's Port run how it ended, with the secret's

@@ -238,16 +238,19 @@ func TestStillThrottledTheBatchWaitsForAzure(t *testing.T) {
 }
 
 // Older than QUEUE_MAX_AGE: the Port run ends FAILURE naming the age, and the record
-// goes to the dead-letter queue; redriven, it is sent once, and never again.
+// goes to the dead-letter queue. Redriven, a click whose Port run has ended is not
+// sent (whoever clicked was told FAILURE, and may have run the action again); an AWS
+// event, which has no Port run, is sent once, and never again.
 func TestTooOldThenRedriven(t *testing.T) {
 	q := newQueued(t)
 	q.relay.MaxAge = time.Hour
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
 	handle(q.fixture, portEvent("r_old", now))
+	handle(q.fixture, lambdatest.ScheduledEvent("nightly-old"))
 	q.clock.Advance(61 * time.Minute)
 	q.reports.calls = nil
-	if failed, n := q.drain(t); n != 1 || len(failed) != 0 {
-		t.Fatalf("drain: %d, failed %v, want it taken off the queue", n, failed)
+	if failed, n := q.drain(t); n != 2 || len(failed) != 0 {
+		t.Fatalf("drain: %d, failed %v, want both taken off the queue", n, failed)
 	}
 	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "fail r_old: Not started in time") || !strings.Contains(got, "1h1m0s") {
 		t.Errorf("Port heard %q, want FAILURE naming the age", got)
@@ -255,34 +258,37 @@ func TestTooOldThenRedriven(t *testing.T) {
 	if s := q.state(ledger.RunKey("r_old")); s != "expired" {
 		t.Errorf("ledger %q, want expired", s)
 	}
-	ev, dead := q.batch(t, q.q.DeadLetter)
-	if len(dead) != 1 {
-		t.Fatalf("dead-letter queue holds %d, want 1", len(dead))
+	_, dead := q.batch(t, q.q.DeadLetter)
+	if len(dead) != 2 {
+		t.Fatalf("dead-letter queue holds %d, want 2", len(dead))
 	}
-	m, err := queue.Decode([]byte(aws.ToString(dead[0].Body)))
-	if err != nil || m.Reason != "age" || m.DeadLettered.IsZero() {
-		t.Fatalf("dead-lettered %+v %v", m, err)
+	var msgs []queue.Message
+	for _, d := range dead {
+		m, err := queue.Decode([]byte(aws.ToString(d.Body)))
+		if err != nil || m.Reason != "age" || m.DeadLettered.IsZero() {
+			t.Fatalf("dead-lettered %+v %v", m, err)
+		}
+		msgs = append(msgs, m)
 	}
-	_ = ev
 	// A replay of the click meanwhile gets the first answer.
 	if status, body := handle(q.c.container(nil), portEvent("r_old", now)); status != http.StatusGatewayTimeout || body["duplicate"] != true {
 		t.Errorf("replay of an expired click: %d %v, want the first answer (504) marked duplicate", status, body)
 	}
-	// The operator redrives it after the fix: sent once.
-	redrive := func() {
-		if err := q.q.Put(context.Background(), m, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	redrive()
+	// The operator redrives them after the fix, by mistake twice.
 	q.az.set(nil, 0)
 	before := q.az.requests()
-	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.az.requests()-before != 1 || q.state(ledger.RunKey("r_old")) != "delivered" {
-		t.Fatalf("redriven: %d, failed %v, %d sent, ledger %q; want it delivered once", n, failed, q.az.requests()-before, q.state(ledger.RunKey("r_old")))
+	for range 2 {
+		for _, m := range msgs {
+			if err := q.q.Put(context.Background(), m, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if failed, n := q.drain(t); n != 2 || len(failed) != 0 {
+			t.Fatalf("redriven: %d, failed %v; want both taken off the queue", n, failed)
+		}
 	}
-	redrive() // by mistake, again
-	if _, n := q.drain(t); n != 1 || q.az.requests()-before != 1 {
-		t.Errorf("a second redrive sent it again: %d requests", q.az.requests()-before)
+	if sent := q.az.requests() - before; sent != 1 || q.state(ledger.RunKey("r_old")) != "expired" {
+		t.Errorf("redriven twice: %d sent, the click's ledger %q; want only the scheduled event sent, once, and the click left expired", sent, q.state(ledger.RunKey("r_old")))
 	}
 }
 

@@ -60,13 +60,15 @@ type Ledger interface {
 	Release(ctx context.Context, c ledger.Claim) error
 	Refuse(ctx context.Context, r ledger.Record) error
 	Settle(ctx context.Context, c ledger.Claim, out ledger.Record) error
-	Take(ctx context.Context, key, digest string, redriven bool, deadline time.Time) (ledger.Claim, error)
+	Take(ctx context.Context, r ledger.Record, redriven bool, deadline time.Time) (ledger.Claim, error)
 }
 
-// Reporter tells Port how a run's delivery went; *portapi.Client is one.
+// Reporter tells Port how a run's delivery went, and whether a run has ended;
+// *portapi.Client is one.
 type Reporter interface {
 	Log(ctx context.Context, creds portapi.Credentials, runID, message string) error
 	Update(ctx context.Context, creds portapi.Credentials, runID string, u portapi.RunUpdate) error
+	Ended(ctx context.Context, creds portapi.Credentials, runID string) (bool, error)
 }
 
 // Relay is the relay's core. Its fields are set once at start-up; it is then safe
@@ -250,6 +252,14 @@ func (rt Routes) route(path string) (Target, error) {
 		return t, nil
 	}
 	return nil, fmt.Errorf("%w: %q", door.NotAllowed, name)
+}
+
+// notAllowed is the error of a name the door does not hold.
+func (rt Routes) notAllowed(door string) error {
+	if d, ok := rt.Doors[door+"s"]; ok && d.NotAllowed != nil {
+		return d.NotAllowed
+	}
+	return ErrRoute
 }
 
 // find is the target of a door ("webhook", "pipeline") and a name; nil for none.

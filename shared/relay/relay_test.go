@@ -70,11 +70,18 @@ func (f deliverFunc) Run(context.Context, azdo.Pipeline, []byte, azdo.Auth) (azd
 	return azdo.RunResult{}, errors.New("deliverFunc starts no pipeline")
 }
 
-// reports records what the relay tells Port.
+// reports records what the relay tells Port, and which runs it ended.
 type reports struct {
 	mu    sync.Mutex
 	calls []string
 	err   error
+	ended map[string]bool
+}
+
+func (r *reports) Ended(_ context.Context, _ portapi.Credentials, runID string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended[runID], nil
 }
 
 func (r *reports) Log(_ context.Context, _ portapi.Credentials, runID, message string) error {
@@ -88,6 +95,12 @@ func (r *reports) Log(_ context.Context, _ portapi.Credentials, runID, message s
 func (r *reports) Update(_ context.Context, _ portapi.Credentials, runID string, u portapi.RunUpdate) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if u.Status != "" && r.err == nil {
+		if r.ended == nil {
+			r.ended = map[string]bool{}
+		}
+		r.ended[runID] = true
+	}
 	switch u.Status {
 	case "FAILURE":
 		r.calls = append(r.calls, "fail "+runID+": "+u.StatusLabel+": "+u.Summary)

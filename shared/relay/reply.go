@@ -162,6 +162,9 @@ func (r *Relay) logLine(requestID string, d done, status int, took time.Duration
 	if d.unreported != nil {
 		attrs = append(attrs, slog.String("reportError", d.unreported.Error()))
 	}
+	if d.kept.unqueued != nil {
+		attrs = append(attrs, slog.String("queueError", d.kept.unqueued.Error()))
+	}
 	if d.kept.queued > 0 {
 		attrs = append(attrs, slog.Bool("queued", true), slog.Int("retryAfter", int(d.kept.queued/time.Second)))
 	}
@@ -180,7 +183,7 @@ func (r *Relay) logLine(requestID string, d done, status int, took time.Duration
 		r.Log.LogAttrs(context.Background(), slog.LevelWarn, "queued", r.measure(append(attrs, slog.String("error", d.err.Error())), d)...)
 		return
 	}
-	if d.kept.err != nil || d.unreported != nil {
+	if d.kept.err != nil || d.unreported != nil || d.kept.unqueued != nil {
 		// Beside a delivery that went on (or was refused): the ledger's own failure, or
 		// Port's, which leaves the Port run unaware of it.
 		level = slog.LevelError

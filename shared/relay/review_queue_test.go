@@ -5,6 +5,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,7 +76,7 @@ func TestADrainThatDiedMidSendStillEndsThePortRun(t *testing.T) {
 	if _, msgs := q.batch(t, q.q.URL); len(msgs) != 1 {
 		t.Fatalf("received %d, want the queued record", len(msgs))
 	}
-	if _, err := q.relay.Ledger.Take(context.Background(), ledger.RunKey("r_died"), ledger.Digest([]byte(body)), false, time.Now().Add(-time.Millisecond)); err != nil {
+	if _, err := q.relay.Ledger.Take(context.Background(), ledger.Record{Key: ledger.RunKey("r_died"), Target: "port_trigger", Door: "webhook", Digest: ledger.Digest([]byte(body))}, false, time.Now().Add(-time.Millisecond)); err != nil {
 		t.Fatalf("the dead drain's Take: %v", err)
 	}
 	q.az.set(nil, 0)
@@ -107,44 +108,62 @@ func (a faultAfter) Deliver(ctx context.Context, webhook string, body, secret []
 	return a.azure.Deliver(ctx, webhook, body, secret)
 }
 
-// Azure answers a drained record 429 (nothing queued there, certainly), and the ledger
-// fails the one write that puts the record back to queued. The record is left in
-// progress under the drain's deadline while its message is made visible again at
-// Retry-After; when it comes round the ledger reads "may have queued", and the
-// delivery, which Azure refused outright, is dropped as a duplicate: never sent, and
-// its Port run never told.
+// Azure throttles a queued delivery again, and the ledger refuses the write that puts
+// it back to queued. Refused once, the write is made again and the delivery comes
+// round; refused for good, the delivery cannot wait without its record, so its Port
+// run ends FAILURE (nothing was queued at Azure) rather than a later turn finding it
+// in progress and taking it for sent.
 func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
-	q := newQueued(t)
-	q.relay.Ledger = &ledger.Ledger{DB: q.c.db.Client(), Table: ledgerTable, Now: q.clock.Now}
-	armed := false
-	q.useAzure(faultAfter{q.az, func() {
-		if armed {
-			q.c.db.SetFault(dynamotest.AccessDenied)
-		}
-	}}, nil, nil)
-	q.az.set(azdo.ErrThrottled, 10*time.Second)
-	body := strings.Replace(goodBody, "r_unit1", "r_requeue", 1)
-	if _, b := handle(q.fixture, httpEvent("POST", "/", body, key, now)); b["queued"] != true {
-		t.Fatalf("click: %v, want queued", b)
-	}
-	q.clock.Advance(11 * time.Second)
-	armed = true
-	q.az.set(azdo.ErrThrottled, 60*time.Second)
-	if failed, n := q.drain(t); n != 1 || len(failed) != 1 {
-		t.Fatalf("first drain: received %d, failed %v; want it back later", n, failed)
-	}
-	armed = false
-	q.c.db.SetFault(dynamotest.None)
-	if line := lastLine(t, q.fixture); line["ledgerError"] == nil {
-		t.Fatalf("first drain's line %v: want the ledger's failure", line)
-	}
-	q.clock.Advance(61 * time.Second)
-	q.az.set(nil, 0)
-	q.reports.calls = nil
-	q.drain(t)
-	if q.az.requests() != 3 {
-		t.Errorf("Azure got %d requests, want 3 (click 429, drain 429, drain delivered); state %q; Port heard %q; log %s",
-			q.az.requests(), q.state(ledger.RunKey("r_requeue")), q.reports.calls, q.logs.String())
+	for _, tt := range []struct {
+		name  string
+		fault dynamotest.Fault
+		back  bool
+	}{
+		{"refused once: written again, delivered later", dynamotest.AccessDenied.For("UpdateItem").Times(1), true},
+		{"refused for good: the Port run ends FAILURE", dynamotest.AccessDenied, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newQueued(t)
+			q.relay.Ledger = &ledger.Ledger{DB: q.c.db.Client(), Table: ledgerTable, Now: q.clock.Now}
+			armed := false
+			q.useAzure(faultAfter{q.az, func() {
+				if armed {
+					q.c.db.SetFault(tt.fault)
+				}
+			}}, nil, nil)
+			q.az.set(azdo.ErrThrottled, 10*time.Second)
+			body := strings.Replace(goodBody, "r_unit1", "r_requeue", 1)
+			if _, b := handle(q.fixture, httpEvent("POST", "/", body, key, now)); b["queued"] != true {
+				t.Fatalf("click: %v, want queued", b)
+			}
+			q.clock.Advance(11 * time.Second)
+			armed = true
+			q.az.set(azdo.ErrThrottled, 60*time.Second)
+			q.reports.calls = nil
+			failed, n := q.drain(t)
+			armed = false
+			q.c.db.SetFault(dynamotest.None)
+			if !tt.back {
+				got := strings.Join(q.reports.calls, "\n")
+				if n != 1 || len(failed) != 0 || !strings.Contains(got, "fail r_requeue: Throttled") {
+					t.Fatalf("drain: received %d, failed %v, Port heard %q; want it ended FAILURE, off the queue", n, failed, got)
+				}
+				if line := lastLine(t, q.fixture); line["ledgerError"] == nil || line["level"] != "ERROR" {
+					t.Errorf("the drain's line %v: want the ledger's failure at ERROR", line)
+				}
+				return
+			}
+			if n != 1 || len(failed) != 1 {
+				t.Fatalf("first drain: received %d, failed %v; want it back later", n, failed)
+			}
+			q.clock.Advance(61 * time.Second)
+			q.az.set(nil, 0)
+			q.drain(t)
+			if q.az.requests() != 3 || q.state(ledger.RunKey("r_requeue")) != "delivered" {
+				t.Errorf("Azure got %d requests, state %q: want 3 (click 429, drain 429, drain delivered) and delivered",
+					q.az.requests(), q.state(ledger.RunKey("r_requeue")))
+			}
+		})
 	}
 }
 
@@ -214,28 +233,27 @@ func TestADrainDoesNotStartARecordItCannotFinish(t *testing.T) {
 	}
 }
 
-// A body that fits on the delivery queue with its header, but not on the dead-letter
-// queue with the two members Bury adds (deadLettered, reason: about 45 bytes): past
-// the maximum age it can be neither sent nor buried. The drain puts it back to
-// queued and lets it come round again, every visibility timeout, until SQS's own
-// maxReceiveCount moves it (days later); the Port run, told it ends FAILURE by the
-// maximum age, is never told anything.
+// A body that would fit on the delivery queue with its header, but not on the
+// dead-letter queue with the two members Bury adds: past the maximum age it could be
+// neither sent nor buried. The queue keeps room for them, so such a body is not put
+// aside at all: it fails at once, its Port run told, as without a queue.
 func TestAnExpiredDeliveryTooLargeToBuryStillEndsThePortRun(t *testing.T) {
 	q := newQueued(t)
 	q.relay.MaxAge = time.Hour
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
 	const head = `{"port_context":{"runId":"r_big"},"pad":"`
 	probe := queue.Message{Door: "webhook", Target: "port_trigger", Kind: "httpapi", RunID: "r_big", Key: ledger.RunKey("r_big"), Queued: q.clock.Now(), Body: []byte(head + `"}`)}
-	pad := (1 << 20) - 10 - len(probe.Encode()) // the queued message is 10 bytes under SQS's 1 MiB
+	pad := (1 << 20) - 10 - len(probe.Encode()) // the queued message would be 10 bytes under SQS's 1 MiB
 	body := head + strings.Repeat("x", pad) + `"}`
-	if _, b := handle(q.fixture, httpEvent("POST", "/", body, key, now)); b["queued"] != true {
-		t.Fatalf("click: %v, want queued", b)
+	status, b := handle(q.fixture, httpEvent("POST", "/", body, key, now))
+	if status != 502 || b["queued"] != nil {
+		t.Fatalf("click: %d %v, want 502, not queued", status, b)
 	}
-	q.clock.Advance(61 * time.Minute)
-	q.reports.calls = nil
-	q.drain(t)
-	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "fail r_big") {
-		t.Errorf("past the maximum age: ledger %q, Port heard %q; want the run ended FAILURE; log %.300s", q.state(ledger.RunKey("r_big")), got, q.logs.String())
+	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "fail r_big: Throttled") {
+		t.Errorf("Port heard %q; want the run ended FAILURE", got)
+	}
+	if line := lastLine(t, q.fixture); !strings.Contains(fmt.Sprint(line["queueError"]), "larger than the queue takes") || line["Unqueued"] != float64(1) {
+		t.Errorf("log line %v: want the queue's refusal named and counted", line)
 	}
 }
 

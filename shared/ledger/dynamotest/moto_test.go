@@ -193,7 +193,7 @@ func TestAgainstMoto(t *testing.T) {
 		t.Errorf("%s: %v, want ErrNotOwner", db.step, err)
 	}
 	step("claim, queue, take and complete a queued delivery")
-	c3, err := l.Claim(ctx, ledger.Record{Key: "run-9", Target: "hook"}, now.Add(time.Minute))
+	c3, err := l.Claim(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook"}, now.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("%s: %v", db.step, err)
 	}
@@ -201,27 +201,30 @@ func TestAgainstMoto(t *testing.T) {
 	if err := l.Complete(ctx, c3, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: digest}); err != nil {
 		t.Fatalf("%s: %v", db.step, err)
 	}
-	if _, err := l.Take(ctx, "run-9", ledger.Digest([]byte(`{"a":2}`)), false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrNotThis) {
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: ledger.Digest([]byte(`{"a":2}`))}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrNotThis) {
 		t.Errorf("%s, another body: %v, want ErrNotThis", db.step, err)
 	}
-	c4, err := l.Take(ctx, "run-9", digest, false, now.Add(time.Minute))
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "other", Door: "webhook", Digest: digest}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrNotThis) {
+		t.Errorf("%s, another target: %v, want ErrNotThis", db.step, err)
+	}
+	c4, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("%s: %v", db.step, err)
 	}
-	if _, err := l.Take(ctx, "run-9", digest, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrInProgress) {
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrInProgress) {
 		t.Errorf("%s, taken twice: %v, want ErrInProgress", db.step, err)
 	}
 	if err := l.Complete(ctx, c4, ledger.Record{State: ledger.Expired, Cause: "age", Expires: now.Add(15 * 24 * time.Hour)}); err != nil {
 		t.Errorf("%s, expire: %v", db.step, err)
 	}
-	if _, err := l.Take(ctx, "run-9", digest, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrDuplicate) {
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrDuplicate) {
 		t.Errorf("%s, an expired key, no redrive: %v, want ErrDuplicate", db.step, err)
 	}
-	if _, err := l.Take(ctx, "run-9", digest, true, now.Add(time.Minute)); err != nil {
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest}, true, now.Add(time.Minute)); err != nil {
 		t.Errorf("%s, an expired key, redriven: %v", db.step, err)
 	}
 	step("take a key with no record")
-	if _, err := l.Take(ctx, "run-10", digest, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrGone) {
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-10", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrGone) {
 		t.Errorf("%s: %v, want ErrGone", db.step, err)
 	}
 
