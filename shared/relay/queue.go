@@ -63,6 +63,17 @@ func (r *Relay) wait(err error) time.Duration {
 	return max(w, r.maxAge()/maxTries)
 }
 
+// firstWait is how long a delivery err refused waits on the queue before its first
+// try: what Azure asked for, when it asked; else wait(err). No receive comes before
+// it, so the least wait between receives does not hold it back while Azure is open.
+func (r *Relay) firstWait(err error) time.Duration {
+	var azErr *azdo.Error
+	if errors.As(err, &azErr) && azErr.RetryAfter > 0 {
+		return azErr.RetryAfter
+	}
+	return r.wait(err)
+}
+
 func (r *Relay) maxAge() time.Duration {
 	if r.MaxAge <= 0 {
 		return DefaultMaxAge
@@ -85,7 +96,7 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 	if r.Queue == nil || !spillable(sendErr) || len(d.body) == 0 {
 		return 0, false
 	}
-	wait := r.wait(sendErr)
+	wait := r.firstWait(sendErr)
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
 	digest := ledger.Digest(d.body)

@@ -186,6 +186,34 @@ func TestAThrottledClickIsQueuedThenStartedOnce(t *testing.T) {
 	}
 }
 
+// Put aside, a delivery is first tried when Azure said, even sooner than the least
+// wait between tries; throttled again, it waits that least (receives stay below
+// SQS's maxReceiveCount until its age governs).
+func TestAQueuedDeliveryIsFirstTriedWhenAzureSaid(t *testing.T) {
+	q := newQueued(t)
+	q.az.set(azdo.ErrThrottled, 3*time.Second)
+	if status, body := handle(q.fixture, portEvent("r_soon", now)); status != http.StatusAccepted || body["retryAfter"] != float64(3) {
+		t.Fatalf("throttled click: %d %v, want 202 queued, retryAfter 3", status, body)
+	}
+	q.clock.Advance(2 * time.Second)
+	if _, n := q.drain(t); n != 0 {
+		t.Fatalf("tried after 2 s, before Azure's 3 s")
+	}
+	q.clock.Advance(time.Second)
+	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 2 {
+		t.Fatalf("after Azure's 3 s: received %d, failed %v, %d requests to Azure; want it tried, and throttled again", n, failed, q.az.requests())
+	}
+	q.clock.Advance(3 * time.Second)
+	if _, n := q.drain(t); n != 0 {
+		t.Fatalf("tried again after Azure's 3 s: want the least wait between tries, %s", minWait)
+	}
+	q.clock.Advance(minWait - 3*time.Second)
+	q.az.set(nil, 0)
+	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_soon")) != "delivered" {
+		t.Errorf("after %s: received %d, failed %v, ledger %q; want it delivered", minWait, n, failed, q.state(ledger.RunKey("r_soon")))
+	}
+}
+
 // SQS delivers at least once: a record that comes twice is sent once.
 func TestARecordSeenTwiceIsSentOnce(t *testing.T) {
 	q := newQueued(t)
