@@ -105,13 +105,14 @@ func (c calls) add(o calls) {
 
 // burstResult is what one burst came to.
 type burstResult struct {
-	invocations, direct, queued, otherAnswer int   // the relay's answers: 200, 202 queued, anything else
-	delivered, duplicates, failed, lost      int   // by Port run: taken by Azure, taken twice, ended FAILURE, neither
-	deliveredFailed                          int   // taken by Azure and yet ended FAILURE
-	blocked                                  int   // Azure's 429s
-	leftover                                 int   // messages still on either queue at the end
-	windows                                  []int // runs taken in each window from the first
-	batches                                  int   // invocations of the mapping
+	invocations, direct, queued, otherAnswer int            // the relay's answers: 200, 202 queued, anything else
+	delivered, duplicates, failed, lost      int            // by Port run: taken by Azure, taken twice, ended FAILURE, neither
+	deliveredFailed                          int            // taken by Azure and yet ended FAILURE
+	blocked                                  int            // Azure's 429s
+	leftover                                 int            // messages still on either queue at the end
+	windows                                  []int          // runs taken in each window from the first
+	others                                   map[string]int // the other answers, by status and body
+	batches                                  int            // invocations of the mapping
 	elapsed, floor                           time.Duration
 	ratio                                    float64
 	sqs, ddb                                 calls
@@ -136,6 +137,9 @@ func (r burstResult) log(b *testing.B) {
 	per := func(n int) float64 { return float64(n) / float64(max(1, r.delivered)) }
 	b.Logf("%d invocations: answered %d delivered, %d queued (202), %d otherwise; Azure took %d runs (%d twice), blocked %d requests (429)",
 		r.invocations, r.direct, r.queued, r.otherAnswer, r.delivered, r.duplicates, r.blocked)
+	for answer, n := range r.others {
+		b.Logf("answered %d times: %s", n, answer)
+	}
 	b.Logf("ended FAILURE %d, lost %d, delivered yet FAILURE %d; %d messages left on the queues; %d batches drained",
 		r.failed, r.lost, r.deliveredFailed, r.leftover, r.batches)
 	b.Logf("first invocation to last delivery %.2fs; %.2fs from the first window's start, floor %.2fs: %.3f× the floor",
@@ -266,6 +270,7 @@ func runBurst(b *testing.B, invocations, perWindow int, window time.Duration) bu
 
 	r := burstResult{invocations: invocations}
 	statuses := make([]int, invocations)
+	others := make([]string, invocations) // the answers neither 200 nor 202
 	var answered sync.WaitGroup
 	// The burst starts as a window of Azure's does, so that the floor, counted from the
 	// first window's start, counts from the first invocation too.
@@ -279,6 +284,9 @@ func runBurst(b *testing.B, invocations, perWindow int, window time.Duration) bu
 			out, err := invoke(ctx, signed[i])
 			if resp, ok := out.(events.APIGatewayV2HTTPResponse); ok && err == nil {
 				statuses[i] = resp.StatusCode
+				if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+					others[i] = resp.Body
+				}
 			}
 		})
 	}
@@ -338,7 +346,7 @@ wait:
 	}
 	r.batches = int(batches.Load())
 
-	for _, s := range statuses {
+	for i, s := range statuses {
 		switch s {
 		case http.StatusOK:
 			r.direct++
@@ -346,6 +354,10 @@ wait:
 			r.queued++
 		default:
 			r.otherAnswer++
+			if r.others == nil {
+				r.others = map[string]int{}
+			}
+			r.others[fmt.Sprintf("%d %s", s, others[i])]++
 		}
 	}
 	taken := map[string]int{}
