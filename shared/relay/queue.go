@@ -104,7 +104,11 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 		return 0, false // record() then writes the refusal, or leaves the claim to its deadline
 	}
 	m := queue.Message{Door: d.target.Door(), Target: d.target.Name(), Kind: string(d.kind), RunID: d.runID, Key: claim.Key, Queued: r.now(), Body: d.body}
-	if err := r.Queue.Put(ctx, m, wait); err == nil {
+	// The message has a budget of its own: a slow ledger write must not leave it too
+	// little, and fail a delivery that could wait.
+	putCtx, putCancel := ledgerContext(invocation)
+	defer putCancel()
+	if err := r.Queue.Put(putCtx, m, wait); err == nil {
 		return wait, true
 	}
 	if errors.Is(r.Ledger.Complete(ctx, claim, ledger.Record{State: ledger.Refused, AzureStatus: s.Status, Cause: answerKey(sendErr)}), ledger.ErrNotOwner) {

@@ -330,6 +330,42 @@ func TestAQueueThatCannotBeWrittenFailsAsBefore(t *testing.T) {
 	}
 }
 
+// slowComplete is a ledger whose record of an outcome takes delay more: a DynamoDB
+// write retried after a throttle.
+type slowComplete struct {
+	Ledger
+	delay time.Duration
+}
+
+func (l slowComplete) Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error {
+	select {
+	case <-time.After(l.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.Ledger.Complete(ctx, c, out)
+}
+
+// The delivery's record and its message each get the ledger's budget: a slow ledger
+// write leaves the queue's send its own time, and the delivery waits rather than fails.
+func TestASlowLedgerWriteLeavesTheQueueItsTime(t *testing.T) {
+	q := newQueued(t)
+	q.relay.Ledger = slowComplete{Ledger: q.relay.Ledger, delay: 700 * time.Millisecond}
+	q.sqs.SetFault(sqstest.Slow(500 * time.Millisecond).For("SendMessage").Times(1))
+	q.az.set(azdo.ErrThrottled, 30*time.Second)
+	if status, body := handle(q.fixture, portEvent("r_slow", now)); status != http.StatusAccepted || body["queued"] != true {
+		t.Fatalf("%d %v, want 202 queued: the send had its own second", status, body)
+	}
+	if s := q.state(ledger.RunKey("r_slow")); s != "queued" {
+		t.Errorf("ledger %q, want queued", s)
+	}
+	q.clock.Advance(31 * time.Second)
+	q.az.set(nil, 0)
+	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_slow")) != "delivered" {
+		t.Errorf("drain: received %d, failed %v, ledger %q; want it delivered", n, failed, q.state(ledger.RunKey("r_slow")))
+	}
+}
+
 // A definite refusal or an ambiguous answer is never queued: as before.
 func TestOnlyWhatAzureCouldTakeLaterIsQueued(t *testing.T) {
 	for _, tt := range []struct {
