@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -37,6 +38,7 @@ var (
 	burstRuns        = flag.Int("burst.runs", 100, "BenchmarkBurst: runs Azure DevOps takes per window")
 	burstWindow      = flag.Duration("burst.window", time.Second, "BenchmarkBurst: Azure DevOps' window")
 	burstTimeout     = flag.Duration("burst.timeout", 5*time.Minute, "BenchmarkBurst: how long a burst may take to settle")
+	burstLog         = flag.String("burst.log", "", "BenchmarkBurst: a file for the relay's log lines (none when empty)")
 )
 
 // lambdaTimeout is the relay's timeout in template.yaml (Globals): the deadline Lambda
@@ -231,7 +233,16 @@ func runBurst(b *testing.B, invocations, perWindow int, window time.Duration) bu
 	azure := newAzure(cfg)
 	watch := &takenWatch{next: azure.HTTP.Transport}
 	azure.HTTP.Transport = watch
-	core := newRelay(cfg, azure, sm.Client(), db.Client(), nil, handler.Logger(io.Discard))
+	logs := io.Discard
+	if *burstLog != "" {
+		f, err := os.OpenFile(*burstLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		logs = f
+	}
+	core := newRelay(cfg, azure, sm.Client(), db.Client(), nil, handler.Logger(logs))
 	withQueue(core, azure, sq.Client(), cfg)
 	warmUp(core, azure)
 	invoke := handler.Invoke(core)
