@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/payload"
+	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/queue/sqstest"
 	"github.com/port-azure-relay/relay/shared/relay"
@@ -110,6 +113,8 @@ type burstResult struct {
 	invocations, direct, queued, otherAnswer int            // the relay's answers: 200, 202 queued, anything else
 	delivered, duplicates, failed, lost      int            // by Port run: taken by Azure, taken twice, ended FAILURE, neither
 	deliveredFailed                          int            // taken by Azure and yet ended FAILURE
+	ambiguous                                int            // of the lost, those whose Port run says the run may have been queued
+	ledgerFails                              int            // invocations whose log line names a ledger error
 	blocked                                  int            // Azure's 429s
 	leftover                                 int            // messages still on either queue at the end
 	windows                                  []int          // runs taken in each window from the first
@@ -142,13 +147,30 @@ func (r burstResult) log(b *testing.B) {
 	for answer, n := range r.others {
 		b.Logf("answered %d times: %s", n, answer)
 	}
-	b.Logf("ended FAILURE %d, lost %d, delivered yet FAILURE %d; %d messages left on the queues; %d batches drained",
-		r.failed, r.lost, r.deliveredFailed, r.leftover, r.batches)
+	b.Logf("ended FAILURE %d, lost %d (of which %d said to Port they may have been queued), delivered yet FAILURE %d; %d messages left on the queues; %d batches drained",
+		r.failed, r.lost, r.ambiguous, r.deliveredFailed, r.leftover, r.batches)
+	if r.ledgerFails > 0 {
+		b.Logf("%d invocations' log lines name a ledger error: a DynamoDB call over relay.LedgerBudget (a claim: sent without one, so not queued; an outcome: the record stays in progress)", r.ledgerFails)
+	}
 	b.Logf("first invocation to last delivery %.2fs; %.2fs from the first window's start, floor %.2fs: %.3f× the floor",
 		r.elapsed.Seconds(), r.ratio*r.floor.Seconds(), r.floor.Seconds(), r.ratio)
 	b.Logf("runs taken per window: %v", r.windows)
 	b.Logf("SQS %d requests (%.2f per delivery):%v", r.sqs.total(), per(r.sqs.total()), r.sqs)
 	b.Logf("DynamoDB %d requests (%.2f per delivery):%v", r.ddb.total(), per(r.ddb.total()), r.ddb)
+}
+
+// lineCount passes the relay's log lines on and counts those that name a ledger error:
+// slog writes a line a call.
+type lineCount struct {
+	w           io.Writer
+	ledgerFails atomic.Int64
+}
+
+func (l *lineCount) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(`"ledgerError":`)) {
+		l.ledgerFails.Add(1)
+	}
+	return l.w.Write(p)
 }
 
 // takenWatch sees the relay's requests to Azure and notes when the last one taken was
@@ -230,36 +252,47 @@ func runBurst(b *testing.B, invocations, perWindow int, window time.Duration) bu
 	if err != nil {
 		b.Fatal(err)
 	}
+	// One process stands in for as many Lambda containers as invocations in flight, each
+	// of which keeps its own connections: the clients keep as many idle, where one
+	// container keeps a few. With a container's pool, every burst would close and reopen
+	// thousands of loopback connections, and the TIME_WAITs they leave slow the next
+	// bursts' connects past the ledger's budget.
+	pool := func() *http.Client {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, invocations
+		return &http.Client{Transport: t}
+	}
 	azure := newAzure(cfg)
+	azure.HTTP.Transport.(*http.Transport).MaxIdleConnsPerHost = invocations
 	watch := &takenWatch{next: azure.HTTP.Transport}
 	azure.HTTP.Transport = watch
-	logs := io.Discard
+	logs := &lineCount{w: io.Discard}
 	if *burstLog != "" {
 		f, err := os.OpenFile(*burstLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer f.Close()
-		logs = f
+		logs.w = f
 	}
-	core := newRelay(cfg, azure, sm.Client(), db.Client(), nil, handler.Logger(logs))
-	withQueue(core, azure, sq.Client(), cfg)
+	core := newRelay(cfg, azure, sm.Client(), db.Client(func(o *dynamodb.Options) { o.HTTPClient = pool() }), nil, handler.Logger(logs))
+	core.Report.(*portapi.Client).HTTP.Transport = pool().Transport
+	withQueue(core, azure, sq.Client(func(o *sqs.Options) { o.HTTPClient = pool() }), cfg)
 	warmUp(core, azure)
 	invoke := handler.Invoke(core)
 
 	// Lambda's event source mapping on the delivery queue, as template.yaml sets it up,
 	// invoking the same core; each invocation gets the function's deadline.
-	var inflight atomic.Int64
+	var inflight atomic.Int64 // batches from their invocation to their deletes
 	fn := lambdatest.InvokerFunc(func(ctx context.Context, ev []byte) ([]byte, error) {
 		inflight.Add(1)
-		defer inflight.Add(-1)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lambdaTimeout)
 		defer cancel()
 		return invoke.Invoke(ctx, ev)
 	})
 	var batches atomic.Int64
 	mapping := &lambdatest.SQSMapping{Client: sq.Client(), QueueURL: queueURL, Functions: []lambdatest.Invoker{fn, fn},
-		BatchSize: 10, ReportBatchItemFailures: true, OnBatch: func(lambdatest.Batch) { batches.Add(1) }}
+		BatchSize: 10, ReportBatchItemFailures: true, OnBatch: func(lambdatest.Batch) { batches.Add(1); inflight.Add(-1) }}
 	polling, stopPolling := context.WithCancel(context.Background())
 	polled := make(chan error, 1)
 	go func() { polled <- mapping.Run(polling) }()
@@ -356,6 +389,7 @@ wait:
 		r.ddb["other"] = all - r.ddb.total()
 	}
 	r.batches = int(batches.Load())
+	r.ledgerFails = int(logs.ledgerFails.Load())
 
 	for i, s := range statuses {
 		switch s {
@@ -389,6 +423,9 @@ wait:
 			r.failed++
 		case n == 0:
 			r.lost++
+			if run, _ := port.Run(id); strings.HasPrefix(run.StatusLabel, relay.MayHaveQueuedLabel) {
+				r.ambiguous++
+			}
 		}
 		if n > 0 {
 			r.delivered++
