@@ -283,7 +283,9 @@ func (l *Ledger) Settle(ctx context.Context, c Claim, out Record) error {
 // back from the dead-letter queue) may take an expired key too: it was never sent.
 // Otherwise it returns Claim's *Held refusals (delivered, may have queued, refused:
 // never again; in progress: another invocation has it now), ErrNotThis for another
-// body's queued key, or ErrGone when there is no record at all.
+// body's queued key, or ErrGone when there is no record at all. When DynamoDB cannot
+// be reached the write may have landed all the same: the claim it returns then is the
+// one Complete gives back.
 func (l *Ledger) Take(ctx context.Context, key, digest string, redriven bool, deadline time.Time) (Claim, error) {
 	owner := newOwner()
 	condition := "#state = :queued AND #digest = :digest"
@@ -309,7 +311,7 @@ func (l *Ledger) Take(ctx context.Context, key, digest string, redriven bool, de
 	case err == nil:
 		return Claim{Key: key, owner: owner}, nil
 	case !errors.As(err, &failed):
-		return Claim{}, unavailable(ctx, err)
+		return Claim{Key: key, owner: owner}, unavailable(ctx, err) // it may have landed: Complete can give it back
 	case len(failed.Item) == 0:
 		return Claim{}, ErrGone
 	}

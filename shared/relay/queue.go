@@ -188,6 +188,12 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		}
 		return d, 0
 	case err != nil:
+		// The claim may have landed with its answer lost. Nothing was sent: give it back,
+		// or the record, when it comes round, reads as an expired claim (may have been
+		// sent) and is dropped unsent.
+		lctx, lcancel := ledgerContext(invocation)
+		_ = r.Ledger.Complete(lctx, claim, ledger.Record{State: ledger.Queued, Digest: ledger.Digest(m.Body)})
+		lcancel()
 		d.kept, d.err = kept{state: "unavailable", err: err}, err
 		return d, minWait
 	}

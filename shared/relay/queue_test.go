@@ -17,6 +17,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/queue"
 	"github.com/port-azure-relay/relay/shared/queue/sqstest"
 )
@@ -363,6 +364,33 @@ func TestASlowLedgerWriteLeavesTheQueueItsTime(t *testing.T) {
 	q.az.set(nil, 0)
 	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_slow")) != "delivered" {
 		t.Errorf("drain: received %d, failed %v, ledger %q; want it delivered", n, failed, q.state(ledger.RunKey("r_slow")))
+	}
+}
+
+// A drain's claim whose write lands but whose answer is lost sent nothing: the record
+// is sent when it comes round, not read as maybe sent and dropped.
+func TestADrainClaimWithItsAnswerLostIsSentLater(t *testing.T) {
+	q := newQueued(t)
+	q.relay.Ledger.(*ledger.Ledger).Now = q.clock.Now
+	q.az.set(azdo.ErrThrottled, 10*time.Second)
+	handle(q.fixture, portEvent("r_lostanswer", now))
+	q.clock.Advance(11 * time.Second)
+	q.az.set(nil, 0)
+	// The ledger makes each change and drops its answer, as often as the SDK tries: the
+	// claim lands, and the relay hears only that DynamoDB could not be reached.
+	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem").Times(10))
+	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 1 {
+		t.Fatalf("drain with the ledger's answers lost: received %d, failed %v, %d requests to Azure; want it kept, nothing sent", n, failed, q.az.requests())
+	}
+	q.c.db.SetFault(dynamotest.None)
+	for range 20 { // until it comes round, whenever that is
+		q.clock.Advance(time.Minute)
+		if _, n := q.drain(t); n > 0 {
+			break
+		}
+	}
+	if q.az.requests() != 2 || q.state(ledger.RunKey("r_lostanswer")) != "delivered" {
+		t.Errorf("%d requests to Azure, ledger %q; want it delivered once, when it came round", q.az.requests(), q.state(ledger.RunKey("r_lostanswer")))
 	}
 }
 
