@@ -55,9 +55,7 @@ func main() {
 		azure := newAzure(cfg)
 		r := newRelay(cfg, azure, secretsmanager.NewFromConfig(aws), db, tokens, log)
 		if cfg.QueueURL != "" {
-			// A delivery Azure cannot take now waits on the queue, not in the invocation.
-			azure.MaxWait = QueueMaxWait
-			r.Queue = &queue.Queue{SQS: sqs.NewFromConfig(aws), URL: cfg.QueueURL, DeadLetter: cfg.DeadLetterURL}
+			withQueue(r, azure, sqs.NewFromConfig(aws), cfg)
 		}
 		warmUp(r, azure)
 		return r, nil
@@ -81,6 +79,13 @@ func warmUp(r *relay.Relay, azure *azdo.Client) {
 // QueueMaxWait is the longest the relay waits within an invocation for Azure to take a
 // delivery again when a queue can keep it: a longer wait is the queue's.
 const QueueMaxWait = 2 * time.Second
+
+// withQueue gives r cfg's delivery queue: a delivery Azure cannot take now waits on
+// the queue, not in the invocation.
+func withQueue(r *relay.Relay, azure *azdo.Client, client queue.SQS, cfg relay.Config) {
+	azure.MaxWait = QueueMaxWait
+	r.Queue = &queue.Queue{SQS: client, URL: cfg.QueueURL, DeadLetter: cfg.DeadLetterURL}
+}
 
 // newAzure is the Azure DevOps client of cfg's organization.
 func newAzure(cfg relay.Config) *azdo.Client {

@@ -68,6 +68,17 @@ func (r *Relay) wait(err error) time.Duration {
 	return max(w, r.maxAge()/maxTries)
 }
 
+// firstWait is how long a delivery err refused waits on the queue before its first
+// try: what Azure asked for, when it asked; else wait(err). No receive comes before
+// it, so the least wait between receives does not hold it back while Azure is open.
+func (r *Relay) firstWait(err error) time.Duration {
+	var azErr *azdo.Error
+	if errors.As(err, &azErr) && azErr.RetryAfter > 0 {
+		return azErr.RetryAfter
+	}
+	return r.wait(err)
+}
+
 func (r *Relay) maxAge() time.Duration {
 	if r.MaxAge <= 0 {
 		return DefaultMaxAge
@@ -92,7 +103,7 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 	if r.Queue == nil || !spillable(sendErr) || len(d.body) == 0 {
 		return 0, false, nil
 	}
-	wait := r.wait(sendErr)
+	wait := r.firstWait(sendErr)
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
 	now := r.now()
@@ -102,7 +113,11 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 		return 0, false, err // record() then writes the refusal, or leaves the claim to its deadline
 	}
 	m := queue.Message{Door: d.target.Door(), Target: d.target.Name(), Kind: string(d.kind), RunID: d.runID, Key: claim.Key, Queued: now, Body: d.body}
-	err := r.Queue.Put(ctx, m, wait)
+	// The message has a budget of its own: a slow ledger write must not leave it too
+	// little, and fail a delivery that could wait.
+	putCtx, putCancel := ledgerContext(invocation)
+	defer putCancel()
+	err := r.Queue.Put(putCtx, m, wait)
 	if err == nil {
 		return wait, true, nil
 	}

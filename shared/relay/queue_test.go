@@ -17,6 +17,7 @@ import (
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/handler/lambdatest"
 	"github.com/port-azure-relay/relay/shared/ledger"
+	"github.com/port-azure-relay/relay/shared/ledger/dynamotest"
 	"github.com/port-azure-relay/relay/shared/queue"
 	"github.com/port-azure-relay/relay/shared/queue/sqstest"
 )
@@ -187,6 +188,34 @@ func TestAThrottledClickIsQueuedThenStartedOnce(t *testing.T) {
 	}
 }
 
+// Put aside, a delivery is first tried when Azure said, even sooner than the least
+// wait between tries; throttled again, it waits that least (receives stay below
+// SQS's maxReceiveCount until its age governs).
+func TestAQueuedDeliveryIsFirstTriedWhenAzureSaid(t *testing.T) {
+	q := newQueued(t)
+	q.az.set(azdo.ErrThrottled, 3*time.Second)
+	if status, body := handle(q.fixture, portEvent("r_soon", now)); status != http.StatusAccepted || body["retryAfter"] != float64(3) {
+		t.Fatalf("throttled click: %d %v, want 202 queued, retryAfter 3", status, body)
+	}
+	q.clock.Advance(2 * time.Second)
+	if _, n := q.drain(t); n != 0 {
+		t.Fatalf("tried after 2 s, before Azure's 3 s")
+	}
+	q.clock.Advance(time.Second)
+	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 2 {
+		t.Fatalf("after Azure's 3 s: received %d, failed %v, %d requests to Azure; want it tried, and throttled again", n, failed, q.az.requests())
+	}
+	q.clock.Advance(3 * time.Second)
+	if _, n := q.drain(t); n != 0 {
+		t.Fatalf("tried again after Azure's 3 s: want the least wait between tries, %s", minWait)
+	}
+	q.clock.Advance(minWait - 3*time.Second)
+	q.az.set(nil, 0)
+	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_soon")) != "delivered" {
+		t.Errorf("after %s: received %d, failed %v, ledger %q; want it delivered", minWait, n, failed, q.state(ledger.RunKey("r_soon")))
+	}
+}
+
 // SQS delivers at least once: a record that comes twice is sent once.
 func TestARecordSeenTwiceIsSentOnce(t *testing.T) {
 	q := newQueued(t)
@@ -306,6 +335,69 @@ func TestAQueueThatCannotBeWrittenFailsAsBefore(t *testing.T) {
 	}
 	if got := strings.Join(q.reports.calls, "\n"); !strings.Contains(got, "fail r_noqueue: Throttled") {
 		t.Errorf("Port heard %q, want FAILURE", got)
+	}
+}
+
+// slowComplete is a ledger whose record of an outcome takes delay more: a DynamoDB
+// write retried after a throttle.
+type slowComplete struct {
+	Ledger
+	delay time.Duration
+}
+
+func (l slowComplete) Complete(ctx context.Context, c ledger.Claim, out ledger.Record) error {
+	select {
+	case <-time.After(l.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.Ledger.Complete(ctx, c, out)
+}
+
+// The delivery's record and its message each get the ledger's budget: a slow ledger
+// write leaves the queue's send its own time, and the delivery waits rather than fails.
+func TestASlowLedgerWriteLeavesTheQueueItsTime(t *testing.T) {
+	q := newQueued(t)
+	q.relay.Ledger = slowComplete{Ledger: q.relay.Ledger, delay: 700 * time.Millisecond}
+	q.sqs.SetFault(sqstest.Slow(500 * time.Millisecond).For("SendMessage").Times(1))
+	q.az.set(azdo.ErrThrottled, 30*time.Second)
+	if status, body := handle(q.fixture, portEvent("r_slow", now)); status != http.StatusAccepted || body["queued"] != true {
+		t.Fatalf("%d %v, want 202 queued: the send had its own second", status, body)
+	}
+	if s := q.state(ledger.RunKey("r_slow")); s != "queued" {
+		t.Errorf("ledger %q, want queued", s)
+	}
+	q.clock.Advance(31 * time.Second)
+	q.az.set(nil, 0)
+	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_slow")) != "delivered" {
+		t.Errorf("drain: received %d, failed %v, ledger %q; want it delivered", n, failed, q.state(ledger.RunKey("r_slow")))
+	}
+}
+
+// A drain's claim whose write lands but whose answer is lost sent nothing: the record
+// is sent when it comes round, not read as maybe sent and dropped.
+func TestADrainClaimWithItsAnswerLostIsSentLater(t *testing.T) {
+	q := newQueued(t)
+	q.relay.Ledger.(*ledger.Ledger).Now = q.clock.Now
+	q.az.set(azdo.ErrThrottled, 10*time.Second)
+	handle(q.fixture, portEvent("r_lostanswer", now))
+	q.clock.Advance(11 * time.Second)
+	q.az.set(nil, 0)
+	// The ledger makes each change and drops its answer, as often as the SDK tries: the
+	// claim lands, and the relay hears only that DynamoDB could not be reached.
+	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem").Times(10))
+	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 1 {
+		t.Fatalf("drain with the ledger's answers lost: received %d, failed %v, %d requests to Azure; want it kept, nothing sent", n, failed, q.az.requests())
+	}
+	q.c.db.SetFault(dynamotest.None)
+	for range 20 { // until it comes round, whenever that is
+		q.clock.Advance(time.Minute)
+		if _, n := q.drain(t); n > 0 {
+			break
+		}
+	}
+	if q.az.requests() != 2 || q.state(ledger.RunKey("r_lostanswer")) != "delivered" {
+		t.Errorf("%d requests to Azure, ledger %q; want it delivered once, when it came round", q.az.requests(), q.state(ledger.RunKey("r_lostanswer")))
 	}
 }
 

@@ -48,8 +48,12 @@
 // read and write, which inherits read, then profile); a PAT whose scopes do not cover a request is
 // refused as a wrong one is.
 //
+// SetThrottle limits the runs taken per window, webhook deliveries and Runs API runs alike, and blocks the rest
+// with Azure's 429 (throttle.go).
+//
 // Not modelled: required parameters and typed values (every declared parameter has a default and takes any
-// string), stages to skip that do not exist, throttling by TSTUs (script it with Status(429).RetryAfter), the
+// string), stages to skip that do not exist, throttling by TSTUs (SetThrottle counts runs in a fixed window;
+// script a single 429 with Status(429).RetryAfter), the
 // Build service's own checks (a disabled pipeline, missing queue permission: script Status(403)), and
 // Azure's exact answers where no source gave them: the 401's body (empty here), the 404 of an unknown pipeline
 // (Runs - Run Pipeline maps PipelineNotFoundException to 404; whether the Build service raises it is unconfirmed) and
@@ -120,6 +124,7 @@ type Server struct {
 	idleSince  map[net.Conn]time.Time // keep-alive connections waiting for their next request
 	runs       runsAPI                // the Runs API's registrations and record
 	api        hooksAPI               // projects and service hook subscriptions
+	throttle   throttleState          // SetThrottle's limit and its window's count
 }
 
 var validName = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
@@ -256,6 +261,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.deliveries, s.script = nil, nil
 	s.runs.queued, s.runs.requests = nil, 0
+	s.throttle.taken = 0
 }
 
 // Script queues steps; each request plays the next one, in order, and then behaves normally.
@@ -349,8 +355,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Status = status
 	}
-	// Recorded on arrival, so a test sees it as soon as the client can time out.
+	// Recorded on arrival, so a test sees it as soon as the client can time out. A
+	// delivery it would take counts against the throttle, and beyond it is blocked
+	// before Azure looks at it.
 	s.mu.Lock()
+	var blocked http.Header
+	if d.Status == http.StatusOK {
+		if blocked = s.blockLocked(); blocked != nil {
+			status, e = http.StatusTooManyRequests, s.blockedError()
+			d.Status, d.Verified = status, false
+		}
+	}
 	s.deliveries = append(s.deliveries, &d)
 	s.mu.Unlock()
 
@@ -364,6 +379,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if step.retryAfter != "" {
 		w.Header().Set("Retry-After", step.retryAfter)
+	}
+	for k, v := range blocked {
+		w.Header()[k] = v
 	}
 	reply(w, status, e)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -264,7 +265,12 @@ func (s *Server) serveRuns(w http.ResponseWriter, r *http.Request, project, id s
 	s.mu.Lock()
 	s.runs.requests++
 	if a.accepted != nil {
-		a.body = s.queueLocked(*a.accepted)
+		if blocked := s.blockLocked(); blocked != nil {
+			a = errorAnswer(http.StatusTooManyRequests, s.blockedError())
+			maps.Copy(a.header, blocked)
+		} else {
+			a.body = s.queueLocked(*a.accepted)
+		}
 	}
 	s.mu.Unlock()
 
