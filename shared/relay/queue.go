@@ -79,6 +79,22 @@ func (r *Relay) firstWait(err error) time.Duration {
 	return r.wait(err)
 }
 
+// retryWait is how long a queued delivery that Azure refused again waits: what Azure
+// asked for (or minWait when it asked nothing), while it has come round fewer than
+// maxTries/2 times; after that its remaining receives are spread over its maximum
+// age, so that SQS's maxReceiveCount never moves it before its age does.
+func (r *Relay) retryWait(err error, tries int) time.Duration {
+	w := minWait
+	var azErr *azdo.Error
+	if errors.As(err, &azErr) && azErr.RetryAfter > 0 {
+		w = azErr.RetryAfter
+	}
+	if tries >= maxTries/2 {
+		w = max(w, r.maxAge()/maxTries)
+	}
+	return max(w, time.Second)
+}
+
 func (r *Relay) maxAge() time.Duration {
 	if r.MaxAge <= 0 {
 		return DefaultMaxAge
@@ -139,6 +155,9 @@ func (r *Relay) drain(ctx, invocation context.Context, requestID string, req eve
 	for _, rec := range req.Records {
 		start := time.Now()
 		if pause > 0 || !timeFor(ctx, longest) {
+			if pause > 0 && rec.Receives >= maxTries/2 {
+				pause = max(pause, r.maxAge()/maxTries) // its receives, spread over its age
+			}
 			_ = r.Queue.Later(ctx, rec.Receipt, pause) // pause 0: at once, for another invocation
 			failures = append(failures, rec.ID)
 			continue
@@ -264,7 +283,7 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 			return d, 0
 		}
 		// Back when Azure said, and no later than its maximum age allows.
-		wait := min(r.wait(err), r.maxAge()-d.age+time.Second)
+		wait := min(r.retryWait(err, d.drained), r.maxAge()-d.age+time.Second)
 		if r.Queue.Later(ctx, rec.Receipt, max(wait, 0)) != nil {
 			return d, minWait
 		}

@@ -188,10 +188,10 @@ func TestAThrottledClickIsQueuedThenStartedOnce(t *testing.T) {
 	}
 }
 
-// Put aside, a delivery is first tried when Azure said, even sooner than the least
-// wait between tries; throttled again, it waits that least (receives stay below
-// SQS's maxReceiveCount until its age governs).
-func TestAQueuedDeliveryIsFirstTriedWhenAzureSaid(t *testing.T) {
+// Put aside, a delivery is tried when Azure said, each time, however soon: Azure is
+// not left idle while its window is open. After many tries its remaining receives are
+// spread over its maximum age, so that SQS's maxReceiveCount never moves it first.
+func TestAQueuedDeliveryIsTriedWhenAzureSaid(t *testing.T) {
 	q := newQueued(t)
 	q.az.set(azdo.ErrThrottled, 3*time.Second)
 	if status, body := handle(q.fixture, portEvent("r_soon", now)); status != http.StatusAccepted || body["retryAfter"] != float64(3) {
@@ -205,14 +205,24 @@ func TestAQueuedDeliveryIsFirstTriedWhenAzureSaid(t *testing.T) {
 	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 2 {
 		t.Fatalf("after Azure's 3 s: received %d, failed %v, %d requests to Azure; want it tried, and throttled again", n, failed, q.az.requests())
 	}
-	q.clock.Advance(3 * time.Second)
+	q.clock.Advance(2 * time.Second)
 	if _, n := q.drain(t); n != 0 {
-		t.Fatalf("tried again after Azure's 3 s: want the least wait between tries, %s", minWait)
+		t.Fatalf("tried again before Azure's second 3 s")
 	}
-	q.clock.Advance(minWait - 3*time.Second)
+	q.clock.Advance(time.Second)
 	q.az.set(nil, 0)
 	if failed, n := q.drain(t); n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_soon")) != "delivered" {
-		t.Errorf("after %s: received %d, failed %v, ledger %q; want it delivered", minWait, n, failed, q.state(ledger.RunKey("r_soon")))
+		t.Errorf("after Azure's second 3 s: received %d, failed %v, ledger %q; want it delivered", n, failed, q.state(ledger.RunKey("r_soon")))
+	}
+	throttled := &azdo.Error{Err: azdo.ErrThrottled, RetryAfter: time.Second}
+	q.relay.MaxAge = time.Hour
+	for _, tt := range []struct {
+		tries int
+		want  time.Duration
+	}{{1, time.Second}, {249, time.Second}, {250, time.Hour / maxTries}, {900, time.Hour / maxTries}} {
+		if got := q.relay.retryWait(throttled, tt.tries); got != tt.want {
+			t.Errorf("retryWait(Retry-After 1s, try %d) = %s, want %s", tt.tries, got, tt.want)
+		}
 	}
 }
 
