@@ -65,8 +65,9 @@ $(STATICCHECK):
 # Unit, handler, template and end-to-end tests (the built bootstraps under the Lambda
 # runtime emulator), with the race detector; then every fuzz target for $(FUZZTIME).
 # The e2e package runs verbose so that its matrix counts show; passing cases are elided.
-test: $(RIE) ## unit, template and end-to-end tests (under the Lambda runtime emulator), then the fuzzers briefly
+test: $(RIE) ## unit, template and end-to-end tests (under the Lambda runtime emulator), every benchmark once, then the fuzzers briefly
 	go test -race -count=1 $$(go list ./... | grep -v /e2e$$)
+	go test -run '^$$' -skip '^BenchmarkBurst$$' -bench . -benchtime 1x ./shared/... ./functions/... | { grep -E '^(--- FAIL|FAIL|panic)|_test.go:' || true; }
 	E2E_REQUIRE=1 AWS_LAMBDA_RIE=$(RIE) go test -race -count=1 -v ./e2e/ | grep -Ev '^(=== (RUN|PAUSE|CONT|NAME)|[[:space:]]*--- PASS)'
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
