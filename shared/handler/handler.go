@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/port-azure-relay/relay/shared/event"
 )
@@ -101,11 +102,34 @@ func Logger(w io.Writer) *slog.Logger {
 // names a missing or invalid variable.
 type Build func(log *slog.Logger, aws aws.Config) (Core, error)
 
+// LambdaConfig is the AWS configuration of a function: Lambda hands it everything in
+// the environment (region, the role's credentials, and locally AWS_ENDPOINT_URL_<SERVICE>),
+// so the SDK's shared-config, SSO and instance-metadata providers, a megabyte of the
+// binary, are not linked.
+func LambdaConfig() (aws.Config, error) {
+	env, err := awsconfig.NewEnvConfig()
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if env.Credentials.AccessKeyID == "" || env.Credentials.SecretAccessKey == "" {
+		return aws.Config{}, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are required (Lambda sets them from the function's role)")
+	}
+	cfg := aws.Config{
+		Region:        env.Region,
+		Credentials:   aws.NewCredentialsCache(credentials.StaticCredentialsProvider{Value: env.Credentials}),
+		ConfigSources: []any{env},
+	}
+	if env.BaseEndpoint != "" {
+		cfg.BaseEndpoint = &env.BaseEndpoint
+	}
+	return cfg, nil
+}
+
 // Run is a function's main: it builds the core once per container and serves it.
 // A configuration error stops the function at start-up with one log line.
 func Run(build Build) {
 	log := Logger(os.Stdout)
-	aws, err := awsconfig.LoadDefaultConfig(context.Background())
+	aws, err := LambdaConfig()
 	if err == nil && aws.Region == "" {
 		// Lambda always sets it; a local run may not, and Secrets Manager needs it.
 		err = errors.New("AWS_REGION is required")
