@@ -14,6 +14,9 @@ import (
 const (
 	readmeMaxBytes      = 12 << 10 // 12 KB
 	readmePictureWithin = 40       // lines
+	// docsMaxBytes bounds docs/*.md in all: each fact said once, in the file its
+	// topic names, keeps them short.
+	docsMaxBytes = 110 << 10 // 110 KB
 )
 
 // readmeSections are the README's sections, in their order.
@@ -60,6 +63,27 @@ func TestReadmeFitsItsJob(t *testing.T) {
 	}
 	if !strings.Contains(readme, "(docs/README.md)") {
 		t.Errorf("README.md does not link the docs index, docs/README.md")
+	}
+}
+
+// TestDocsStayShort: docs/*.md stay under 110 KB in all, and the README under 12 KB.
+func TestDocsStayShort(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no docs/*.md: the test read nothing")
+	}
+	total := 0
+	for _, f := range files {
+		total += len(readDoc(t, strings.TrimPrefix(f, root+string(filepath.Separator))))
+	}
+	if total >= docsMaxBytes {
+		t.Errorf("docs/*.md hold %d bytes in all, want under %d: say each fact once, in the file its topic names", total, docsMaxBytes)
+	}
+	if n := len(readDoc(t, "README.md")); n >= readmeMaxBytes {
+		t.Errorf("README.md is %d bytes, want under %d: move the detail to docs/", n, readmeMaxBytes)
 	}
 }
 
