@@ -75,6 +75,9 @@ type Record struct {
 	Deadline    time.Time // for InProgress: when the claiming invocation's own deadline passes
 	Expires     time.Time // when DynamoDB's TTL may delete it; for Complete, a new expiry (zero: unchanged)
 	Digest      string    // for Queued: the queued message's body, hashed (Digest)
+	// Unsent, for Take: the owner (Claim.Owner) of a claim that sent nothing and could
+	// not put its record back to queued; Take takes the record from it.
+	Unsent string
 }
 
 // Held is Claim's refusal: ErrDuplicate or ErrInProgress, with the record that holds
@@ -108,6 +111,10 @@ type Claim struct {
 	Key   string
 	owner string
 }
+
+// Owner names the claim: a random token, no secret. A drain that sent nothing and
+// could not give its record back puts the message back carrying it (Record.Unsent).
+func (c Claim) Owner() string { return c.owner }
 
 // Attribute names. "state" and "owner" are DynamoDB reserved words: every expression
 // names attributes through placeholders.
@@ -288,7 +295,8 @@ func (l *Ledger) Settle(ctx context.Context, c Claim, out Record) error {
 // deadline: one conditional UpdateItem that holds only while the key is queued for
 // the body whose digest r carries and for r's target: a message is sent only where,
 // and as, it was put aside. A redriven message (an operator moved it back from the
-// dead-letter queue) may take an expired key too: it was never sent. Otherwise it
+// dead-letter queue) may take an expired key too: it was never sent; a message that
+// names an unsent claim (Record.Unsent) may take the key from that claim. Otherwise it
 // returns Claim's *Held refusals (delivered, may have queued, refused: never again; in
 // progress: another invocation has it now), ErrNotThis for a key queued for another
 // body or target, or ErrGone when there is no record at all. With ErrUnavailable it
@@ -296,15 +304,20 @@ func (l *Ledger) Settle(ctx context.Context, c Claim, out Record) error {
 // Queued changes only its own).
 func (l *Ledger) Take(ctx context.Context, r Record, redriven bool, deadline time.Time) (Claim, error) {
 	owner := newOwner()
-	condition := "#state = :queued AND #digest = :digest AND #target = :target AND #door = :door"
 	values := map[string]types.AttributeValue{
 		":queued": str(string(Queued)), ":digest": str(r.Digest), ":target": str(r.Target), ":door": str(r.Door),
 		":inProgress": str(string(InProgress)), ":owner": str(owner), ":deadline": num(deadline.UnixMilli()),
 	}
+	states := "#state = :queued"
 	if redriven {
-		condition = "(#state = :queued OR #state = :expired) AND #digest = :digest AND #target = :target AND #door = :door"
+		states += " OR #state = :expired"
 		values[":expired"] = str(string(Expired))
 	}
+	if r.Unsent != "" {
+		states += " OR (#state = :inProgress AND #owner = :unsent)"
+		values[":unsent"] = str(r.Unsent)
+	}
+	condition := "(" + states + ") AND #digest = :digest AND #target = :target AND #door = :door"
 	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           &l.Table,
 		Key:                 map[string]types.AttributeValue{attrID: str(r.Key)},
@@ -350,15 +363,17 @@ func Digest(body []byte) string {
 
 // Release deletes a claim whose delivery Azure refused in a way that queued nothing,
 // so that a retry after the fix is delivered (Lambda retries an AWS event; Port never
-// retries, so an HTTP invocation's refusal is Completed as Refused instead). One
-// conditional DeleteItem.
+// retries, so an HTTP invocation's refusal is Completed as Refused instead). The claim
+// may have put the record in queued, its answer lost, before any message was written:
+// it is deleted all the same. One conditional DeleteItem.
 func (l *Ledger) Release(ctx context.Context, c Claim) error {
 	_, err := l.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 &l.Table,
-		Key:                       map[string]types.AttributeValue{attrID: str(c.Key)},
-		ConditionExpression:       aws.String("#state = :inProgress AND #owner = :owner"),
-		ExpressionAttributeNames:  map[string]string{"#state": attrState, "#owner": attrOwner},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":inProgress": str(string(InProgress)), ":owner": str(c.owner)},
+		TableName:                &l.Table,
+		Key:                      map[string]types.AttributeValue{attrID: str(c.Key)},
+		ConditionExpression:      aws.String("(#state = :inProgress OR #state = :queued) AND #owner = :owner"),
+		ExpressionAttributeNames: map[string]string{"#state": attrState, "#owner": attrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":inProgress": str(string(InProgress)), ":queued": str(string(Queued)),
+			":owner": str(c.owner)},
 	})
 	return l.changed(ctx, err)
 }

@@ -285,3 +285,72 @@ func TestKeys(t *testing.T) {
 		t.Errorf("two timestamps, one key")
 	}
 }
+
+// A drain that sent nothing and could not give its record back hands the message on
+// naming its claim: that copy takes the record from the claim, and nothing else does.
+func TestTakeFromAnUnsentClaim(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	r := ledger.Record{Key: "run-unsent", Target: "deploy", Door: "webhook", RunID: "r_1"}
+	c, err := e.l.Claim(ctx, r, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := ledger.Digest([]byte(`{"a":1}`))
+	if err := e.l.Complete(ctx, c, ledger.Record{State: ledger.Queued, Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	take := ledger.Record{Key: r.Key, Target: r.Target, Door: r.Door, Digest: digest}
+	first, err := e.l.Take(ctx, take, false, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(2 * time.Minute) // the first drain's deadline passes: it reads "may have queued" now
+	if _, err := e.l.Take(ctx, take, false, e.now.Add(time.Minute)); !errors.Is(err, ledger.ErrDuplicate) {
+		t.Fatalf("Take without the unsent claim = %v, want %v", err, ledger.ErrDuplicate)
+	}
+	stranger := take
+	stranger.Unsent = "0123456789abcdef01234567"
+	if _, err := e.l.Take(ctx, stranger, false, e.now.Add(time.Minute)); !errors.Is(err, ledger.ErrDuplicate) {
+		t.Fatalf("Take naming another claim = %v, want %v", err, ledger.ErrDuplicate)
+	}
+	copied := take
+	copied.Unsent = first.Owner()
+	second, err := e.l.Take(ctx, copied, false, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("Take naming the unsent claim = %v, want the record", err)
+	}
+	if _, err := e.l.Take(ctx, copied, false, e.now.Add(time.Minute)); !errors.Is(err, ledger.ErrInProgress) {
+		t.Fatalf("a second copy naming the same claim = %v, want %v: the claim is the copy's now", err, ledger.ErrInProgress)
+	}
+	if err := e.l.Complete(ctx, first, ledger.Record{State: ledger.Delivered}); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Fatalf("the unsent claim's Complete = %v, want %v", err, ledger.ErrNotOwner)
+	}
+	if err := e.l.Complete(ctx, second, ledger.Record{State: ledger.Delivered, AzureStatus: 200}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An AWS event's queued write may land with its answer lost before any message is
+// written: its claim releases the key all the same, for Lambda's retry. A claim that
+// is not the record's releases nothing.
+func TestReleaseFreesAKeyTheClaimPutInQueued(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	c, err := e.l.Claim(ctx, ledger.Record{Key: "event-queued", Target: "deploy", Door: "webhook"}, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Complete(ctx, c, ledger.Record{State: ledger.Queued, Digest: ledger.Digest([]byte(`{}`))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Release(ctx, ledger.Claim{Key: "event-queued"}); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Fatalf("Release by another = %v, want %v", err, ledger.ErrNotOwner)
+	}
+	if err := e.l.Release(ctx, c); err != nil {
+		t.Fatalf("Release of the claim's queued record = %v", err)
+	}
+	if _, err := e.l.Claim(ctx, ledger.Record{Key: "event-queued", Target: "deploy", Door: "webhook"}, e.now.Add(time.Minute)); err != nil {
+		t.Fatalf("Lambda's retry claims %v, want the key free", err)
+	}
+}

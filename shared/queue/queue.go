@@ -56,7 +56,10 @@ type Message struct {
 	// carries it and comes back was redriven by an operator.
 	DeadLettered time.Time
 	Reason       string // why it was dead-lettered: "age", "unreadable", "no record"
-	Body         []byte // Port's body as it came, byte for byte
+	// Unsent is the ledger claim (ledger.Claim.Owner) of a drain that sent nothing and
+	// could not put the record back to queued: this message may take it over.
+	Unsent string
+	Body   []byte // Port's body as it came, byte for byte
 }
 
 // header is a Message less its body, as the message writes it first.
@@ -70,6 +73,7 @@ type header struct {
 	Queued       int64  `json:"queued"`                 // Unix milliseconds
 	DeadLettered int64  `json:"deadLettered,omitempty"` // Unix milliseconds
 	Reason       string `json:"reason,omitempty"`
+	Unsent       string `json:"unsent,omitempty"`
 }
 
 // Encode writes m as one JSON object with the body as its last member, spliced in as
@@ -82,7 +86,7 @@ func (m Message) Encode() []byte {
 // prefix is the message up to its body: the header, then `,"body":`.
 func (m Message) prefix() []byte {
 	h := header{Version: 1, Door: m.Door, Target: m.Target, Kind: m.Kind, RunID: m.RunID, Key: m.Key,
-		Queued: m.Queued.UnixMilli(), Reason: m.Reason}
+		Queued: m.Queued.UnixMilli(), Reason: m.Reason, Unsent: m.Unsent}
 	if !m.DeadLettered.IsZero() {
 		h.DeadLettered = m.DeadLettered.UnixMilli()
 	}
@@ -102,7 +106,7 @@ func Decode(b []byte) (Message, error) {
 		return Message{}, ErrMalformed
 	}
 	m := Message{Door: in.Door, Target: in.Target, Kind: in.Kind, RunID: in.RunID, Key: in.Key,
-		Queued: time.UnixMilli(in.Queued), Reason: in.Reason}
+		Queued: time.UnixMilli(in.Queued), Reason: in.Reason, Unsent: in.Unsent}
 	if in.DeadLettered > 0 {
 		m.DeadLettered = time.UnixMilli(in.DeadLettered)
 	}
@@ -131,8 +135,9 @@ func (q *Queue) Put(ctx context.Context, m Message, delay time.Duration) error {
 	return q.sendBytes(ctx, q.URL, m.Encode(), min(max(delay, 0), MaxDelay), buryRoom)
 }
 
-// buryRoom is what Bury adds to a message: its deadLettered time and reason.
-const buryRoom = 96
+// buryRoom is what a message may gain on its way: Bury's deadLettered time and reason
+// (51 bytes at most), a hand-back's unsent claim (36).
+const buryRoom = 128
 
 // Bury moves m to the dead-letter queue, for an operator to look at and redrive.
 func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Time) error {

@@ -26,9 +26,9 @@ func TestEncodeKeepsTheBodyAsItCame(t *testing.T) {
 		"{\n  \"html\": \"<b>&</b>\",\t\"é\": \"\\u00e9\",\n  \"n\": 1.50 }",
 		`{"nested":{"body":"{\"x\":1}"},"body":"not me"}`,
 	} {
-		m := queue.Message{Door: "webhook", Target: "deploy", Kind: "httpapi", RunID: "r_1", Key: "run#r_1", Queued: queued, Body: []byte(body)}
+		m := queue.Message{Door: "webhook", Target: "deploy", Kind: "httpapi", RunID: "r_1", Key: "run#r_1", Queued: queued, Unsent: "0123456789abcdef01234567", Body: []byte(body)}
 		got, err := queue.Decode(m.Encode())
-		if err != nil || !bytes.Equal(got.Body, m.Body) || got.Key != m.Key || !got.Queued.Equal(queued) || got.Door != "webhook" || got.Target != "deploy" {
+		if err != nil || !bytes.Equal(got.Body, m.Body) || got.Key != m.Key || !got.Queued.Equal(queued) || got.Door != "webhook" || got.Target != "deploy" || got.Unsent != m.Unsent {
 			t.Errorf("Decode(Encode(%q)) = %+v, %v; want the message back, its body byte for byte", body, got, err)
 		}
 	}

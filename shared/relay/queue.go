@@ -119,7 +119,7 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 	if r.Queue == nil || !spillable(sendErr) || len(d.body) == 0 {
 		return 0, false, nil
 	}
-	wait := r.firstWait(sendErr)
+	wait := min(r.firstWait(sendErr), queue.MaxDelay, r.maxAge()) // what the queue can delay it, no later than its age
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
 	now := r.now()
@@ -154,11 +154,15 @@ func (r *Relay) drain(ctx, invocation context.Context, requestID string, req eve
 	var pause, longest time.Duration
 	for _, rec := range req.Records {
 		start := time.Now()
-		if pause > 0 || !timeFor(ctx, longest) {
-			if pause > 0 && rec.Receives >= maxTries/2 {
-				pause = max(pause, r.maxAge()/maxTries) // its receives, spread over its age
+		if pause > 0 {
+			if wait, held := r.behind(rec, pause); held {
+				_ = r.Queue.Later(ctx, rec.Receipt, wait)
+				failures = append(failures, rec.ID)
+				continue
 			}
-			_ = r.Queue.Later(ctx, rec.Receipt, pause) // pause 0: at once, for another invocation
+		}
+		if !timeFor(ctx, longest) {
+			_ = r.Queue.Later(ctx, rec.Receipt, 0) // at once, for another invocation
 			failures = append(failures, rec.ID)
 			continue
 		}
@@ -179,6 +183,25 @@ func (r *Relay) drain(ctx, invocation context.Context, requestID string, req eve
 	}
 	body, _ := json.Marshal(map[string]any{"batchItemFailures": items})
 	return event.Response{Kind: event.Queue, Status: 200, Body: body}
+}
+
+// behind is how long a record waits behind a batch Azure paused: the pause (its
+// receives spread over its age once it has come round often), and no later than its
+// own age ends. It is not held (false) when it is past its age: it ends now, without
+// asking Azure.
+func (r *Relay) behind(rec event.Record, pause time.Duration) (time.Duration, bool) {
+	if rec.Receives >= maxTries/2 {
+		pause = max(pause, r.maxAge()/maxTries)
+	}
+	m, err := queue.Decode(rec.Body)
+	if err != nil || !m.DeadLettered.IsZero() {
+		return pause, true
+	}
+	left := r.maxAge() - m.Age(r.now())
+	if left < 0 {
+		return 0, false
+	}
+	return min(pause, left+time.Second), true
 }
 
 // minDrainTime is the least time left in which a record is begun: a send Azure cut
@@ -205,21 +228,35 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		}
 		return d, 0
 	}
-	d := done{kind: event.Kind(m.Kind), runID: m.RunID, body: m.Body, drained: rec.Receives + 1, age: m.Age(r.now())}
+	ids, _ := payload.Read(m.Body)
+	d := done{kind: event.Kind(m.Kind), body: m.Body, drained: rec.Receives + 1, age: m.Age(r.now())}
+	if d.kind.IsHTTP() {
+		d.runID = ids.RunID // the body the ledger's digest binds names the run, not the message
+	}
 	if d.target = r.Routes.find(m.Door, m.Target); d.target == nil {
 		d.target = stored{door: m.Door, name: m.Target}
 	}
 	redriven := !m.DeadLettered.IsZero()
 	digest := ledger.Digest(m.Body)
 	queued := ledger.Record{State: ledger.Queued, Digest: digest, Expires: m.Queued.Add(r.maxAge() + time.Hour)}
-	if redriven && r.endedInPort(ctx, d) {
-		// Its Port run ended FAILURE when it expired, and whoever clicked may have run the
-		// action again since: its end stands, and the pipeline is not started behind it.
-		d.err = fmt.Errorf("%w: its Port run has ended", ErrNotRedriven)
-		return d, 0
+	if redriven {
+		queued.Expires = r.now().Add(buryKeep) // as long as a dead letter is kept
+		switch ended, err := r.endedInPort(ctx, d); {
+		case err != nil:
+			// Whoever clicked may have run the action again since its run ended: not sent
+			// until Port says the run goes on.
+			d.err = fmt.Errorf("%w yet: whether its Port run has ended cannot be read: %w", ErrNotRedriven, err)
+			return d, minWait
+		case ended:
+			// Its Port run ended FAILURE when it expired, and whoever clicked may have run
+			// the action again since: its end stands, and the pipeline is not started behind it.
+			d.err = fmt.Errorf("%w: its Port run has ended", ErrNotRedriven)
+			return d, 0
+		}
 	}
 	claimCtx, cancel := context.WithTimeout(ctx, LedgerBudget)
-	claim, err := r.Ledger.Take(claimCtx, ledger.Record{Key: m.Key, Target: m.Target, Door: m.Door, Digest: digest}, redriven, invocationDeadline(invocation))
+	claim, err := r.Ledger.Take(claimCtx, ledger.Record{Key: m.Key, Target: m.Target, Door: m.Door, Digest: digest, Unsent: m.Unsent},
+		redriven, invocationDeadline(invocation))
 	cancel()
 	var held *ledger.Held
 	switch {
@@ -244,11 +281,12 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		}
 		return d, 0
 	case err != nil:
-		// The claim may have landed with its answer lost: put it back, if it is there.
+		// The claim may have landed with its answer lost: put it back, if it is there;
+		// when that cannot be written either, a copy that may take it back comes round.
 		d.kept, d.err = kept{state: "unavailable", err: err}, err
-		lctx, lcancel := ledgerContext(invocation)
-		_ = r.Ledger.Complete(lctx, claim, queued)
-		lcancel()
+		if errors.Is(r.complete(invocation, claim, queued), ledger.ErrUnavailable) && r.handBack(ctx, m, claim, minWait) == nil {
+			return d, 0
+		}
 		return d, minWait
 	}
 	d.kept = kept{state: "claimed"}
@@ -264,7 +302,6 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 	creds, err := r.Secrets.Get(ctx)
 	var p Prepared
 	if err == nil {
-		ids, _ := payload.Read(m.Body)
 		p, err = d.target.Prepare(m.Body, ids, creds)
 	}
 	if err == nil {
@@ -276,23 +313,32 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		out, _ := outcome(d, d.sent, err)
 		d.kept.err = r.complete(invocation, claim, out)
 	case errors.Is(err, secret.ErrUnavailable), spillable(err) && !redriven:
+		// Back when Azure said, and no later than its maximum age allows (a redriven
+		// one has none).
+		wait := r.retryWait(err, d.drained)
+		if !redriven {
+			wait = max(min(wait, r.maxAge()-d.age+time.Second), time.Second)
+		}
 		if d.kept.err = r.complete(invocation, claim, queued); d.kept.err != nil {
+			if errors.Is(d.kept.err, ledger.ErrUnavailable) && r.handBack(ctx, m, claim, wait) == nil {
+				return d, 0 // its copy takes the claim back when it comes round
+			}
 			// It cannot wait without its record: nothing was queued at Azure, so its Port
 			// run ends here, and no later turn finds it in progress and takes it for sent.
 			d.unreported = r.reportDrained(invocation, ctx, d)
 			return d, 0
 		}
-		// Back when Azure said, and no later than its maximum age allows.
-		wait := min(r.retryWait(err, d.drained), r.maxAge()-d.age+time.Second)
-		if r.Queue.Later(ctx, rec.Receipt, max(wait, 0)) != nil {
+		if r.Queue.Later(ctx, rec.Receipt, wait) != nil {
 			return d, minWait
 		}
-		return d, max(wait, time.Second) // not reported: the Port run already says it is queued
+		return d, wait // not reported: the Port run already says it is queued
 	case spillable(err):
 		// Redriven, and Azure cannot take it yet: put aside afresh, its age from now.
-		m.Queued, m.DeadLettered, m.Reason = r.now(), time.Time{}, ""
+		m.Queued, m.DeadLettered, m.Reason, m.Unsent = r.now(), time.Time{}, "", ""
 		queued.Expires = m.Queued.Add(r.maxAge() + time.Hour)
-		d.kept.err = r.complete(invocation, claim, queued)
+		if d.kept.err = r.complete(invocation, claim, queued); d.kept.err != nil {
+			m.Unsent = claim.Owner() // the record stays with this claim: the new message takes it from there
+		}
 		if r.Queue.Put(ctx, m, r.wait(err)) != nil {
 			return d, minWait
 		}
@@ -319,6 +365,15 @@ func (r *Relay) expire(ctx, invocation context.Context, claim ledger.Claim, m qu
 	return 0
 }
 
+// handBack puts m back on the queue, to come round after wait, naming claim: a claim
+// that sent nothing and could not put its record back to queued. Its copy takes the
+// record from that claim, which would otherwise read as maybe sent when its deadline
+// passed.
+func (r *Relay) handBack(ctx context.Context, m queue.Message, claim ledger.Claim, wait time.Duration) error {
+	m.Unsent = claim.Owner()
+	return r.Queue.Put(ctx, m, wait)
+}
+
 // complete records an outcome on claim, with the ledger's budget from now.
 func (r *Relay) complete(invocation context.Context, claim ledger.Claim, out ledger.Record) error {
 	ctx, cancel := ledgerContext(invocation)
@@ -332,18 +387,22 @@ func (r *Relay) complete(invocation context.Context, claim ledger.Claim, out led
 	return err
 }
 
-// endedInPort reports whether a redriven delivery's Port run has ended. Without a Port
-// run, or without Port's credentials to ask, nothing stands in its way.
-func (r *Relay) endedInPort(ctx context.Context, d done) bool {
+// endedInPort reports whether a redriven delivery's Port run has ended, or why that
+// cannot be told now. Without a Port run, or without Port's credentials to ask, nothing
+// stands in its way.
+func (r *Relay) endedInPort(ctx context.Context, d done) (bool, error) {
 	if r.Report == nil || d.runID == "" {
-		return false
+		return false, nil
 	}
 	creds, err := r.Secrets.Get(ctx)
 	if err != nil || creds.ClientID == "" {
-		return false
+		return false, err
 	}
 	ended, err := r.Report.Ended(ctx, portapi.Credentials{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret}, d.runID)
-	return ended || errors.Is(err, portapi.ErrRunNotFound)
+	if errors.Is(err, portapi.ErrRunNotFound) {
+		return true, nil
+	}
+	return ended, err
 }
 
 // followsByName reports whether the status function follows t's runs by their names,

@@ -179,8 +179,8 @@ func TestReview3_ATakeAnswerLostThenAThrottledGiveBackIsNotDropped(t *testing.T)
 	// The Take's write lands and every answer to it is lost; then DynamoDB throttles.
 	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem"))
 	q.relay.Ledger = takeThen{inner, func() { q.c.db.SetFault(dynamotest.Throttle.For("UpdateItem")) }}
-	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 1 {
-		t.Fatalf("drain: received %d, failed %v, Azure %d; want it back, unsent", n, failed, q.az.requests())
+	if _, n := q.drain(t); n != 1 || q.az.requests() != 1 {
+		t.Fatalf("drain: received %d, Azure %d; want it back (itself or a copy naming its claim), unsent", n, q.az.requests())
 	}
 	q.c.db.SetFault(dynamotest.None)
 	q.relay.Ledger = inner

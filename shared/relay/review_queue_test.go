@@ -110,17 +110,22 @@ func (a faultAfter) Deliver(ctx context.Context, webhook string, body, secret []
 
 // Azure throttles a queued delivery again, and the ledger refuses the write that puts
 // it back to queued. Refused once, the write is made again and the delivery comes
-// round; refused for good, the delivery cannot wait without its record, so its Port
-// run ends FAILURE (nothing was queued at Azure) rather than a later turn finding it
-// in progress and taking it for sent.
+// round. Refused for the whole drain, the record stays in progress under the drain's
+// claim, which sent nothing: a copy of the message naming that claim takes the place
+// of the record, takes the claim back when it comes round, and is delivered. Only when
+// the queue cannot take the copy either does the Port run end FAILURE (nothing was
+// queued at Azure), rather than a later turn finding it in progress and taking it for
+// sent.
 func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		fault dynamotest.Fault
-		back  bool
+		name     string
+		fault    dynamotest.Fault
+		sqsFault sqstest.Fault
+		ends     string // "again": the record comes round; "copy": a copy does; "fail": the Port run ends
 	}{
-		{"refused once: written again, delivered later", dynamotest.AccessDenied.For("UpdateItem").Times(1), true},
-		{"refused for good: the Port run ends FAILURE", dynamotest.AccessDenied, false},
+		{"refused once: written again, delivered later", dynamotest.AccessDenied.For("UpdateItem").Times(1), sqstest.None, "again"},
+		{"refused for the drain: a copy naming the claim is delivered later", dynamotest.AccessDenied, sqstest.None, "copy"},
+		{"the queue refuses the copy too: the Port run ends FAILURE", dynamotest.AccessDenied, sqstest.Down.For("SendMessage"), "fail"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := newQueued(t)
@@ -129,6 +134,7 @@ func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 			q.useAzure(faultAfter{q.az, func() {
 				if armed {
 					q.c.db.SetFault(tt.fault)
+					q.sqs.SetFault(tt.sqsFault)
 				}
 			}}, nil, nil)
 			q.az.set(azdo.ErrThrottled, 10*time.Second)
@@ -143,7 +149,9 @@ func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 			failed, n := q.drain(t)
 			armed = false
 			q.c.db.SetFault(dynamotest.None)
-			if !tt.back {
+			q.sqs.SetFault(sqstest.None)
+			switch tt.ends {
+			case "fail":
 				got := strings.Join(q.reports.calls, "\n")
 				if n != 1 || len(failed) != 0 || !strings.Contains(got, "fail r_requeue: Throttled") {
 					t.Fatalf("drain: received %d, failed %v, Port heard %q; want it ended FAILURE, off the queue", n, failed, got)
@@ -152,9 +160,18 @@ func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 					t.Errorf("the drain's line %v: want the ledger's failure at ERROR", line)
 				}
 				return
+			case "copy":
+				if n != 1 || len(failed) != 0 || q.state(ledger.RunKey("r_requeue")) != "inProgress" {
+					t.Fatalf("first drain: received %d, failed %v, ledger %q; want the record off the queue, in progress, its copy put",
+						n, failed, q.state(ledger.RunKey("r_requeue")))
+				}
+			default:
+				if n != 1 || len(failed) != 1 {
+					t.Fatalf("first drain: received %d, failed %v; want it back later", n, failed)
+				}
 			}
-			if n != 1 || len(failed) != 1 {
-				t.Fatalf("first drain: received %d, failed %v; want it back later", n, failed)
+			if got := strings.Join(q.reports.calls, "\n"); got != "" {
+				t.Errorf("Port heard %q while the delivery waits; want nothing", got)
 			}
 			q.clock.Advance(61 * time.Second)
 			q.az.set(nil, 0)
@@ -361,8 +378,8 @@ func TestATakeWhoseAnswerIsLostDoesNotLoseTheDelivery(t *testing.T) {
 	q.clock.Advance(11 * time.Second)
 	q.az.set(nil, 0)
 	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem"))
-	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || q.az.requests() != 1 {
-		t.Fatalf("drain with the Take's answers lost: received %d, failed %v, Azure %d; want it back, unsent", n, failed, q.az.requests())
+	if _, n := q.drain(t); n != 1 || q.az.requests() != 1 {
+		t.Fatalf("drain with the Take's answers lost: received %d, Azure %d; want it back, unsent", n, q.az.requests())
 	}
 	q.c.db.SetFault(dynamotest.None)
 	q.clock.Advance(181 * time.Second) // the visibility timeout

@@ -214,6 +214,13 @@ func TestAgainstMoto(t *testing.T) {
 	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrInProgress) {
 		t.Errorf("%s, taken twice: %v, want ErrInProgress", db.step, err)
 	}
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest, Unsent: "0123456789abcdef01234567"}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrInProgress) {
+		t.Errorf("%s, a copy naming another claim: %v, want ErrInProgress", db.step, err)
+	}
+	c4, err = l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest, Unsent: c4.Owner()}, false, now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("%s, a copy naming the unsent claim: %v", db.step, err)
+	}
 	if err := l.Complete(ctx, c4, ledger.Record{State: ledger.Expired, Cause: "age", Expires: now.Add(15 * 24 * time.Hour)}); err != nil {
 		t.Errorf("%s, expire: %v", db.step, err)
 	}
