@@ -1,8 +1,7 @@
 package relay
 
-// Reproductions of a third hostile review of queued delivery: each test fails on the
-// code it was written against and shows one defect; its comment says what the correct
-// behaviour is.
+// Edges of queued delivery: each test shows one way a delivery could be lost, sent
+// twice or told to the wrong Port run, and that it is not.
 
 import (
 	"context"
@@ -87,7 +86,7 @@ func heard(q *queued) string {
 // Port run never hears anything: it says "Queued" for good.
 // Correct: a follower past its maximum age is expired at once (its Port run ended
 // FAILURE), and a follower's pause is capped by its own age left.
-func TestReview3_AnExpiredRecordBehindAThrottledOneEndsOnTime(t *testing.T) {
+func TestAnExpiredRecordBehindAThrottledOneEndsOnTime(t *testing.T) {
 	q := newQueued(t)
 	q.relay.MaxAge = 2 * time.Hour
 	q.relay.Ledger = &ledger.Ledger{DB: q.c.db.Client(), Table: ledgerTable, TTL: time.Hour, Now: q.clock.Now}
@@ -166,7 +165,7 @@ func reasons(msgs []sqstypes.Message) string {
 // Correct: a delivery the relay certainly did not send is sent when it comes round
 // (e.g. the drain that lost its claim's answer puts the message back carrying that
 // claim's owner, and Take accepts an in-progress record held by that owner).
-func TestReview3_ATakeAnswerLostThenAThrottledGiveBackIsNotDropped(t *testing.T) {
+func TestATakeAnswerLostThenAThrottledGiveBackIsNotDropped(t *testing.T) {
 	q := newQueued(t)
 	inner := &ledger.Ledger{DB: q.c.db.Client(), Table: ledgerTable, Now: q.clock.Now}
 	q.relay.Ledger = inner
@@ -200,12 +199,11 @@ func TestReview3_ATakeAnswerLostThenAThrottledGiveBackIsNotDropped(t *testing.T)
 // queued, ignores that write's failure, and puts a new message. With DynamoDB
 // throttling that write, the record stays in progress under the redrive's deadline,
 // and when the new message comes round the ledger reads "may have been queued": it is
-// dropped, never sent, though Azure only ever throttled it. (The non-redriven path was
-// fixed for the same failure; this branch was not.)
+// dropped, never sent, though Azure only ever throttled it.
 // Correct (as docs/queue.md promises a redrive): it is sent once Azure takes it; when
 // the record cannot go back to queued, no fresh message is put that the ledger will
 // read as maybe sent (e.g. the redriven message is kept and comes round again).
-func TestReview3_ARedrivenRequeueTheLedgerRefusesIsNotDropped(t *testing.T) {
+func TestARedrivenRequeueTheLedgerRefusesIsNotDropped(t *testing.T) {
 	q := newQueued(t)
 	inner := &ledger.Ledger{DB: q.c.db.Client(), Table: ledgerTable, Now: q.clock.Now}
 	q.relay.Ledger = inner
@@ -266,7 +264,7 @@ func eventID(t *testing.T, body []byte) string {
 // delivered: nothing will ever drain it.
 // Correct: the retry is delivered (Release, or spill's fallback, also frees a key this
 // claim put in queued), or the first invocation answers queued only when a message is.
-func TestReview3_AnEventWhoseQueuedWriteAnswerIsLostIsNotLost(t *testing.T) {
+func TestAnEventWhoseQueuedWriteAnswerIsLostIsNotLost(t *testing.T) {
 	q := newQueued(t)
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
 	ev := lambdatest.ScheduledEvent("nightly-lost")
@@ -294,7 +292,7 @@ func TestReview3_AnEventWhoseQueuedWriteAnswerIsLostIsNotLost(t *testing.T) {
 // it was not started.
 // Correct: a redriven click is sent only when Port says its run has not ended; when Port
 // cannot say, it comes round later.
-func TestReview3_ARedriveWhilePortIsDownDoesNotStartAnEndedClick(t *testing.T) {
+func TestARedriveWhilePortIsDownDoesNotStartAnEndedClick(t *testing.T) {
 	q := newQueued(t)
 	port := porttest.New("id", key)
 	t.Cleanup(port.Close)
@@ -339,7 +337,7 @@ func TestReview3_ARedriveWhilePortIsDownDoesNotStartAnEndedClick(t *testing.T) {
 // it says "Queued" forever, and the other run says its pipeline was accepted.
 // Correct: the run told is the one the ledger or the digest-bound body names (read the
 // run id from the body, as the direct path does, or compare it with the record's).
-func TestReview3_AQueuedOutcomeGoesToTheRunTheLedgerNames(t *testing.T) {
+func TestAQueuedOutcomeGoesToTheRunTheLedgerNames(t *testing.T) {
 	q := newQueued(t)
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
 	body := strings.Replace(goodBody, "r_unit1", "r_real", 1)
@@ -369,7 +367,7 @@ func TestReview3_AQueuedOutcomeGoesToTheRunTheLedgerNames(t *testing.T) {
 // SQS's maxReceiveCount (1000), when SQS moves it to the dead-letter queue without the
 // relay's reason or its Port run told.
 // Correct: it waits at least minWait (10 s) like any other record the secret held back.
-func TestReview3_ARedriveWithoutTheSecretDoesNotComeStraightBack(t *testing.T) {
+func TestARedriveWithoutTheSecretDoesNotComeStraightBack(t *testing.T) {
 	q := newQueued(t)
 	q.relay.MaxAge = time.Hour
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
@@ -408,7 +406,7 @@ func TestReview3_ARedriveWithoutTheSecretDoesNotComeStraightBack(t *testing.T) {
 // maximum age (1 h) at the latest: the answer says when Azure asked, not when the
 // relay tries it again, as reply's field promises.
 // Correct: retryAfter is the delay the message was actually put aside for.
-func TestReview3_TheQueuedAnswerSaysWhenItIsTriedAgain(t *testing.T) {
+func TestTheQueuedAnswerSaysWhenItIsTriedAgain(t *testing.T) {
 	q := newQueued(t)
 	q.relay.MaxAge = time.Hour
 	q.az.set(azdo.ErrThrottled, 3*time.Hour)
