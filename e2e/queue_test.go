@@ -758,7 +758,7 @@ func TestQueuedDeliveryTooOld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Complete(ctx, claim, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: ledger.Digest(body)}); err != nil {
+	if err := l.Complete(ctx, claim, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: queue.Message{Kind: "httpapi", Body: body}.Digest()}); err != nil {
 		t.Fatal(err)
 	}
 	q := &queue.Queue{SQS: w.client, URL: w.queueURL, DeadLetter: w.dlq}
@@ -776,7 +776,7 @@ func TestQueuedDeliveryTooOld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Complete(ctx, eclaim, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: ledger.Digest(event)}); err != nil {
+	if err := l.Complete(ctx, eclaim, ledger.Record{State: ledger.Queued, AzureStatus: 429, Digest: queue.Message{Kind: "schedule", Body: event}.Digest()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.Put(ctx, queue.Message{Door: "webhook", Target: hookDeploy, Kind: "schedule", Key: eventKey, Queued: time.Now().Add(-2 * time.Minute), Body: event}, 0); err != nil {

@@ -12,7 +12,6 @@ package ledger
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -352,13 +351,6 @@ func (l *Ledger) Take(ctx context.Context, r Record, redriven bool, deadline tim
 	}
 	held.State, held.Cause = MayHaveQueued, "deadline"
 	return Claim{}, &Held{Record: held, Err: ErrDuplicate}
-}
-
-// Digest names a queued message's body in its record, so that only that message
-// takes the key: a hash, never the body.
-func Digest(body []byte) string {
-	h := sha256.Sum256(body)
-	return hex.EncodeToString(h[:16])
 }
 
 // Release deletes a claim whose delivery Azure refused in a way that queued nothing,

@@ -6,10 +6,13 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -129,15 +132,49 @@ type Queue struct {
 }
 
 // Put puts m aside for delay (at most MaxDelay: a longer wait is made of visibility
-// changes when the message comes round). It keeps room for what Bury adds, so that a
-// message the queue takes the dead-letter queue takes too.
+// changes when the message comes round). It keeps room for what Bury and a hand-back
+// add, so that a message the queue takes the dead-letter queue takes too.
 func (q *Queue) Put(ctx context.Context, m Message, delay time.Duration) error {
-	return q.sendBytes(ctx, q.URL, m.Encode(), min(max(delay, 0), MaxDelay), buryRoom)
+	if limit := q.limit(); len(m.grown().Encode()) > limit {
+		return fmt.Errorf("%w: %d bytes with what the dead-letter queue adds, the queue takes %d", ErrTooLarge, len(m.grown().Encode()), limit)
+	}
+	return q.sendBytes(ctx, q.URL, m.Encode(), min(max(delay, 0), MaxDelay))
 }
 
-// buryRoom is what a message may gain on its way: Bury's deadLettered time and reason
-// (51 bytes at most), a hand-back's unsent claim (36).
-const buryRoom = 128
+// grown is m as large as it may become on its way: dead-lettered for the longest
+// reason, and naming a claim (a ledger owner is 24 hex digits). The queue takes m only
+// if the dead-letter queue will take it grown.
+func (m Message) grown() Message {
+	m.DeadLettered, m.Reason = time.UnixMilli(1e13-1), "unreadable"
+	if m.Unsent == "" {
+		m.Unsent = "000000000000000000000000"
+	}
+	return m
+}
+
+// Digest names m in its ledger record, so that only this message takes the record: a
+// hash of what decides how it is delivered (its kind, which says whose run is told,
+// and Port's body), never the body.
+func (m Message) Digest() string {
+	h := sha256.New()
+	h.Write([]byte(m.Kind))
+	h.Write([]byte{0})
+	h.Write(m.Body)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// NotPut reports whether err, from Put, certainly left nothing on the queue: the
+// message is too large, or SQS answered with a refusal. A call that got no answer may
+// have put it.
+func NotPut(err error) bool {
+	var a answered
+	return errors.Is(err, ErrTooLarge) || errors.As(err, &a)
+}
+
+// answered is SQS's own refusal, by its error code.
+type answered string
+
+func (a answered) Error() string { return string(a) }
 
 // Bury moves m to the dead-letter queue, for an operator to look at and redrive.
 func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Time) error {
@@ -148,20 +185,23 @@ func (q *Queue) Bury(ctx context.Context, m Message, reason string, now time.Tim
 // BuryRaw moves a received message that is not one Encode wrote to the dead-letter
 // queue as it came, for an operator to look at.
 func (q *Queue) BuryRaw(ctx context.Context, body []byte) error {
-	return q.sendBytes(ctx, q.DeadLetter, body, 0, 0)
+	return q.sendBytes(ctx, q.DeadLetter, body, 0)
 }
 
 func (q *Queue) send(ctx context.Context, url string, m Message, delay time.Duration) error {
-	return q.sendBytes(ctx, url, m.Encode(), delay, 0)
+	return q.sendBytes(ctx, url, m.Encode(), delay)
 }
 
-func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration, room int) error {
-	limit := q.MaxBodyBytes
-	if limit <= 0 {
-		limit = 1 << 20
+func (q *Queue) limit() int {
+	if q.MaxBodyBytes <= 0 {
+		return 1 << 20
 	}
-	if len(body)+room > limit {
-		return fmt.Errorf("%w: %d bytes, the queue takes %d", ErrTooLarge, len(body)+room, limit)
+	return q.MaxBodyBytes
+}
+
+func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration) error {
+	if limit := q.limit(); len(body) > limit {
+		return fmt.Errorf("%w: %d bytes, the queue takes %d", ErrTooLarge, len(body), limit)
 	}
 	_, err := q.SQS.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:     aws.String(url),
@@ -189,6 +229,9 @@ func failed(ctx context.Context, err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &apiErr) && apiErr.ErrorFault() == smithy.FaultClient && !strings.Contains(apiErr.ErrorCode(), "Throttl"):
+		// Refused, and not a throttle the SDK retried, whose earlier try may have landed.
+		return fmt.Errorf("%w: %w", ErrUnavailable, answered(apiErr.ErrorCode()))
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("%w: %s", ErrUnavailable, apiErr.ErrorCode())
 	case ctx.Err() != nil:

@@ -120,6 +120,52 @@ func TestFailuresAreNamedWithoutTheSDKsText(t *testing.T) {
 	}
 }
 
+// A hand-back tells a refused Put (nothing is on the queue) from one whose answer was
+// lost (the message may be there).
+func TestNotPutIsOnlyACertainRefusal(t *testing.T) {
+	q, srv, _ := newQueue(t)
+	m := queue.Message{Door: "webhook", Target: "deploy", Key: "sig#1", Queued: time.Now(), Body: []byte(`{}`)}
+	srv.SetFault(sqstest.AccessDenied.For("SendMessage"))
+	if err := q.Put(t.Context(), m, 0); !errors.Is(err, queue.ErrUnavailable) || !queue.NotPut(err) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("refused by IAM: %v (NotPut %v), want ErrUnavailable naming AccessDenied, certainly not put", err, queue.NotPut(err))
+	}
+	srv.SetFault(sqstest.Down)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := q.Put(ctx, m, 0); queue.NotPut(err) {
+		t.Errorf("no answer: %v, NotPut true; want false, the message may be there", err)
+	}
+	srv.SetFault(sqstest.None)
+	q.MaxBodyBytes = 64
+	if err := q.Put(t.Context(), m, 0); !errors.Is(err, queue.ErrTooLarge) || !queue.NotPut(err) {
+		t.Errorf("a message that would not fit the dead-letter queue grown: %v, want ErrTooLarge, certainly not put", err)
+	}
+}
+
+// A message the queue takes still fits once dead-lettered and once handed back naming
+// a claim, whichever comes first.
+func TestAMessageThatFitsFitsGrown(t *testing.T) {
+	q, _, _ := newQueue(t)
+	base := queue.Message{Door: "webhook", Target: "deploy", Kind: "httpapi", Key: "run#r_1", Queued: time.UnixMilli(1765000000123)}
+	base.Body = []byte(`{"a":""}`)
+	q.MaxBodyBytes = len(base.Encode()) + 200
+	for pad := 0; pad < 200; pad++ {
+		m := base
+		m.Body = []byte(`{"a":"` + strings.Repeat("x", pad) + `"}`)
+		if q.Put(t.Context(), m, 0) != nil {
+			continue
+		}
+		handed := m
+		handed.Unsent = "0123456789abcdef01234567"
+		if err := q.Put(t.Context(), handed, 0); err != nil {
+			t.Fatalf("%d bytes: taken, but its hand-back is refused: %v", len(m.Encode()), err)
+		}
+		if err := q.Bury(t.Context(), handed, "no record", time.UnixMilli(1765000000999)); err != nil {
+			t.Fatalf("%d bytes: taken, but its hand-back is refused by the dead-letter queue: %v", len(m.Encode()), err)
+		}
+	}
+}
+
 // FuzzDecode: a message comes from the queue, which anyone with its rights can write:
 // Decode never panics, and what Encode wrote comes back byte for byte.
 func FuzzDecode(f *testing.F) {

@@ -38,6 +38,10 @@ const (
 	// buryKeep is how long the ledger keeps a dead-lettered delivery's record: the
 	// dead-letter queue's 14 days and a day, so that a redrive finds it.
 	buryKeep = 15 * 24 * time.Hour
+	// handBackGrace is how long past its claim's deadline a record in progress is not yet
+	// read as maybe sent: a drain that sent nothing and could not give it back put a copy
+	// on the queue, at most queue.MaxDelay away, that takes it back.
+	handBackGrace = queue.MaxDelay + 5*time.Minute
 )
 
 // Errors of queued delivery.
@@ -123,12 +127,11 @@ func (r *Relay) spill(invocation context.Context, claim ledger.Claim, d done, s 
 	ctx, cancel := ledgerContext(invocation)
 	defer cancel()
 	now := r.now()
-	digest := ledger.Digest(d.body)
-	queued := ledger.Record{State: ledger.Queued, AzureStatus: s.Status, Cause: answerKey(sendErr), Digest: digest, Expires: now.Add(r.maxAge() + time.Hour)}
-	if err := r.Ledger.Complete(ctx, claim, queued); err != nil {
-		return 0, false, err // record() then writes the refusal, or leaves the claim to its deadline
-	}
 	m := queue.Message{Door: d.target.Door(), Target: d.target.Name(), Kind: string(d.kind), RunID: d.runID, Key: claim.Key, Queued: now, Body: d.body}
+	queued := ledger.Record{State: ledger.Queued, AzureStatus: s.Status, Cause: answerKey(sendErr), Digest: m.Digest(), Expires: now.Add(r.maxAge() + time.Hour)}
+	if err := r.Ledger.Complete(ctx, claim, queued); err != nil {
+		return 0, false, err // record() then writes the refusal, or releases an AWS event's claim
+	}
 	// The message has a budget of its own: a slow ledger write must not leave it too
 	// little, and fail a delivery that could wait.
 	putCtx, putCancel := ledgerContext(invocation)
@@ -170,10 +173,8 @@ func (r *Relay) drain(ctx, invocation context.Context, requestID string, req eve
 		longest = max(longest, time.Since(start))
 		if again > 0 {
 			failures = append(failures, rec.ID)
-			if spillable(d.err) {
-				pause = again
-			}
 		}
+		pause = max(pause, d.pause)
 		d.message = rec.ID
 		r.logLine(requestID, d, d.response().Status, time.Since(start))
 	}
@@ -231,13 +232,13 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 	ids, _ := payload.Read(m.Body)
 	d := done{kind: event.Kind(m.Kind), body: m.Body, drained: rec.Receives + 1, age: m.Age(r.now())}
 	if d.kind.IsHTTP() {
-		d.runID = ids.RunID // the body the ledger's digest binds names the run, not the message
+		d.runID = ids.RunID // the kind and body the ledger's digest binds name the run, not the message
 	}
 	if d.target = r.Routes.find(m.Door, m.Target); d.target == nil {
 		d.target = stored{door: m.Door, name: m.Target}
 	}
 	redriven := !m.DeadLettered.IsZero()
-	digest := ledger.Digest(m.Body)
+	digest := m.Digest()
 	queued := ledger.Record{State: ledger.Queued, Digest: digest, Expires: m.Queued.Add(r.maxAge() + time.Hour)}
 	if redriven {
 		queued.Expires = r.now().Add(buryKeep) // as long as a dead letter is kept
@@ -260,6 +261,15 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 	cancel()
 	var held *ledger.Held
 	switch {
+	case errors.As(err, &held) && held.Record.Cause == "deadline" && r.now().Before(held.Record.Deadline.Add(handBackGrace)):
+		// Its claim's drain died sending it, or sent nothing and handed a copy on that
+		// takes it back: wait for the copy before reading it as maybe sent.
+		d.kept, d.err = kept{state: "inProgress"}, fmt.Errorf("%w: its claim ended without an outcome; a copy may take it back", ledger.ErrInProgress)
+		wait := held.Record.Deadline.Add(handBackGrace).Sub(r.now()) + time.Second
+		if r.Queue.Later(ctx, rec.Receipt, wait) != nil {
+			return d, minWait
+		}
+		return d, wait
 	case errors.As(err, &held) && held.Record.Cause == "deadline":
 		// The drain that had it died sending it: it may have been queued. Say so, once
 		// for each time it comes round, where to look.
@@ -319,12 +329,19 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		if !redriven {
 			wait = max(min(wait, r.maxAge()-d.age+time.Second), time.Second)
 		}
+		if spillable(err) {
+			d.pause = wait
+		}
 		if d.kept.err = r.complete(invocation, claim, queued); d.kept.err != nil {
-			if errors.Is(d.kept.err, ledger.ErrUnavailable) && r.handBack(ctx, m, claim, wait) == nil {
+			herr := r.handBack(ctx, m, claim, wait)
+			switch {
+			case herr == nil:
 				return d, 0 // its copy takes the claim back when it comes round
+			case !queue.NotPut(herr):
+				return d, minWait // the copy may be there: it, or this record after the grace, ends it
 			}
-			// It cannot wait without its record: nothing was queued at Azure, so its Port
-			// run ends here, and no later turn finds it in progress and takes it for sent.
+			// It cannot wait without its record or a copy: nothing was queued at Azure, so
+			// its Port run ends here, and no later turn finds it in progress and takes it for sent.
 			d.unreported = r.reportDrained(invocation, ctx, d)
 			return d, 0
 		}
@@ -357,7 +374,7 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 func (r *Relay) expire(ctx, invocation context.Context, claim ledger.Claim, m queue.Message, d *done) time.Duration {
 	d.err = fmt.Errorf("%w: waited %s, QUEUE_MAX_AGE %s", ErrTooOld, d.age.Round(time.Second), r.maxAge())
 	if err := r.Queue.Bury(ctx, m, "age", r.now()); err != nil && !errors.Is(err, queue.ErrTooLarge) {
-		_ = r.complete(invocation, claim, ledger.Record{State: ledger.Queued, Digest: ledger.Digest(m.Body)})
+		_ = r.complete(invocation, claim, ledger.Record{State: ledger.Queued, Digest: m.Digest()})
 		return minWait
 	}
 	d.kept.err = r.complete(invocation, claim, ledger.Record{State: ledger.Expired, Cause: answerKey(ErrTooOld), Expires: r.now().Add(buryKeep)})

@@ -106,9 +106,10 @@ type done struct {
 	// age how long since it was first put aside.
 	drained int
 	age     time.Duration
-	message string // its SQS message id
-	sent    Sent   // Azure's answers, when it was called
-	kept    kept   // what the ledger said
+	message string        // its SQS message id
+	pause   time.Duration // how long the rest of its batch waits: Azure cannot take it yet
+	sent    Sent          // Azure's answers, when it was called
+	kept    kept          // what the ledger said
 	err     error
 	// unreported is what kept Port from hearing how it went: the Port run does not
 	// show it (and, for a pipeline by id, the status function cannot find the run).

@@ -63,6 +63,8 @@ func TestABodyWithSurroundingWhitespaceIsDeliveredFromTheQueue(t *testing.T) {
 // the drain deletes the record as a duplicate, at INFO, telling the Port run nothing:
 // the run keeps the label "Queued" and the promise "ends FAILURE by …" forever. (The
 // direct path has Port's own failed HTTP call to show; a queued click has only this.)
+// The record waits handBackGrace past the deadline first, for a copy a drain that sent
+// nothing may have handed on; then the Port run is told.
 func TestADrainThatDiedMidSendStillEndsThePortRun(t *testing.T) {
 	q := newQueued(t)
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
@@ -76,14 +78,21 @@ func TestADrainThatDiedMidSendStillEndsThePortRun(t *testing.T) {
 	if _, msgs := q.batch(t, q.q.URL); len(msgs) != 1 {
 		t.Fatalf("received %d, want the queued record", len(msgs))
 	}
-	if _, err := q.relay.Ledger.Take(context.Background(), ledger.Record{Key: ledger.RunKey("r_died"), Target: "port_trigger", Door: "webhook", Digest: ledger.Digest([]byte(body))}, false, time.Now().Add(-time.Millisecond)); err != nil {
+	if _, err := q.relay.Ledger.Take(context.Background(), ledger.Record{Key: ledger.RunKey("r_died"), Target: "port_trigger", Door: "webhook", Digest: queue.Message{Kind: "httpapi", Body: []byte(body)}.Digest()}, false, time.Now().Add(-time.Millisecond)); err != nil {
 		t.Fatalf("the dead drain's Take: %v", err)
 	}
 	q.az.set(nil, 0)
 	q.reports.calls = nil
 	q.clock.Advance(181 * time.Second) // the queue's visibility timeout: SQS hands it over again
+	if failed, n := q.drain(t); n != 1 || len(failed) != 1 || len(q.reports.calls) != 0 {
+		t.Fatalf("second drain, within the grace: received %d, failed %v, Port heard %q; want it back later, nothing told", n, failed, q.reports.calls)
+	}
+	if _, n := q.drain(t); n != 0 {
+		t.Fatalf("received %d again at once; want it held to the grace's end", n)
+	}
+	q.clock.Advance(handBackGrace)
 	if failed, n := q.drain(t); n != 1 || len(failed) != 0 {
-		t.Fatalf("second drain: received %d, failed %v", n, failed)
+		t.Fatalf("third drain, past the grace: received %d, failed %v", n, failed)
 	}
 	if q.az.requests() != 1 {
 		t.Errorf("Azure got %d requests, want 1 (the throttled click): never sent again", q.az.requests())
@@ -113,9 +122,9 @@ func (a faultAfter) Deliver(ctx context.Context, webhook string, body, secret []
 // round. Refused for the whole drain, the record stays in progress under the drain's
 // claim, which sent nothing: a copy of the message naming that claim takes the place
 // of the record, takes the claim back when it comes round, and is delivered. Only when
-// the queue cannot take the copy either does the Port run end FAILURE (nothing was
-// queued at Azure), rather than a later turn finding it in progress and taking it for
-// sent.
+// SQS refuses the copy too does the Port run end FAILURE (nothing was queued at Azure,
+// nothing is on the queue); when SQS's answer is lost the copy may be there, so the
+// record stays and the Port run is not told yet.
 func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -125,7 +134,8 @@ func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 	}{
 		{"refused once: written again, delivered later", dynamotest.AccessDenied.For("UpdateItem").Times(1), sqstest.None, "again"},
 		{"refused for the drain: a copy naming the claim is delivered later", dynamotest.AccessDenied, sqstest.None, "copy"},
-		{"the queue refuses the copy too: the Port run ends FAILURE", dynamotest.AccessDenied, sqstest.Down.For("SendMessage"), "fail"},
+		{"the queue refuses the copy too: the Port run ends FAILURE", dynamotest.AccessDenied, sqstest.AccessDenied.For("SendMessage"), "fail"},
+		{"the queue's answer to the copy is lost: the record stays, nothing told", dynamotest.AccessDenied, sqstest.Down.For("SendMessage"), "unknown"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := newQueued(t)
@@ -158,6 +168,11 @@ func TestAThrottledDrainWhoseRequeueWriteFailsIsNotLost(t *testing.T) {
 				}
 				if line := lastLine(t, q.fixture); line["ledgerError"] == nil || line["level"] != "ERROR" {
 					t.Errorf("the drain's line %v: want the ledger's failure at ERROR", line)
+				}
+				return
+			case "unknown":
+				if got := strings.Join(q.reports.calls, "\n"); n != 1 || len(failed) != 1 || got != "" {
+					t.Fatalf("drain: received %d, failed %v, Port heard %q; want the record kept and nothing told", n, failed, got)
 				}
 				return
 			case "copy":

@@ -56,6 +56,10 @@ type Fault = awstest.Fault
 // unanswered, like an unreachable endpoint (Calls does not count such a request).
 var None, Down = awstest.None, awstest.Down
 
+// AccessDenied answers 403 AccessDenied, as SQS does when IAM lacks the action: the
+// request was read and refused.
+var AccessDenied = Fault{Kind: "denied"}
+
 // Slow delays each answer by d, or until the client gives up.
 func Slow(d time.Duration) Fault { return awstest.Slow(d) }
 
@@ -184,6 +188,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
 	fault := s.faults.Take(op)
 	if fault.Kind == "down" && awstest.Drop(w) {
+		return
+	}
+	if fault.Kind == "denied" {
+		writeError(w, &apiError{http.StatusForbidden, "com.amazon.coral.service#AccessDeniedException", "AccessDenied",
+			"User: arn:aws:sts::" + awstest.AccountID + ":assumed-role/relay/relay is not authorized to perform: sqs:" + op})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
