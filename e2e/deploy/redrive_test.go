@@ -84,7 +84,7 @@ func TestMakeRedrive(t *testing.T) {
 				path = withAWS + ":" + bin
 			}
 			cmd := exec.Command(mk, append([]string{"--no-print-directory", "-C", root, "redrive"}, tt.args...)...)
-			cmd.Env = append([]string{"PATH=" + path, "HOME=" + t.TempDir(), "AWS_CALLS=" + calls}, tt.env...)
+			cmd.Env = append([]string{"PATH=" + path, "HOME=" + emptyHome(t), "XDG_CONFIG_HOME=", "AWS_CALLS=" + calls}, tt.env...)
 			out, err := cmd.CombinedOutput()
 			if (err == nil) != tt.ok || !strings.Contains(string(out), tt.say) {
 				t.Errorf("make redrive %s: %v, want success %v and %q in:\n%s", strings.Join(tt.args, " "), err, tt.ok, tt.say, out)

@@ -192,7 +192,7 @@ func TestParameterPatternsAgreeWithConfig(t *testing.T) {
 func TestTemplateLintsAndTransforms(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	env := []string{"PATH=" + pathEnv(), "HOME=" + t.TempDir(), "AWS_DEFAULT_REGION=eu-west-1"}
+	env := []string{"PATH=" + pathEnv(), "HOME=" + emptyHome(t), "XDG_CONFIG_HOME=", "AWS_DEFAULT_REGION=eu-west-1"}
 	t.Run("cfn-lint", func(t *testing.T) {
 		bin, err := exec.LookPath("cfn-lint")
 		if err != nil {
@@ -251,6 +251,21 @@ func TestTemplateLintsAndTransforms(t *testing.T) {
 // pathEnv is this process's PATH, where the linters are found; nothing else of the
 // machine's environment is passed on.
 func pathEnv() string { return os.Getenv("PATH") }
+
+// emptyHome is a HOME of the test's own for the make and go commands it runs, with Go's
+// telemetry off: otherwise the go command's telemetry child may still be writing under
+// it when the test removes it.
+func emptyHome(t *testing.T) string {
+	home := t.TempDir()
+	dir := filepath.Join(home, ".config", "go", "telemetry")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mode"), []byte("off"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
 
 // TestCitedDocsExist: every docs/*.md that code, tests or the README cite exists.
 func TestCitedDocsExist(t *testing.T) {

@@ -411,7 +411,7 @@ func samTransform(t *testing.T, params map[string]string) map[string]any {
 		args = append(args, k+"="+v)
 	}
 	cmd := exec.CommandContext(ctx, "python3", args...)
-	cmd.Env = []string{"PATH=" + pathEnv(), "HOME=" + t.TempDir(), "AWS_DEFAULT_REGION=eu-west-1"}
+	cmd.Env = []string{"PATH=" + pathEnv(), "HOME=" + emptyHome(t), "XDG_CONFIG_HOME=", "AWS_DEFAULT_REGION=eu-west-1"}
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
