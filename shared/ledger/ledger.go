@@ -84,6 +84,7 @@ type Record struct {
 type Held struct {
 	Record Record
 	Err    error
+	holder Claim // for a claim past its deadline: who held it, for Abandon
 }
 
 func (h *Held) Error() string { return h.Err.Error() }
@@ -350,7 +351,28 @@ func (l *Ledger) Take(ctx context.Context, r Record, redriven bool, deadline tim
 		return Claim{}, &Held{Record: held, Err: ErrInProgress}
 	}
 	held.State, held.Cause = MayHaveQueued, "deadline"
-	return Claim{}, &Held{Record: held, Err: ErrDuplicate}
+	return Claim{}, &Held{Record: held, Err: ErrDuplicate, holder: Claim{Key: r.Key, owner: ownerOf(failed.Item)}}
+}
+
+// Abandon writes what Take read of a claim that ended without an outcome (h, whose
+// cause is "deadline"): may have queued, for good, so that no copy naming that claim
+// (Record.Unsent) takes it afterwards. ErrNotOwner: the claim is no longer that one's
+// (a copy took it back); the caller tells nobody it may have been sent. One conditional
+// UpdateItem.
+func (l *Ledger) Abandon(ctx context.Context, h *Held) error {
+	if h == nil || h.holder.owner == "" {
+		return ErrNotOwner
+	}
+	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &l.Table,
+		Key:                      map[string]types.AttributeValue{attrID: str(h.holder.Key)},
+		UpdateExpression:         aws.String("SET #state = :mayHaveQueued, #cause = :deadline"),
+		ConditionExpression:      aws.String("#state = :inProgress AND #owner = :owner"),
+		ExpressionAttributeNames: map[string]string{"#state": attrState, "#cause": attrCause, "#owner": attrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":mayHaveQueued": str(string(MayHaveQueued)), ":deadline": str("deadline"),
+			":inProgress": str(string(InProgress)), ":owner": str(h.holder.owner)},
+	})
+	return l.changed(ctx, err)
 }
 
 // Release deletes a claim whose delivery Azure refused in a way that queued nothing,
@@ -428,8 +450,15 @@ func newOwner() string {
 }
 
 func owned(item map[string]types.AttributeValue, owner string) bool {
-	v, ok := item[attrOwner].(*types.AttributeValueMemberS)
-	return ok && v.Value == owner
+	return ownerOf(item) == owner
+}
+
+func ownerOf(item map[string]types.AttributeValue) string {
+	v, _ := item[attrOwner].(*types.AttributeValueMemberS)
+	if v == nil {
+		return ""
+	}
+	return v.Value
 }
 
 func decode(item map[string]types.AttributeValue) Record {

@@ -354,3 +354,65 @@ func TestReleaseFreesAKeyTheClaimPutInQueued(t *testing.T) {
 		t.Fatalf("Lambda's retry claims %v, want the key free", err)
 	}
 }
+
+// A claim past its deadline is written may-have-queued before anyone is told so, and
+// only while that claim holds it: a copy that took it back first wins, and once it is
+// written no copy takes it.
+func TestAbandonSettlesADeadClaimOnlyWhileItHoldsTheKey(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	digest := "digest-abandon"
+	take := ledger.Record{Key: "run-abandon", Target: "deploy", Door: "webhook", Digest: digest}
+	queueIt := func(key string) {
+		c, err := e.l.Claim(ctx, ledger.Record{Key: key, Target: "deploy", Door: "webhook", RunID: "r_1"}, e.now.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.l.Complete(ctx, c, ledger.Record{State: ledger.Queued, Digest: digest}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queueIt(take.Key)
+	dead, err := e.l.Take(ctx, take, false, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(2 * time.Minute)
+	_, err = e.l.Take(ctx, take, false, e.now.Add(time.Minute))
+	var h *ledger.Held
+	if !errors.As(err, &h) || h.Record.Cause != "deadline" {
+		t.Fatalf("Take past the deadline = %v, want the dead claim held", err)
+	}
+	if err := e.l.Abandon(ctx, h); err != nil {
+		t.Fatalf("Abandon = %v", err)
+	}
+	copied := take
+	copied.Unsent = dead.Owner()
+	if _, err := e.l.Take(ctx, copied, false, e.now.Add(time.Minute)); !errors.Is(err, ledger.ErrDuplicate) {
+		t.Fatalf("a copy naming the dead claim after Abandon = %v, want %v", err, ledger.ErrDuplicate)
+	}
+	if got := held(t, func() error { _, err := e.l.Take(ctx, take, false, e.now.Add(time.Minute)); return err }(), ledger.ErrDuplicate); got.State != ledger.MayHaveQueued {
+		t.Fatalf("the record after Abandon: %+v, want mayHaveQueued", got)
+	}
+
+	// A copy takes the key back before the dead claim is abandoned: Abandon changes nothing.
+	take.Key = "run-abandon-late"
+	queueIt(take.Key)
+	dead, err = e.l.Take(ctx, take, false, e.now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(2 * time.Minute)
+	_, err = e.l.Take(ctx, take, false, e.now.Add(time.Minute))
+	if !errors.As(err, &h) {
+		t.Fatalf("Take past the deadline = %v", err)
+	}
+	copied = take
+	copied.Unsent = dead.Owner()
+	if _, err := e.l.Take(ctx, copied, false, e.now.Add(time.Minute)); err != nil {
+		t.Fatalf("the copy = %v", err)
+	}
+	if err := e.l.Abandon(ctx, h); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Fatalf("Abandon after the copy took it = %v, want %v", err, ledger.ErrNotOwner)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -138,7 +137,13 @@ func (q *Queue) Put(ctx context.Context, m Message, delay time.Duration) error {
 	if limit := q.limit(); len(m.grown().Encode()) > limit {
 		return fmt.Errorf("%w: %d bytes with what the dead-letter queue adds, the queue takes %d", ErrTooLarge, len(m.grown().Encode()), limit)
 	}
-	return q.sendBytes(ctx, q.URL, m.Encode(), min(max(delay, 0), MaxDelay))
+	var once []func(*sqs.Options)
+	if m.Unsent != "" {
+		// A copy naming a claim is sent once a call, so that NotPut speaks for every
+		// attempt: a retried one may follow an attempt that landed unanswered.
+		once = append(once, func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
+	}
+	return q.sendBytes(ctx, q.URL, m.Encode(), min(max(delay, 0), MaxDelay), once...)
 }
 
 // grown is m as large as it may become on its way: dead-lettered for the longest
@@ -157,15 +162,14 @@ func (m Message) grown() Message {
 // and Port's body), never the body.
 func (m Message) Digest() string {
 	h := sha256.New()
-	h.Write([]byte(m.Kind))
-	h.Write([]byte{0})
+	h.Write([]byte(strconv.Itoa(len(m.Kind)) + ":" + m.Kind))
 	h.Write(m.Body)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// NotPut reports whether err, from Put, certainly left nothing on the queue: the
-// message is too large, or SQS answered with a refusal. A call that got no answer may
-// have put it.
+// NotPut reports whether err, from Put of a copy naming a claim, certainly left nothing
+// on the queue: the message is too large, or SQS answered its one attempt with a
+// refusal. A call that got no answer may have put it.
 func NotPut(err error) bool {
 	var a answered
 	return errors.Is(err, ErrTooLarge) || errors.As(err, &a)
@@ -199,7 +203,7 @@ func (q *Queue) limit() int {
 	return q.MaxBodyBytes
 }
 
-func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration) error {
+func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay time.Duration, opts ...func(*sqs.Options)) error {
 	if limit := q.limit(); len(body) > limit {
 		return fmt.Errorf("%w: %d bytes, the queue takes %d", ErrTooLarge, len(body), limit)
 	}
@@ -207,7 +211,7 @@ func (q *Queue) sendBytes(ctx context.Context, url string, body []byte, delay ti
 		QueueUrl:     aws.String(url),
 		MessageBody:  aws.String(string(body)),
 		DelaySeconds: int32(delay.Round(time.Second) / time.Second),
-	})
+	}, opts...)
 	return failed(ctx, err)
 }
 
@@ -229,8 +233,7 @@ func failed(ctx context.Context, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &apiErr) && apiErr.ErrorFault() == smithy.FaultClient && !strings.Contains(apiErr.ErrorCode(), "Throttl"):
-		// Refused, and not a throttle the SDK retried, whose earlier try may have landed.
+	case errors.As(err, &apiErr) && apiErr.ErrorFault() == smithy.FaultClient:
 		return fmt.Errorf("%w: %w", ErrUnavailable, answered(apiErr.ErrorCode()))
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("%w: %s", ErrUnavailable, apiErr.ErrorCode())

@@ -185,3 +185,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A copy naming a claim is sent once a call: NotPut then speaks for its only attempt,
+// where the SDK's retry could follow an attempt that landed with its answer lost.
+func TestACopyIsSentOnceACall(t *testing.T) {
+	q, srv, _ := newQueue(t)
+	m := queue.Message{Door: "webhook", Target: "deploy", Key: "sig#1", Queued: time.Now(), Body: []byte(`{}`)}
+	srv.SetFault(sqstest.Down.Times(1))
+	if err := q.Put(t.Context(), m, 0); err != nil {
+		t.Fatalf("a message, its first connection dropped: %v; want the SDK's retry to put it", err)
+	}
+	m.Unsent = "0123456789abcdef01234567"
+	srv.SetFault(sqstest.Down.Times(1))
+	err := q.Put(t.Context(), m, 0)
+	if err == nil || queue.NotPut(err) {
+		t.Fatalf("a copy, its connection dropped: %v (NotPut %v); want its one attempt failed, maybe put", err, queue.NotPut(err))
+	}
+	if err := q.Put(t.Context(), m, 0); err != nil {
+		t.Fatalf("the copy once more: %v", err)
+	}
+}

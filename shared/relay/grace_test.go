@@ -1,9 +1,9 @@
 package relay
 
-// Reproductions of a hostile review of the hand-back grace (a record in progress past
-// its claim's deadline is read as maybe sent only handBackGrace later) and of the
-// batch pause (max over the batch of done.pause): each test fails on the code it was
-// written against and shows one defect.
+// The hand-back grace (a record in progress past its claim's deadline is read as maybe
+// sent only handBackGrace later, and written so before anyone is told) and the batch
+// pause (what Azure asked of the first record the batch sends): each test shows one way
+// they could start a pipeline twice or ask Azure too soon, and that they do not.
 
 import (
 	"context"

@@ -271,8 +271,15 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		}
 		return d, wait
 	case errors.As(err, &held) && held.Record.Cause == "deadline":
-		// The drain that had it died sending it: it may have been queued. Say so, once
-		// for each time it comes round, where to look.
+		// The drain that had it died sending it: it may have been queued. Written so
+		// first, so that no late copy takes it, then said, where to look.
+		lctx, lcancel := ledgerContext(invocation)
+		aerr := r.Ledger.Abandon(lctx, held)
+		lcancel()
+		if aerr != nil {
+			d.kept, d.err = kept{state: "inProgress"}, aerr // a copy took it back, or the ledger cannot say: come round
+			return d, minWait
+		}
 		d.err, d.sent.Followed = fmt.Errorf("%w: the invocation sending it ended first", azdo.ErrNoAnswer), followsByName(d.target)
 		d.unreported = r.reportDrained(invocation, ctx, d)
 		return d, 0
@@ -326,11 +333,11 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		// Back when Azure said, and no later than its maximum age allows (a redriven
 		// one has none).
 		wait := r.retryWait(err, d.drained)
+		if spillable(err) {
+			d.pause = wait // what Azure asked: the records behind it are held to their own ages
+		}
 		if !redriven {
 			wait = max(min(wait, r.maxAge()-d.age+time.Second), time.Second)
-		}
-		if spillable(err) {
-			d.pause = wait
 		}
 		if d.kept.err = r.complete(invocation, claim, queued); d.kept.err != nil {
 			herr := r.handBack(ctx, m, claim, wait)
@@ -351,12 +358,13 @@ func (r *Relay) drainOne(ctx, invocation context.Context, rec event.Record) (don
 		return d, wait // not reported: the Port run already says it is queued
 	case spillable(err):
 		// Redriven, and Azure cannot take it yet: put aside afresh, its age from now.
+		d.pause = r.wait(err)
 		m.Queued, m.DeadLettered, m.Reason, m.Unsent = r.now(), time.Time{}, "", ""
 		queued.Expires = m.Queued.Add(r.maxAge() + time.Hour)
 		if d.kept.err = r.complete(invocation, claim, queued); d.kept.err != nil {
 			m.Unsent = claim.Owner() // the record stays with this claim: the new message takes it from there
 		}
-		if r.Queue.Put(ctx, m, r.wait(err)) != nil {
+		if r.Queue.Put(ctx, m, d.pause) != nil {
 			return d, minWait
 		}
 		return d, 0
@@ -388,7 +396,12 @@ func (r *Relay) expire(ctx, invocation context.Context, claim ledger.Claim, m qu
 // passed.
 func (r *Relay) handBack(ctx context.Context, m queue.Message, claim ledger.Claim, wait time.Duration) error {
 	m.Unsent = claim.Owner()
-	return r.Queue.Put(ctx, m, wait)
+	err := r.Queue.Put(ctx, m, wait)
+	if err != nil && !queue.NotPut(err) && ctx.Err() == nil {
+		// Its answer was lost: once more, as two copies are harmless (one takes the claim).
+		err = r.Queue.Put(ctx, m, wait)
+	}
+	return err
 }
 
 // complete records an outcome on claim, with the ledger's budget from now.

@@ -61,6 +61,7 @@ type Ledger interface {
 	Refuse(ctx context.Context, r ledger.Record) error
 	Settle(ctx context.Context, c ledger.Claim, out ledger.Record) error
 	Take(ctx context.Context, r ledger.Record, redriven bool, deadline time.Time) (ledger.Claim, error)
+	Abandon(ctx context.Context, h *ledger.Held) error
 }
 
 // Reporter tells Port how a run's delivery went, and whether a run has ended;

@@ -230,6 +230,28 @@ func TestAgainstMoto(t *testing.T) {
 	if _, err := l.Take(ctx, ledger.Record{Key: "run-9", Target: "hook", Door: "webhook", Digest: digest}, true, now.Add(time.Minute)); err != nil {
 		t.Errorf("%s, an expired key, redriven: %v", db.step, err)
 	}
+	step("abandon a claim past its deadline")
+	c5, err := l.Claim(ctx, ledger.Record{Key: "run-11", Target: "hook", Door: "webhook"}, now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("%s: %v", db.step, err)
+	}
+	if err := l.Complete(ctx, c5, ledger.Record{State: ledger.Queued, Digest: digest}); err != nil {
+		t.Fatalf("%s: %v", db.step, err)
+	}
+	if _, err := l.Take(ctx, ledger.Record{Key: "run-11", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(-time.Minute)); err != nil {
+		t.Fatalf("%s: %v", db.step, err)
+	}
+	_, err = l.Take(ctx, ledger.Record{Key: "run-11", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute))
+	var dead *ledger.Held
+	if !errors.As(err, &dead) || dead.Record.Cause != "deadline" {
+		t.Fatalf("%s: %v, want the dead claim", db.step, err)
+	}
+	if err := l.Abandon(ctx, dead); err != nil {
+		t.Errorf("%s: %v", db.step, err)
+	}
+	if err := l.Abandon(ctx, dead); !errors.Is(err, ledger.ErrNotOwner) {
+		t.Errorf("%s, twice: %v, want ErrNotOwner", db.step, err)
+	}
 	step("take a key with no record")
 	if _, err := l.Take(ctx, ledger.Record{Key: "run-10", Target: "hook", Door: "webhook", Digest: digest}, false, now.Add(time.Minute)); !errors.Is(err, ledger.ErrGone) {
 		t.Errorf("%s: %v, want ErrGone", db.step, err)
