@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/port-azure-relay/relay/shared/azdo"
@@ -21,40 +20,8 @@ import (
 	"github.com/port-azure-relay/relay/shared/portapi"
 	"github.com/port-azure-relay/relay/shared/portapi/porttest"
 	"github.com/port-azure-relay/relay/shared/queue"
-	"github.com/port-azure-relay/relay/shared/queue/sqstest"
 	"github.com/port-azure-relay/relay/shared/secret"
 )
-
-// drainIn hands msgs to the relay as one batch, in that order (a standard queue and
-// Lambda's poller promise no order), and deletes what it did not list as failed, as
-// the event source mapping does.
-func (q *queued) drainIn(t *testing.T, msgs []sqstypes.Message) (failed []string) {
-	t.Helper()
-	q.logs.Reset()
-	resp := q.relay.Handle(context.Background(), "batch", lambdatest.SQSEvent(msgs, sqstest.ARN("delivery"), "us-east-1"))
-	var answer struct {
-		Failures []struct {
-			ID string `json:"itemIdentifier"`
-		} `json:"batchItemFailures"`
-	}
-	if resp.HTTP || resp.Status != 200 || json.Unmarshal(resp.Body, &answer) != nil {
-		t.Fatalf("batch answered %+v %s, want batch item failures", resp, resp.Body)
-	}
-	for _, m := range msgs {
-		keep := false
-		for _, f := range answer.Failures {
-			keep = keep || f.ID == aws.ToString(m.MessageId)
-		}
-		if keep {
-			failed = append(failed, aws.ToString(m.MessageId))
-			continue
-		}
-		if _, err := q.client.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(q.q.URL), ReceiptHandle: m.ReceiptHandle}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return failed
-}
 
 // takeThen is the relay's ledger with a hook run as soon as Take has answered: the
 // network or DynamoDB changes between the drain's claim and its next write.
@@ -173,25 +140,7 @@ func TestATakeAnswerLostThenAThrottledGiveBackIsNotDropped(t *testing.T) {
 	if _, b := handle(q.fixture, portEvent("r_blip", now)); b["queued"] != true {
 		t.Fatalf("click: %v, want queued", b)
 	}
-	q.clock.Advance(11 * time.Second)
-	q.az.set(nil, 0)
-	// The Take's write lands and every answer to it is lost; then DynamoDB throttles.
-	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem"))
-	q.relay.Ledger = takeThen{inner, func() { q.c.db.SetFault(dynamotest.Throttle.For("UpdateItem")) }}
-	if _, n := q.drain(t); n != 1 || q.az.requests() != 1 {
-		t.Fatalf("drain: received %d, Azure %d; want it back (itself or a copy naming its claim), unsent", n, q.az.requests())
-	}
-	q.c.db.SetFault(dynamotest.None)
-	q.relay.Ledger = inner
-	q.reports.calls = nil
-	for range 10 { // past the queue's visibility timeout, whenever it comes round
-		q.clock.Advance(time.Minute)
-		q.drain(t)
-	}
-	if q.az.requests() != 2 || q.state(ledger.RunKey("r_blip")) != "delivered" {
-		t.Errorf("Azure got %d requests (want 2: the throttled click, then the delivery), ledger %q; Port heard %q",
-			q.az.requests(), q.state(ledger.RunKey("r_blip")), heard(q))
-	}
+	deliveredAfterALostTake(t, q, inner, "r_blip")
 }
 
 // A redriven delivery (an operator moved it back from the dead-letter queue) that
@@ -216,17 +165,7 @@ func TestARedrivenRequeueTheLedgerRefusesIsNotDropped(t *testing.T) {
 	if failed, n := q.drain(t); n != 1 || len(failed) != 0 {
 		t.Fatalf("expiry drain: received %d, failed %v", n, failed)
 	}
-	_, dead := q.batch(t, q.q.DeadLetter)
-	if len(dead) != 1 {
-		t.Fatalf("dead-letter queue holds %d, want 1", len(dead))
-	}
-	m, err := queue.Decode([]byte(aws.ToString(dead[0].Body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.q.Put(context.Background(), m, 0); err != nil { // make redrive
-		t.Fatal(err)
-	}
+	m := q.redrive(t)
 	// Azure still throttles, and DynamoDB throttles the ledger's writes after the Take.
 	q.relay.Ledger = takeThen{inner, func() { q.c.db.SetFault(dynamotest.Throttle.For("UpdateItem")) }}
 	if _, n := q.drain(t); n != 1 || q.az.requests() != 2 {
@@ -312,17 +251,7 @@ func TestARedriveWhilePortIsDownDoesNotStartAnEndedClick(t *testing.T) {
 	if _, b := handle(q.fixture, portEvent("r_again", now+1)); b["forwarded"] != true { // the user runs it again
 		t.Fatalf("second click: %v, want forwarded", b)
 	}
-	_, dead := q.batch(t, q.q.DeadLetter)
-	if len(dead) != 1 {
-		t.Fatalf("dead-letter queue holds %d, want 1", len(dead))
-	}
-	m, err := queue.Decode([]byte(aws.ToString(dead[0].Body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.q.Put(context.Background(), m, 0); err != nil { // make redrive
-		t.Fatal(err)
-	}
+	q.redrive(t)
 	q.relay.Report = &portapi.Client{BaseURL: "http://127.0.0.1:1"} // Port's API unreachable meanwhile
 	q.drain(t)
 	if n := q.az.requests(); n != 2 {
@@ -376,17 +305,7 @@ func TestARedriveWithoutTheSecretDoesNotComeStraightBack(t *testing.T) {
 	}
 	q.clock.Advance(61 * time.Minute)
 	q.drain(t)
-	_, dead := q.batch(t, q.q.DeadLetter)
-	if len(dead) != 1 {
-		t.Fatalf("dead-letter queue holds %d, want 1", len(dead))
-	}
-	m, err := queue.Decode([]byte(aws.ToString(dead[0].Body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.q.Put(context.Background(), m, 0); err != nil { // make redrive
-		t.Fatal(err)
-	}
+	q.redrive(t)
 	q.secrets.err = secret.ErrUnavailable
 	turns := 0
 	for range 5 { // the clock does not move
@@ -418,5 +337,30 @@ func TestTheQueuedAnswerSaysWhenItIsTriedAgain(t *testing.T) {
 	_, msgs := q.batch(t, q.q.URL)
 	if got := body["retryAfter"].(float64); len(msgs) == 1 && time.Duration(got)*time.Second > queue.MaxDelay {
 		t.Errorf("answered retryAfter %v s (%s), but the delivery was tried again after %s", got, time.Duration(got)*time.Second, queue.MaxDelay)
+	}
+}
+
+// deliveredAfterALostTake drains a queued click whose Take lands with every answer lost,
+// DynamoDB then throttling the write that gives the claim back, and checks that the click
+// is sent nothing then, and once when it comes round.
+func deliveredAfterALostTake(t *testing.T, q *queued, inner *ledger.Ledger, runID string) {
+	t.Helper()
+	q.clock.Advance(11 * time.Second)
+	q.az.set(nil, 0)
+	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem"))
+	q.relay.Ledger = takeThen{inner, func() { q.c.db.SetFault(dynamotest.Throttle.For("UpdateItem")) }}
+	if _, n := q.drain(t); n != 1 || q.az.requests() != 1 {
+		t.Fatalf("drain: received %d, Azure %d; want it back (itself or a copy naming its claim), unsent", n, q.az.requests())
+	}
+	q.c.db.SetFault(dynamotest.None)
+	q.relay.Ledger = inner
+	q.reports.calls = nil
+	for range 10 { // past the queue's visibility timeout, whenever it comes round
+		q.clock.Advance(time.Minute)
+		q.drain(t)
+	}
+	if q.az.requests() != 2 || q.state(ledger.RunKey(runID)) != "delivered" {
+		t.Errorf("Azure got %d requests (want 2: the throttled click, then the delivery), ledger %q; Port heard %q",
+			q.az.requests(), q.state(ledger.RunKey(runID)), heard(q))
 	}
 }

@@ -131,47 +131,25 @@ func TestHandBack_TheOriginalComingRoundAgainDoesNotCallItMaybeSent(t *testing.T
 	}
 }
 
-// The hand-back's copy is the original message plus its "unsent" member (36 bytes),
-// and Put asks it for the whole buryRoom (128) again, although that room was kept for
-// this very member: a message that Put took with 128 bytes to spare is refused when its
-// copy has fewer than 164. A drain whose Take answer is lost and whose give-back
-// DynamoDB throttles (the case the hand-back was made for) then cannot hand back a
-// large click: the original comes round, finds the record in progress under the lost
-// claim past its deadline, and is dropped as "may have been queued": never sent, its
-// Port run told to look for a run in Azure DevOps that does not exist.
-// Correct: a copy that only gains the unsent member fits wherever the original did
-// (Put keeps room for Bury beyond it once, not twice), and the click is delivered.
+// The hand-back's copy is the original message plus its "unsent" member: the largest
+// click the queue takes (it keeps room for what Bury and a hand-back add) is handed back
+// all the same when its Take's answer is lost and DynamoDB throttles the give-back, and
+// is delivered when its copy comes round, not dropped as "may have been queued".
 func TestHandBack_ALargeClickIsHandedBackToo(t *testing.T) {
 	q := newQueued(t)
 	inner := &ledger.Ledger{DB: q.c.db.Client(), Table: ledgerTable, Now: q.clock.Now}
 	q.relay.Ledger = inner
 	const head = `{"port_context":{"runId":"r_large"},"pad":"`
 	probe := queue.Message{Door: "webhook", Target: "port_trigger", Kind: "httpapi", RunID: "r_large", Key: ledger.RunKey("r_large"), Queued: q.clock.Now(), Body: []byte(head + `"}`)}
-	pad := (1 << 20) - 128 - 10 - len(probe.Encode()) // the queued message: 10 bytes inside the room Put keeps (128)
+	grown := probe
+	grown.DeadLettered, grown.Reason, grown.Unsent = time.UnixMilli(1e13-1), "unreadable", "000000000000000000000000"
+	pad := (1 << 20) - len(grown.Encode()) // the largest the queue takes: dead-lettered and named, exactly 1 MiB
 	body := head + strings.Repeat("x", pad) + `"}`
 	q.az.set(azdo.ErrThrottled, 10*time.Second)
 	if _, b := handle(q.fixture, httpEvent("POST", "/", body, key, now)); b["queued"] != true {
 		t.Fatalf("large click: %v, want queued", b)
 	}
-	q.clock.Advance(11 * time.Second)
-	q.az.set(nil, 0)
-	// The Take's write lands and every answer to it is lost; then DynamoDB throttles.
-	q.c.db.SetFault(dynamotest.AnswerLost.For("UpdateItem"))
-	q.relay.Ledger = takeThen{inner, func() { q.c.db.SetFault(dynamotest.Throttle.For("UpdateItem")) }}
-	if _, n := q.drain(t); n != 1 || q.az.requests() != 1 {
-		t.Fatalf("drain: received %d, Azure %d; want it back (itself or a copy naming its claim), unsent", n, q.az.requests())
-	}
-	q.c.db.SetFault(dynamotest.None)
-	q.relay.Ledger = inner
-	q.reports.calls = nil
-	for range 10 { // past the queue's visibility timeout, whenever it comes round
-		q.clock.Advance(time.Minute)
-		q.drain(t)
-	}
-	if q.az.requests() != 2 || q.state(ledger.RunKey("r_large")) != "delivered" {
-		t.Errorf("Azure got %d requests (want 2: the throttled click, then the delivery), ledger %q; Port heard %q",
-			q.az.requests(), q.state(ledger.RunKey("r_large")), heard(q))
-	}
+	deliveredAfterALostTake(t, q, inner, "r_large")
 }
 
 // The run id is now read from the digest-bound body, but only when the message's Kind,

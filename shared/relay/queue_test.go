@@ -105,8 +105,16 @@ func (q *queued) drain(t *testing.T) (failed []string, received int) {
 	if ev == nil {
 		return nil, 0
 	}
+	return q.drainIn(t, msgs), len(msgs)
+}
+
+// drainIn hands msgs to the relay as one batch, in that order (a standard queue and
+// Lambda's poller promise no order), and deletes what it did not list as failed, as
+// the event source mapping does.
+func (q *queued) drainIn(t *testing.T, msgs []sqstypes.Message) (failed []string) {
+	t.Helper()
 	q.logs.Reset()
-	resp := q.relay.Handle(context.Background(), "batch", ev)
+	resp := q.relay.Handle(context.Background(), "batch", lambdatest.SQSEvent(msgs, sqstest.ARN("delivery"), "us-east-1"))
 	var answer struct {
 		Failures []struct {
 			ID string `json:"itemIdentifier"`
@@ -128,7 +136,25 @@ func (q *queued) drain(t *testing.T) (failed []string, received int) {
 			t.Fatal(err)
 		}
 	}
-	return failed, len(msgs)
+	return failed
+}
+
+// redrive moves the one message on the dead-letter queue back to the delivery queue,
+// as make redrive does, and returns it.
+func (q *queued) redrive(t *testing.T) queue.Message {
+	t.Helper()
+	_, dead := q.batch(t, q.q.DeadLetter)
+	if len(dead) != 1 {
+		t.Fatalf("dead-letter queue holds %d, want 1", len(dead))
+	}
+	m, err := queue.Decode([]byte(aws.ToString(dead[0].Body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.q.Put(context.Background(), m, 0); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func (q *queued) state(key string) string {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/port-azure-relay/relay/shared/azdo"
 	"github.com/port-azure-relay/relay/shared/azdo/azdotest"
 	"github.com/port-azure-relay/relay/shared/ledger"
@@ -459,17 +457,7 @@ func TestARedrivenDeliveryDoesNotRunBehindAFailedPortRun(t *testing.T) {
 	}
 	q.clock.Advance(61 * time.Minute)
 	q.drain(t)
-	_, dead := q.batch(t, q.q.DeadLetter)
-	if len(dead) != 1 {
-		t.Fatalf("dead-letter queue holds %d, want 1", len(dead))
-	}
-	m, err := queue.Decode([]byte(aws.ToString(dead[0].Body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.q.Put(context.Background(), m, 0); err != nil { // make redrive
-		t.Fatal(err)
-	}
+	q.redrive(t)
 	q.az.set(nil, 0)
 	q.drain(t)
 	run, _ := port.Run("r_redrive")
